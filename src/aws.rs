@@ -1,0 +1,345 @@
+//! The AWS adapters of the control-plane ports, on aws-sdk-rds and aws-sdk-ec2.
+//!
+//! Throttling, 5xx and transport errors are retried by the SDK's standard retry mode (set up in
+//! `connect`); what reaches the machine is an error worth telling the operator about.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Ipv6Range, ResourceType, TagSpecification};
+use backon::BackoffBuilder;
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::ports::{Ec2, Endpoint, Instance, Rds, RestoreRequest};
+
+/// Loads the AWS configuration the usual way (env, profile, SSO, instance role), honouring
+/// `AWS_ENDPOINT_URL`, with the SDK's standard retries.
+pub async fn load_config(region: Option<String>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(
+        RetryConfig::standard()
+            .with_max_attempts(6)
+            .with_max_backoff(Duration::from_secs(20)),
+    );
+    if let Some(r) = region {
+        loader = loader.region(Region::new(r));
+    }
+    loader.load().await
+}
+
+fn aws_err<E>(operation: &'static str, e: E) -> Error
+where
+    E: std::error::Error + 'static,
+{
+    Error::Aws {
+        operation,
+        detail: aws_sdk_rds::error::DisplayErrorContext(&e).to_string(),
+    }
+}
+
+fn chrono_time(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+pub struct AwsRds {
+    client: aws_sdk_rds::Client,
+}
+
+impl AwsRds {
+    pub fn new(config: &SdkConfig) -> AwsRds {
+        AwsRds {
+            client: aws_sdk_rds::Client::new(config),
+        }
+    }
+}
+
+fn instance_of(db: &aws_sdk_rds::types::DbInstance) -> Instance {
+    let endpoint = db.endpoint().and_then(|e| {
+        Some(Endpoint {
+            host: e.address()?.to_string(),
+            port: u16::try_from(e.port()?).ok()?,
+        })
+    });
+    Instance {
+        id: db.db_instance_identifier().unwrap_or_default().to_string(),
+        engine: db.engine().unwrap_or_default().to_string(),
+        engine_version: db.engine_version().map(str::to_string),
+        status: db.db_instance_status().unwrap_or("unknown").to_string(),
+        class: db.db_instance_class().map(str::to_string),
+        backup_retention_days: db.backup_retention_period().unwrap_or(0),
+        created: db.instance_create_time().and_then(chrono_time),
+        latest_restorable: db.latest_restorable_time().and_then(chrono_time),
+        port: endpoint
+            .as_ref()
+            .map(|e| e.port)
+            .or(db.db_instance_port().and_then(|p| u16::try_from(p).ok())),
+        endpoint,
+        subnet_group: db
+            .db_subnet_group()
+            .and_then(|g| g.db_subnet_group_name())
+            .map(str::to_string),
+        vpc_id: db.db_subnet_group().and_then(|g| g.vpc_id()).map(str::to_string),
+        parameter_group: db
+            .db_parameter_groups()
+            .first()
+            .and_then(|g| g.db_parameter_group_name())
+            .map(str::to_string),
+        security_groups: db
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+            .collect(),
+        publicly_accessible: db.publicly_accessible().unwrap_or(false),
+        tags: db
+            .tag_list()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+            .collect(),
+    }
+}
+
+#[async_trait]
+impl Rds for AwsRds {
+    async fn describe_instance(&self, id: &str) -> Result<Option<Instance>> {
+        match self
+            .client
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.db_instances().first().map(instance_of)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_db_instance_not_found_fault()) => Ok(None),
+            Err(e) => Err(aws_err("DescribeDBInstances", e)),
+        }
+    }
+
+    async fn earliest_restorable_time(&self, id: &str) -> Result<Option<DateTime<Utc>>> {
+        match self
+            .client
+            .describe_db_instance_automated_backups()
+            .db_instance_identifier(id)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .db_instance_automated_backups()
+                .iter()
+                .filter_map(|b| b.restore_window()?.earliest_time().and_then(chrono_time))
+                .min()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_automated_backup_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(aws_err("DescribeDBInstanceAutomatedBackups", e)),
+        }
+    }
+
+    async fn restore_to_point_in_time(&self, r: &RestoreRequest) -> Result<Instance> {
+        let tags = r
+            .tags
+            .iter()
+            .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
+            .collect();
+        let out = self
+            .client
+            .restore_db_instance_to_point_in_time()
+            .source_db_instance_identifier(&r.source)
+            .target_db_instance_identifier(&r.target)
+            .restore_time(aws_smithy_types::DateTime::from_secs(r.time.timestamp()))
+            .set_db_subnet_group_name(r.subnet_group.clone())
+            .set_db_parameter_group_name(r.parameter_group.clone())
+            .set_db_instance_class(r.class.clone())
+            .publicly_accessible(r.publicly_accessible)
+            .deletion_protection(false)
+            .multi_az(false)
+            .copy_tags_to_snapshot(false)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| aws_err("RestoreDBInstanceToPointInTime", e))?;
+        out.db_instance().map(instance_of).ok_or_else(|| Error::Aws {
+            operation: "RestoreDBInstanceToPointInTime",
+            detail: "the answer described no instance".into(),
+        })
+    }
+
+    async fn set_security_groups(&self, id: &str, groups: &[String]) -> Result<()> {
+        self.client
+            .modify_db_instance()
+            .db_instance_identifier(id)
+            .set_vpc_security_group_ids(Some(groups.to_vec()))
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| aws_err("ModifyDBInstance", e))?;
+        Ok(())
+    }
+
+    async fn delete_instance(&self, id: &str) -> Result<()> {
+        self.client
+            .delete_db_instance()
+            .db_instance_identifier(id)
+            .skip_final_snapshot(true)
+            .delete_automated_backups(true)
+            .send()
+            .await
+            .map_err(|e| aws_err("DeleteDBInstance", e))?;
+        Ok(())
+    }
+}
+
+pub struct AwsEc2 {
+    client: aws_sdk_ec2::Client,
+    /// How long a group still attached to a network interface is waited for before deleting it.
+    pub dependency_wait: Duration,
+}
+
+impl AwsEc2 {
+    pub fn new(config: &SdkConfig) -> AwsEc2 {
+        AwsEc2 {
+            client: aws_sdk_ec2::Client::new(config),
+            dependency_wait: Duration::from_secs(600),
+        }
+    }
+}
+
+fn permission(port: u16, cidr: &str, description: Option<&str>) -> IpPermission {
+    let p = IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(i32::from(port))
+        .to_port(i32::from(port));
+    if cidr.contains(':') {
+        p.ipv6_ranges(
+            Ipv6Range::builder()
+                .cidr_ipv6(cidr)
+                .set_description(description.map(str::to_string))
+                .build(),
+        )
+        .build()
+    } else {
+        p.ip_ranges(
+            IpRange::builder()
+                .cidr_ip(cidr)
+                .set_description(description.map(str::to_string))
+                .build(),
+        )
+        .build()
+    }
+}
+
+#[async_trait]
+impl Ec2 for AwsEc2 {
+    async fn vpc_of_security_group(&self, group_id: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .describe_security_groups()
+            .group_ids(group_id)
+            .send()
+            .await
+            .map_err(|e| aws_err("DescribeSecurityGroups", e))?;
+        Ok(out
+            .security_groups()
+            .first()
+            .and_then(|g| g.vpc_id())
+            .map(str::to_string))
+    }
+
+    async fn create_security_group(
+        &self,
+        vpc_id: &str,
+        name: &str,
+        description: &str,
+        tags: &[(String, String)],
+    ) -> Result<String> {
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::SecurityGroup);
+        spec = spec.tags(aws_sdk_ec2::types::Tag::builder().key("Name").value(name).build());
+        for (k, v) in tags {
+            spec = spec.tags(aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
+        }
+        let out = self
+            .client
+            .create_security_group()
+            .group_name(name)
+            .description(description)
+            .vpc_id(vpc_id)
+            .tag_specifications(spec.build())
+            .send()
+            .await
+            .map_err(|e| aws_err("CreateSecurityGroup", e))?;
+        out.group_id().map(str::to_string).ok_or_else(|| Error::Aws {
+            operation: "CreateSecurityGroup",
+            detail: "the answer named no group id".into(),
+        })
+    }
+
+    async fn security_group_tags(&self, group_id: &str) -> Result<Option<Vec<(String, String)>>> {
+        let out = self
+            .client
+            .describe_security_groups()
+            .filters(Filter::builder().name("group-id").values(group_id).build())
+            .send()
+            .await
+            .map_err(|e| aws_err("DescribeSecurityGroups", e))?;
+        Ok(out.security_groups().first().map(|g| {
+            g.tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+                .collect()
+        }))
+    }
+
+    async fn authorize_ingress(&self, group_id: &str, port: u16, cidr: &str, description: &str) -> Result<()> {
+        self.client
+            .authorize_security_group_ingress()
+            .group_id(group_id)
+            .ip_permissions(permission(port, cidr, Some(description)))
+            .send()
+            .await
+            .map_err(|e| aws_err("AuthorizeSecurityGroupIngress", e))?;
+        Ok(())
+    }
+
+    async fn revoke_ingress(&self, group_id: &str, port: u16, cidr: &str) -> Result<()> {
+        match self
+            .client
+            .revoke_security_group_ingress()
+            .group_id(group_id)
+            .ip_permissions(permission(port, cidr, None))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already gone: what we wanted.
+            Err(e) if e.code() == Some("InvalidPermission.NotFound") => Ok(()),
+            Err(e) => Err(aws_err("RevokeSecurityGroupIngress", e)),
+        }
+    }
+
+    async fn delete_security_group(&self, group_id: &str) -> Result<()> {
+        // After ModifyDBInstance detaches the group, RDS releases the network interface a little
+        // later; until then EC2 answers DependencyViolation. Wait for it, within a bound.
+        let started = std::time::Instant::now();
+        let mut delays = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_secs(2))
+            .with_max_delay(Duration::from_secs(30))
+            .with_jitter()
+            .without_max_times()
+            .build();
+        loop {
+            match self.client.delete_security_group().group_id(group_id).send().await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.code() == Some("InvalidGroup.NotFound") => return Ok(()),
+                Err(e) if e.code() == Some("DependencyViolation") && started.elapsed() < self.dependency_wait => {
+                    tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(30))).await;
+                }
+                Err(e) => return Err(aws_err("DeleteSecurityGroup", e)),
+            }
+        }
+    }
+}

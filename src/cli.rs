@@ -1,0 +1,149 @@
+//! The command line. Every flag can also come from `RDS_TABLE_RESTORE_<FLAG>` (upper case,
+//! hyphens as underscores); a flag on the command line wins over the environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::mysql::TlsMode;
+use crate::plan::{Mode, OnFailure};
+use crate::ports::Endpoint;
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    the table is restored and verified; nothing is left behind
+  1    a step failed after the run began; everything it created was removed
+  2    usage error (a flag is missing or malformed)
+  3    validation failed before anything was created or written
+  4    failed, and AWS resources are still held (the message names them and the state file)
+  5    verification found a mismatch between the restored copy and production
+  130  interrupted (Ctrl-C or SIGTERM)
+
+The database password is read from RDS_TABLE_RESTORE_DB_PASSWORD, from --db-password-file, or
+asked for on a terminal; it is never taken on the command line.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rds-table-restore",
+    version,
+    about = "Bring back one table of an RDS MySQL/MariaDB database as it was at a chosen second.",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Restore the instance to a point in time, merge one table back into production, verify, clean up.
+    Restore(Box<RestoreArgs>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The RDS instance the table lived in (the source of the point-in-time restore).
+    #[arg(long, env = "RDS_TABLE_RESTORE_INSTANCE")]
+    pub instance: String,
+    /// The database (schema) of the table.
+    #[arg(long, env = "RDS_TABLE_RESTORE_DATABASE")]
+    pub database: String,
+    /// The table to bring back.
+    #[arg(long, env = "RDS_TABLE_RESTORE_TABLE")]
+    pub table: String,
+    /// The moment to restore to, just before the damage, in RFC 3339 with its zone (2024-05-01T09:14:00Z).
+    #[arg(long, env = "RDS_TABLE_RESTORE_TIME")]
+    pub time: String,
+    /// How restored rows are merged into production.
+    #[arg(long, value_enum, default_value = "missing-rows", env = "RDS_TABLE_RESTORE_MODE")]
+    pub mode: Mode,
+    /// The address this tool connects from; the temporary security group opens the port to it only.
+    #[arg(long, env = "RDS_TABLE_RESTORE_CLIENT_CIDR")]
+    pub client_cidr: Option<String>,
+    /// Allow --client-cidr 0.0.0.0/0 or ::/0 (the whole internet).
+    #[arg(long, env = "RDS_TABLE_RESTORE_ALLOW_ANY_SOURCE")]
+    pub allow_any_source: bool,
+    /// Answer yes to the confirmation (for scripts).
+    #[arg(short = 'y', long, env = "RDS_TABLE_RESTORE_YES")]
+    pub yes: bool,
+    /// AWS region (default: the usual AWS configuration).
+    #[arg(long, env = "RDS_TABLE_RESTORE_REGION")]
+    pub region: Option<String>,
+
+    /// Connect to production here (an SSH/SSM tunnel) instead of its RDS address; TLS still checks the RDS name.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_endpoint, env = "RDS_TABLE_RESTORE_PRODUCTION_ENDPOINT")]
+    pub production_endpoint: Option<Endpoint>,
+    /// Connect to the restored instance here instead of its RDS address; TLS still checks the RDS name.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_endpoint, env = "RDS_TABLE_RESTORE_RESTORED_ENDPOINT")]
+    pub restored_endpoint: Option<Endpoint>,
+    /// How TLS is checked.
+    #[arg(long, value_enum, default_value = "verify-identity", env = "RDS_TABLE_RESTORE_TLS")]
+    pub tls: TlsMode,
+    /// CA bundle to trust (for RDS, the global-bundle.pem AWS publishes).
+    #[arg(long, value_name = "FILE", env = "RDS_TABLE_RESTORE_SSL_CA")]
+    pub ssl_ca: Option<PathBuf>,
+    /// Database user, the same on production and on the restored copy.
+    #[arg(long, env = "RDS_TABLE_RESTORE_DB_USER")]
+    pub db_user: String,
+    /// File holding the database password (instead of RDS_TABLE_RESTORE_DB_PASSWORD).
+    #[arg(long, value_name = "FILE", env = "RDS_TABLE_RESTORE_DB_PASSWORD_FILE")]
+    pub db_password_file: Option<PathBuf>,
+
+    /// Instance class for the restored copy (default: the source's).
+    #[arg(long, env = "RDS_TABLE_RESTORE_INSTANCE_CLASS")]
+    pub instance_class: Option<String>,
+    /// DB parameter group for the restored copy (default: the source's).
+    #[arg(long, env = "RDS_TABLE_RESTORE_PARAMETER_GROUP")]
+    pub parameter_group: Option<String>,
+    /// DB subnet group for the restored copy (default: the source's).
+    #[arg(long, env = "RDS_TABLE_RESTORE_SUBNET_GROUP")]
+    pub subnet_group: Option<String>,
+    /// Make the restored copy publicly accessible: only needed when you connect over the internet
+    /// rather than from inside the VPC or through a tunnel.
+    #[arg(long, env = "RDS_TABLE_RESTORE_PUBLICLY_ACCESSIBLE")]
+    pub publicly_accessible: bool,
+
+    /// Rows per chunk: each chunk is one production transaction and one checkpoint.
+    #[arg(long, default_value_t = 1000, env = "RDS_TABLE_RESTORE_CHUNK_SIZE")]
+    pub chunk_size: usize,
+    /// Give up waiting for the restored instance after this many minutes.
+    #[arg(long, default_value_t = 120, env = "RDS_TABLE_RESTORE_WAIT_TIMEOUT")]
+    pub wait_timeout: u64,
+    /// What to do with the restored instance when a step fails (network access is always revoked).
+    #[arg(long, value_enum, default_value = "teardown", env = "RDS_TABLE_RESTORE_ON_FAILURE")]
+    pub on_failure: OnFailure,
+    /// Where run state files are kept (default: the user's state directory).
+    #[arg(long, value_name = "DIR", env = "RDS_TABLE_RESTORE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value = "text", env = "RDS_TABLE_RESTORE_OUTPUT")]
+    pub output: Output,
+    /// No progress on stderr (errors are still printed).
+    #[arg(short, long, env = "RDS_TABLE_RESTORE_QUIET")]
+    pub quiet: bool,
+}
+
+/// `HOST:PORT`, with IPv6 hosts in brackets.
+pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{s}` is not HOST:PORT (e.g. 127.0.0.1:3306)"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{port}` is not a port number in `{s}`"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("`{s}` has no host"));
+    }
+    Ok(Endpoint {
+        host: host.to_string(),
+        port,
+    })
+}

@@ -1,0 +1,141 @@
+//! The errors the core can report. Each message says what is wrong and what to do about it,
+//! because the person reading it is in the middle of an incident.
+
+use std::fmt;
+
+/// Which server a data-plane error concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Side {
+    Production,
+    Restored,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Production => "production",
+            Side::Restored => "the restored instance",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ---- found by validation, before anything is created ----
+    #[error("no RDS instance named `{id}` in {region}: check --instance and the region (--region or AWS_REGION)")]
+    InstanceNotFound { id: String, region: String },
+
+    #[error("`{id}` runs engine `{engine}`: this tool restores RDS for MySQL and RDS for MariaDB instances only")]
+    UnsupportedEngine { id: String, engine: String },
+
+    #[error("`{id}` keeps no automated backups (BackupRetentionPeriod is 0), so RDS has no point in time to restore it to; enable backup retention to be covered next time")]
+    NoBackups { id: String },
+
+    #[error("{time} is before the earliest restorable time of `{id}` ({earliest}): it is outside the {days}-day backup retention; choose a --time inside [{earliest}, {latest}]")]
+    TimeTooEarly {
+        id: String,
+        time: String,
+        earliest: String,
+        latest: String,
+        days: i32,
+    },
+
+    #[error("{time} is after the latest restorable time of `{id}` ({latest}): RDS uploads transaction logs every few minutes; wait a few minutes and retry, or choose an earlier --time")]
+    TimeTooLate { id: String, time: String, latest: String },
+
+    #[error("{time} is in the future: give the moment just before the damage, e.g. --time 2024-05-01T09:14:00Z")]
+    TimeInFuture { time: String },
+
+    #[error("RDS reports no latest restorable time for `{id}` (status `{status}`): wait until the instance is available and retry")]
+    NoRestoreWindow { id: String, status: String },
+
+    #[error("{0}")]
+    InvalidInput(String),
+
+    #[error("table `{database}`.`{table}` does not exist on production: check --database and --table (names are case-sensitive on RDS for MySQL)")]
+    TableNotFound { database: String, table: String },
+
+    #[error("table `{database}`.`{table}` has no primary key: rows cannot be matched between the restored copy and production, so a merge is not safe")]
+    NoPrimaryKey { database: String, table: String },
+
+    #[error("{side} refused the login of user `{user}` at {address}: check --db-user and the password (RDS_TABLE_RESTORE_DB_PASSWORD or --db-password-file)")]
+    DbAuth { side: Side, user: String, address: String },
+
+    #[error("cannot connect to {side} at {address}: {detail}{hint}")]
+    DbConnect {
+        side: Side,
+        address: String,
+        detail: String,
+        hint: String,
+    },
+
+    #[error("this run writes to production and needs your explicit consent: run it on a terminal to be asked, or pass --yes in scripts")]
+    ConsentRequired,
+
+    #[error("stopped at your request: nothing was created and production was not changed")]
+    Declined,
+
+    // ---- found while running ----
+    #[error("AWS {operation} failed: {detail}")]
+    Aws { operation: &'static str, detail: String },
+
+    #[error("database error on {side}: {detail}")]
+    Db { side: Side, detail: String },
+
+    #[error(
+        "the restored table differs from production: {0}. Nothing was written; compare `SHOW CREATE TABLE` on both"
+    )]
+    SchemaMismatch(String),
+
+    #[error("the restored instance `{id}` was not available after {minutes} minutes (last status `{status}`): raise --wait-timeout, or check the RDS console")]
+    WaitTimeout { id: String, minutes: u64, status: String },
+
+    #[error("the restored instance `{id}` went to status `{status}` and will not become available: check the RDS events for it")]
+    RestoreFailed { id: String, status: String },
+
+    #[error("the restored instance `{id}` has no endpoint yet: RDS did not report an address for it")]
+    NoEndpoint { id: String },
+
+    #[error("verification failed: {0}")]
+    VerificationFailed(String),
+
+    #[error("refusing to {action} `{id}`: it does not carry the tag {key}={run_id}, so this run did not create it; the tool changes only what it created")]
+    NotOurs {
+        action: &'static str,
+        id: String,
+        key: &'static str,
+        run_id: String,
+    },
+
+    #[error("cannot write the state file {path}: {detail}")]
+    State { path: String, detail: String },
+
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// True for errors found before any resource was created or any row written.
+    pub fn is_validation(&self) -> bool {
+        matches!(
+            self,
+            Error::InstanceNotFound { .. }
+                | Error::UnsupportedEngine { .. }
+                | Error::NoBackups { .. }
+                | Error::TimeTooEarly { .. }
+                | Error::TimeTooLate { .. }
+                | Error::TimeInFuture { .. }
+                | Error::NoRestoreWindow { .. }
+                | Error::InvalidInput(_)
+                | Error::TableNotFound { .. }
+                | Error::NoPrimaryKey { .. }
+                | Error::DbAuth { .. }
+                | Error::DbConnect { .. }
+                | Error::ConsentRequired
+                | Error::Declined
+        )
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,346 @@
+//! The plan of one run: what the operator asked for, checked for shape before anything talks to
+//! AWS, and the names and tags of everything the run will create. It holds no secrets, so it is
+//! stored whole in the state file.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ports::TableRef;
+
+pub const TOOL_NAME: &str = "rds-table-restore";
+/// The tag that marks a resource as created by one run; every destructive call checks it first.
+pub const TAG_RUN_ID: &str = "rds-table-restore:run-id";
+pub const TAG_TOOL: &str = "rds-table-restore:tool";
+pub const TAG_SOURCE: &str = "rds-table-restore:source-instance";
+pub const TAG_TABLE: &str = "rds-table-restore:table";
+pub const TAG_TIME: &str = "rds-table-restore:restore-time";
+
+/// RDS instance identifiers: 1 to 63 letters, digits or hyphens, starting with a letter.
+const RDS_ID_MAX: usize = 63;
+
+/// How restored rows are merged into production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Insert only the restored rows whose primary key is absent in production.
+    MissingRows,
+}
+
+/// What to do with the restored instance when a step fails (network access is revoked anyway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Delete the restored instance.
+    Teardown,
+    /// Keep it (it is named in the error, with its state file) to inspect it.
+    Keep,
+}
+
+/// What the operator asked for, before checking.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub instance: String,
+    pub database: String,
+    pub table: String,
+    pub time: String,
+    pub client_cidr: Option<String>,
+    pub allow_any_source: bool,
+    pub mode: Mode,
+    pub instance_class: Option<String>,
+    pub parameter_group: Option<String>,
+    pub subnet_group: Option<String>,
+    pub publicly_accessible: bool,
+    pub chunk_size: usize,
+    pub wait_timeout_minutes: u64,
+    pub on_failure: OnFailure,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub run_id: String,
+    pub source_instance: String,
+    pub table: TableRef,
+    pub restore_time: DateTime<Utc>,
+    pub target_instance: String,
+    pub security_group_name: String,
+    pub client_cidr: String,
+    pub mode: Mode,
+    pub instance_class: Option<String>,
+    pub parameter_group: Option<String>,
+    pub subnet_group: Option<String>,
+    pub publicly_accessible: bool,
+    pub chunk_size: usize,
+    pub wait_timeout_minutes: u64,
+    pub on_failure: OnFailure,
+}
+
+impl Plan {
+    /// Checks the request's shape and names what the run will create. `now` is passed in so
+    /// tests can pin it.
+    pub fn new(req: &Request, run_id: String, now: DateTime<Utc>) -> Result<Plan> {
+        if req.instance.trim().is_empty() {
+            return Err(Error::InvalidInput(
+                "--instance is empty: name the RDS instance the table lived in".into(),
+            ));
+        }
+        for (flag, v) in [("--database", &req.database), ("--table", &req.table)] {
+            if v.is_empty() || v.len() > 64 || v.contains('\0') {
+                return Err(Error::InvalidInput(format!(
+                    "{flag} `{v}` is not a MySQL identifier (1 to 64 characters, no NUL)"
+                )));
+            }
+        }
+        let restore_time = parse_time(&req.time)?;
+        if restore_time > now {
+            return Err(Error::TimeInFuture {
+                time: rfc3339(restore_time),
+            });
+        }
+        let client_cidr = match &req.client_cidr {
+            None => {
+                return Err(Error::InvalidInput(
+                    "--client-cidr is required: the address the tool connects from, e.g. 203.0.113.7/32 \
+                     (the temporary security group opens the database port to it only)"
+                        .into(),
+                ))
+            }
+            Some(c) => parse_cidr(c, req.allow_any_source)?,
+        };
+        if req.chunk_size == 0 || req.chunk_size > 50_000 {
+            return Err(Error::InvalidInput(
+                "--chunk-size must be between 1 and 50000 rows".into(),
+            ));
+        }
+        let target_instance = target_name(&req.instance, &req.table, restore_time, &run_id);
+        Ok(Plan {
+            security_group_name: format!("{target_instance}-access"),
+            target_instance,
+            run_id,
+            source_instance: req.instance.clone(),
+            table: TableRef {
+                database: req.database.clone(),
+                table: req.table.clone(),
+            },
+            restore_time,
+            client_cidr,
+            mode: req.mode,
+            instance_class: req.instance_class.clone(),
+            parameter_group: req.parameter_group.clone(),
+            subnet_group: req.subnet_group.clone(),
+            publicly_accessible: req.publicly_accessible,
+            chunk_size: req.chunk_size,
+            wait_timeout_minutes: req.wait_timeout_minutes,
+            on_failure: req.on_failure,
+        })
+    }
+
+    /// The tags put on every resource the run creates.
+    pub fn tags(&self) -> Vec<(String, String)> {
+        vec![
+            (TAG_RUN_ID.into(), self.run_id.clone()),
+            (TAG_TOOL.into(), TOOL_NAME.into()),
+            (TAG_SOURCE.into(), self.source_instance.clone()),
+            (TAG_TABLE.into(), self.table.to_string()),
+            (TAG_TIME.into(), rfc3339(self.restore_time)),
+        ]
+    }
+}
+
+/// A new run id: UTC start time and 4 random hex digits, lowercase so it fits in RDS names.
+pub fn new_run_id(now: DateTime<Utc>) -> String {
+    format!("{}-{:04x}", now.format("%Y%m%dt%H%M%S"), rand::random::<u16>())
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Parses `--time`: RFC 3339 with an explicit offset. Fractions of a second are dropped (RDS
+/// restores to the second; rounding down stays before the damage).
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    let t = DateTime::parse_from_rfc3339(s.trim()).map_err(|e| {
+        Error::InvalidInput(format!(
+            "--time `{s}` is not an RFC 3339 time ({e}): write it with its zone, e.g. 2024-05-01T09:14:00Z"
+        ))
+    })?;
+    let t = t.with_timezone(&Utc);
+    Ok(t.with_nanosecond(0).unwrap_or(t))
+}
+
+/// Checks a CIDR for the ingress rule. A bare address is taken as a single host. The whole
+/// internet is refused unless `allow_any` is set.
+pub fn parse_cidr(s: &str, allow_any: bool) -> Result<String> {
+    let s = s.trim();
+    let bad = |why: &str| {
+        Error::InvalidInput(format!(
+            "--client-cidr `{s}` {why}: give the address you connect from, e.g. 203.0.113.7/32"
+        ))
+    };
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let ip: IpAddr = addr.parse().map_err(|_| bad("is not an IPv4 or IPv6 address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix: u8 = match prefix {
+        None => max,
+        Some(p) => p
+            .parse()
+            .ok()
+            .filter(|p| *p <= max)
+            .ok_or_else(|| bad("has no valid prefix length"))?,
+    };
+    let host_bits_set = match ip {
+        IpAddr::V4(v4) => prefix < 32 && (u32::from(v4) & (u32::MAX >> prefix)) != 0,
+        IpAddr::V6(v6) => prefix < 128 && (u128::from(v6) & (u128::MAX >> prefix)) != 0,
+    };
+    if host_bits_set {
+        return Err(bad("has host bits set beyond its prefix (EC2 rejects it)"));
+    }
+    if prefix == 0 && !allow_any {
+        return Err(Error::InvalidInput(format!(
+            "--client-cidr `{s}` would open the database port to the whole internet: give your own address \
+             (e.g. 203.0.113.7/32), or pass --allow-any-source if you really mean it"
+        )));
+    }
+    Ok(format!("{ip}/{prefix}"))
+}
+
+/// `restore-<source>-<table>-<yyyymmdd>-<hhmmss>-<4 hex of the run id>`, within RDS's 63
+/// characters: letters, digits and single hyphens, starting with a letter.
+pub fn target_name(source: &str, table: &str, time: DateTime<Utc>, run_id: &str) -> String {
+    let suffix = run_id.rsplit('-').next().unwrap_or("0000");
+    let fixed = format!("{}-{}", time.format("%Y%m%d-%H%M%S"), suffix);
+    let budget = RDS_ID_MAX - "restore-".len() - 2 - fixed.len();
+    let (src, tbl) = (sanitize(source), sanitize(table));
+    let tbl_len = tbl.len().min(budget.saturating_sub(src.len().min(budget / 2)));
+    let src_len = src.len().min(budget - tbl_len);
+    let mut parts = vec!["restore".to_string()];
+    for p in [&src[..src_len], &tbl[..tbl_len]] {
+        let p = p.trim_matches('-');
+        if !p.is_empty() {
+            parts.push(p.to_string());
+        }
+    }
+    parts.push(fixed);
+    parts.join("-")
+}
+
+/// Lowercase ASCII letters and digits, everything else one hyphen.
+fn sanitize(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn request() -> Request {
+        Request {
+            instance: "prod-db".into(),
+            database: "shop".into(),
+            table: "billing".into(),
+            time: "2026-11-23T10:00:00Z".into(),
+            client_cidr: Some("203.0.113.7/32".into()),
+            allow_any_source: false,
+            mode: Mode::MissingRows,
+            instance_class: None,
+            parameter_group: None,
+            subnet_group: None,
+            publicly_accessible: false,
+            chunk_size: 1000,
+            wait_timeout_minutes: 120,
+            on_failure: OnFailure::Teardown,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn target_names_are_valid_rds_identifiers() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 23, 9, 59, 58).unwrap();
+        let name = target_name("prod-db", "billing", t, "20261123t100000-ab12");
+        assert_eq!(name, "restore-prod-db-billing-20261123-095958-ab12");
+        let long = target_name(
+            "A_Very--Long_Production_Instance_Name_That_Goes_On",
+            "invoice_line_items_archive_2024_final",
+            t,
+            "x-beef",
+        );
+        assert!(long.len() <= 63, "{long} is {} long", long.len());
+        assert!(long.starts_with("restore-a-very-long"), "{long}");
+        assert!(long.contains("-invoice"), "the table must stay visible: {long}");
+        assert!(!long.contains("--") && !long.ends_with('-'));
+        assert!(long
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        let odd = target_name("db", "Ünïcode täble;`x`", t, "x-0001");
+        assert!(!odd.contains("--") && odd.len() <= 63, "{odd}");
+    }
+
+    #[test]
+    fn the_whole_internet_needs_an_explicit_flag() {
+        for any in ["0.0.0.0/0", "::/0"] {
+            let err = parse_cidr(any, false).unwrap_err().to_string();
+            assert!(err.contains("--allow-any-source"), "{err}");
+            assert_eq!(parse_cidr(any, true).unwrap(), any);
+        }
+    }
+
+    #[test]
+    fn cidrs_are_checked_and_normalised() {
+        assert_eq!(parse_cidr("203.0.113.7", false).unwrap(), "203.0.113.7/32");
+        assert_eq!(parse_cidr("2001:db8::1", false).unwrap(), "2001:db8::1/128");
+        assert_eq!(parse_cidr("10.1.0.0/16", false).unwrap(), "10.1.0.0/16");
+        for bad in ["10.1.2.3/16", "10.0.0.0/33", "example.com/32", "10.0.0.0/x", ""] {
+            assert!(parse_cidr(bad, false).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn plan_checks_input_before_anything_else() {
+        let mut r = request();
+        r.client_cidr = None;
+        assert!(Plan::new(&r, "id-0000".into(), now())
+            .unwrap_err()
+            .to_string()
+            .contains("--client-cidr is required"));
+        let mut r = request();
+        r.time = "2026-11-23 10:00".into();
+        assert!(Plan::new(&r, "id-0000".into(), now())
+            .unwrap_err()
+            .to_string()
+            .contains("RFC 3339"));
+        let mut r = request();
+        r.time = "2026-11-24T10:00:00+02:00".into();
+        assert!(matches!(
+            Plan::new(&r, "id-0000".into(), now()),
+            Err(Error::TimeInFuture { .. })
+        ));
+        let plan = Plan::new(&request(), "20261123t120000-ab12".into(), now()).unwrap();
+        assert_eq!(plan.security_group_name, format!("{}-access", plan.target_instance));
+        assert!(plan
+            .tags()
+            .contains(&(TAG_RUN_ID.to_string(), "20261123t120000-ab12".to_string())));
+    }
+
+    #[test]
+    fn times_keep_their_zone_and_drop_fractions() {
+        let t = parse_time("2026-11-23T11:30:05.900+01:00").unwrap();
+        assert_eq!(rfc3339(t), "2026-11-23T10:30:05Z");
+    }
+}

@@ -1,0 +1,304 @@
+//! The run's state file: one JSON document per run, rewritten atomically (temporary file,
+//! fsync, rename) after every change, so a crash leaves either the old or the new version and
+//! never half of one. It records each step as started before its first side effect and as
+//! finished after it, every resource created (by id, the moment it exists) and the copy's last
+//! committed key. It never holds a secret.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::rowcodec::StoredValue;
+use crate::verify::Verification;
+
+pub const STATE_VERSION: u32 = 1;
+
+/// The steps of a restore, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    Validate,
+    Restore,
+    Wait,
+    OpenAccess,
+    Copy,
+    Verify,
+    Revoke,
+    Teardown,
+    Report,
+}
+
+impl Step {
+    pub const ALL: [Step; 9] = [
+        Step::Validate,
+        Step::Restore,
+        Step::Wait,
+        Step::OpenAccess,
+        Step::Copy,
+        Step::Verify,
+        Step::Revoke,
+        Step::Teardown,
+        Step::Report,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Validate => "validate",
+            Step::Restore => "restore",
+            Step::Wait => "wait",
+            Step::OpenAccess => "open-access",
+            Step::Copy => "copy",
+            Step::Verify => "verify",
+            Step::Revoke => "revoke",
+            Step::Teardown => "teardown",
+            Step::Report => "report",
+        }
+    }
+
+    pub fn number(self) -> usize {
+        Step::ALL.iter().position(|s| *s == self).unwrap_or(0) + 1
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    Started,
+    Finished,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step: Step,
+    pub status: StepStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// One line on what the step did or why it failed.
+    pub note: Option<String>,
+}
+
+impl StepRecord {
+    pub fn seconds(&self) -> Option<f64> {
+        self.finished_at
+            .map(|f| (f - self.started_at).num_milliseconds() as f64 / 1000.0)
+    }
+}
+
+/// Everything the run created, recorded as soon as it exists.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    pub restored_instance: Option<String>,
+    pub restored_instance_deleted: bool,
+    pub restored_endpoint: Option<crate::ports::Endpoint>,
+    pub security_group: Option<String>,
+    pub security_group_deleted: bool,
+    /// The ingress rule (cidr, port), while it exists.
+    pub ingress_rule: Option<(String, u16)>,
+    /// True while our group is attached to the restored instance.
+    pub attached: bool,
+}
+
+impl Resources {
+    /// Resources that still exist, for messages.
+    pub fn held(&self) -> Vec<String> {
+        let mut held = Vec::new();
+        if let (Some(sg), Some((cidr, port))) = (&self.security_group, &self.ingress_rule) {
+            held.push(format!("ingress rule {cidr} tcp/{port} in {sg}"));
+        }
+        if let Some(sg) = self.security_group.as_ref().filter(|_| !self.security_group_deleted) {
+            held.push(format!("security group {sg}"));
+        }
+        if let Some(id) = self
+            .restored_instance
+            .as_ref()
+            .filter(|_| !self.restored_instance_deleted)
+        {
+            held.push(format!("RDS instance {id}"));
+        }
+        held
+    }
+}
+
+/// The copy's checkpoint: the key of the last row whose chunk is committed in production.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CopyProgress {
+    pub last_key: Option<Vec<StoredValue>>,
+    pub chunks: u64,
+    pub rows_read: u64,
+    pub inserted: u64,
+    pub already_present: u64,
+    pub present_differing: u64,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub version: u32,
+    pub tool_version: String,
+    pub run_id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub plan: Plan,
+    pub outcome: Outcome,
+    pub steps: Vec<StepRecord>,
+    pub resources: Resources,
+    pub copy: CopyProgress,
+    pub verification: Option<Verification>,
+    pub error: Option<String>,
+}
+
+impl RunState {
+    pub fn new(plan: Plan, now: DateTime<Utc>) -> RunState {
+        RunState {
+            version: STATE_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            run_id: plan.run_id.clone(),
+            created_at: now,
+            updated_at: now,
+            plan,
+            outcome: Outcome::Running,
+            steps: Vec::new(),
+            resources: Resources::default(),
+            copy: CopyProgress::default(),
+            verification: None,
+            error: None,
+        }
+    }
+
+    pub fn step(&self, step: Step) -> Option<&StepRecord> {
+        self.steps.iter().rev().find(|r| r.step == step)
+    }
+}
+
+/// Where a run's state lives: `<state dir>/<run id>.json`.
+pub struct StateStore {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl StateStore {
+    pub fn new(dir: &Path, run_id: &str) -> Result<StateStore> {
+        create_private_dir(dir)?;
+        Ok(StateStore {
+            dir: dir.to_path_buf(),
+            path: dir.join(format!("{run_id}.json")),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the whole state atomically, readable by the owner only.
+    pub fn save(&self, state: &RunState) -> Result<()> {
+        let err = |e: &dyn std::fmt::Display| Error::State {
+            path: self.path.display().to_string(),
+            detail: e.to_string(),
+        };
+        let json = serde_json::to_vec_pretty(state).map_err(|e| err(&e))?;
+        // tempfile creates the file 0600, in the same directory so the rename is atomic.
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| err(&e))?;
+        tmp.write_all(&json).map_err(|e| err(&e))?;
+        tmp.write_all(b"\n").map_err(|e| err(&e))?;
+        tmp.as_file().sync_all().map_err(|e| err(&e))?;
+        tmp.persist(&self.path).map_err(|e| err(&e.error))?;
+        Ok(())
+    }
+
+    pub fn load(path: &Path) -> Result<RunState> {
+        let err = |e: &dyn std::fmt::Display| Error::State {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        };
+        let bytes = std::fs::read(path).map_err(|e| err(&e))?;
+        serde_json::from_slice(&bytes).map_err(|e| err(&e))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let err = |e: std::io::Error| Error::State {
+        path: dir.display().to_string(),
+        detail: e.to_string(),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(err)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir).map_err(err)
+    }
+}
+
+/// The default state directory: `$XDG_STATE_HOME/rds-table-restore` (or the platform's
+/// equivalent), falling back to the local data directory.
+pub fn default_state_dir() -> Option<PathBuf> {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .map(|d| d.join("rds-table-restore"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Mode, OnFailure, Plan, Request};
+
+    fn plan() -> Plan {
+        let req = Request {
+            instance: "prod-db".into(),
+            database: "shop".into(),
+            table: "billing".into(),
+            time: "2026-11-23T10:00:00Z".into(),
+            client_cidr: Some("203.0.113.7/32".into()),
+            allow_any_source: false,
+            mode: Mode::MissingRows,
+            instance_class: None,
+            parameter_group: None,
+            subnet_group: None,
+            publicly_accessible: false,
+            chunk_size: 1000,
+            wait_timeout_minutes: 120,
+            on_failure: OnFailure::Teardown,
+        };
+        Plan::new(&req, "20261123t120000-ab12".into(), Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn saves_atomically_and_reads_back_what_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(&dir.path().join("nested/state"), "run-1").unwrap();
+        let mut state = RunState::new(plan(), Utc::now());
+        state.copy.last_key = Some(vec![StoredValue::Int(42)]);
+        state.resources.restored_instance = Some("restore-x".into());
+        store.save(&state).unwrap();
+        state.copy.chunks = 7;
+        store.save(&state).unwrap();
+        assert_eq!(StateStore::load(store.path()).unwrap(), state);
+        let leftovers: Vec<_> = std::fs::read_dir(store.path().parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temporary files left behind: {leftovers:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+    }
+}

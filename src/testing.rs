@@ -1,0 +1,345 @@
+//! In-memory fakes of the ports, for the unit tests of the state machine, the copy and the
+//! verification. They keep just enough behaviour to be honest: instances and groups appear and
+//! disappear, tables hold rows keyed by a single integer primary key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use crate::error::{Error, Result, Side};
+use crate::ports::*;
+use crate::progress::Prompter;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Default)]
+pub struct FakeRds {
+    pub instances: Mutex<HashMap<String, Instance>>,
+    pub earliest: Mutex<Option<DateTime<Utc>>>,
+    pub calls: Mutex<Vec<String>>,
+    /// When set, RestoreDBInstanceToPointInTime drops the requested tags (an instance that
+    /// does not look like ours).
+    pub drop_tags: bool,
+}
+
+impl FakeRds {
+    pub fn with_source() -> FakeRds {
+        let rds = FakeRds::default();
+        let now = Utc::now();
+        lock(&rds.instances).insert(
+            "prod-db".into(),
+            Instance {
+                id: "prod-db".into(),
+                engine: "mysql".into(),
+                engine_version: Some("8.0.35".into()),
+                status: "available".into(),
+                class: Some("db.t3.medium".into()),
+                backup_retention_days: 7,
+                created: Some(now - Duration::days(30)),
+                latest_restorable: Some(now - Duration::minutes(5)),
+                endpoint: Some(Endpoint {
+                    host: "prod-db.example".into(),
+                    port: 3306,
+                }),
+                port: Some(3306),
+                subnet_group: Some("prod-subnets".into()),
+                vpc_id: Some("vpc-1".into()),
+                parameter_group: Some("prod-params".into()),
+                security_groups: vec!["sg-app".into()],
+                publicly_accessible: false,
+                tags: vec![("team".into(), "billing".into())],
+            },
+        );
+        *lock(&rds.earliest) = Some(now - Duration::days(7));
+        rds
+    }
+    pub fn instance(&self, id: &str) -> Option<Instance> {
+        lock(&self.instances).get(id).cloned()
+    }
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.instances).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+    fn log(&self, s: String) {
+        lock(&self.calls).push(s);
+    }
+}
+
+#[async_trait]
+impl Rds for FakeRds {
+    async fn describe_instance(&self, id: &str) -> Result<Option<Instance>> {
+        Ok(self.instance(id))
+    }
+    async fn earliest_restorable_time(&self, _id: &str) -> Result<Option<DateTime<Utc>>> {
+        Ok(*lock(&self.earliest))
+    }
+    async fn restore_to_point_in_time(&self, r: &RestoreRequest) -> Result<Instance> {
+        self.log(format!("restore {}", r.target));
+        let source = self.instance(&r.source).expect("source exists");
+        let restored = Instance {
+            id: r.target.clone(),
+            status: "available".into(),
+            endpoint: Some(Endpoint {
+                host: format!("{}.example", r.target),
+                port: 3306,
+            }),
+            tags: if self.drop_tags { vec![] } else { r.tags.clone() },
+            subnet_group: r.subnet_group.clone(),
+            parameter_group: r.parameter_group.clone(),
+            class: r.class.clone(),
+            publicly_accessible: r.publicly_accessible,
+            ..source
+        };
+        lock(&self.instances).insert(r.target.clone(), restored.clone());
+        Ok(restored)
+    }
+    async fn set_security_groups(&self, id: &str, groups: &[String]) -> Result<()> {
+        self.log(format!("set-groups {id} {}", groups.join(",")));
+        let mut all = lock(&self.instances);
+        let i = all.get_mut(id).ok_or_else(|| Error::Aws {
+            operation: "ModifyDBInstance",
+            detail: "no such".into(),
+        })?;
+        i.security_groups = groups.to_vec();
+        Ok(())
+    }
+    async fn delete_instance(&self, id: &str) -> Result<()> {
+        self.log(format!("delete {id}"));
+        lock(&self.instances).remove(id).map(|_| ()).ok_or_else(|| Error::Aws {
+            operation: "DeleteDBInstance",
+            detail: "no such".into(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeGroup {
+    pub vpc: String,
+    pub name: String,
+    pub tags: Vec<(String, String)>,
+    pub rules: Vec<(String, u16)>,
+}
+
+#[derive(Default)]
+pub struct FakeEc2 {
+    pub groups: Mutex<BTreeMap<String, FakeGroup>>,
+    pub calls: Mutex<Vec<String>>,
+}
+
+impl FakeEc2 {
+    pub fn group_ids(&self) -> Vec<String> {
+        lock(&self.groups).keys().cloned().collect()
+    }
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+}
+
+#[async_trait]
+impl Ec2 for FakeEc2 {
+    async fn vpc_of_security_group(&self, group_id: &str) -> Result<Option<String>> {
+        Ok(lock(&self.groups).get(group_id).map(|g| g.vpc.clone()))
+    }
+    async fn create_security_group(
+        &self,
+        vpc: &str,
+        name: &str,
+        _d: &str,
+        tags: &[(String, String)],
+    ) -> Result<String> {
+        let id = format!("sg-{}", lock(&self.groups).len() + 100);
+        lock(&self.calls).push(format!("create {id} {name}"));
+        lock(&self.groups).insert(
+            id.clone(),
+            FakeGroup {
+                vpc: vpc.into(),
+                name: name.into(),
+                tags: tags.to_vec(),
+                rules: vec![],
+            },
+        );
+        Ok(id)
+    }
+    async fn security_group_tags(&self, group_id: &str) -> Result<Option<Vec<(String, String)>>> {
+        Ok(lock(&self.groups).get(group_id).map(|g| g.tags.clone()))
+    }
+    async fn authorize_ingress(&self, group_id: &str, port: u16, cidr: &str, _d: &str) -> Result<()> {
+        lock(&self.calls).push(format!("authorize {group_id} {cidr} {port}"));
+        lock(&self.groups)
+            .get_mut(group_id)
+            .expect("group")
+            .rules
+            .push((cidr.into(), port));
+        Ok(())
+    }
+    async fn revoke_ingress(&self, group_id: &str, port: u16, cidr: &str) -> Result<()> {
+        lock(&self.calls).push(format!("revoke {group_id} {cidr} {port}"));
+        if let Some(g) = lock(&self.groups).get_mut(group_id) {
+            g.rules.retain(|r| r != &(cidr.to_string(), port));
+        }
+        Ok(())
+    }
+    async fn delete_security_group(&self, group_id: &str) -> Result<()> {
+        lock(&self.calls).push(format!("delete {group_id}"));
+        lock(&self.groups).remove(group_id);
+        Ok(())
+    }
+}
+
+/// A table keyed by its first column, an integer.
+pub type FakeTable = Arc<Mutex<BTreeMap<i64, Row>>>;
+
+pub fn table_of(rows: impl IntoIterator<Item = Row>) -> FakeTable {
+    Arc::new(Mutex::new(rows.into_iter().map(|r| (key_int(&r), r)).collect()))
+}
+
+fn key_int(row: &[Value]) -> i64 {
+    match row[0] {
+        Value::Int(i) => i,
+        _ => panic!("fake tables are keyed by an Int first column"),
+    }
+}
+
+pub fn row(id: i64, text: &str) -> Row {
+    vec![Value::Int(id), Value::Bytes(text.as_bytes().to_vec())]
+}
+
+pub fn schema() -> TableSchema {
+    TableSchema {
+        columns: vec![
+            Column {
+                name: "id".into(),
+                column_type: "bigint(20)".into(),
+                nullable: false,
+            },
+            Column {
+                name: "note".into(),
+                column_type: "varchar(20)".into(),
+                nullable: true,
+            },
+        ],
+        key: vec![0],
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct FakeDb {
+    pub production: FakeTable,
+    pub restored: FakeTable,
+    pub schema: Option<TableSchema>,
+    /// The password production accepts; `None` accepts any.
+    pub refuse_login: bool,
+    /// Fail the insert of the chunk that starts at this key.
+    pub fail_insert_at: Option<i64>,
+    /// Report inserts without storing them (a writer that loses rows).
+    pub lose_inserts: bool,
+}
+
+#[async_trait]
+impl Connector for FakeDb {
+    async fn connect(&self, side: Side, rds_endpoint: &Endpoint) -> Result<Box<dyn Session>> {
+        if self.refuse_login {
+            return Err(Error::DbAuth {
+                side,
+                user: "tool".into(),
+                address: rds_endpoint.to_string(),
+            });
+        }
+        let table = match side {
+            Side::Production => self.production.clone(),
+            Side::Restored => self.restored.clone(),
+        };
+        Ok(Box::new(FakeSession {
+            db: self.clone(),
+            table,
+        }))
+    }
+}
+
+pub struct FakeSession {
+    db: FakeDb,
+    table: FakeTable,
+}
+
+#[async_trait]
+impl Session for FakeSession {
+    async fn table_schema(&mut self, _t: &TableRef) -> Result<Option<TableSchema>> {
+        Ok(self.db.schema.clone())
+    }
+    async fn estimate_rows(&mut self, _t: &TableRef) -> Result<Option<u64>> {
+        Ok(Some(lock(&self.table).len() as u64))
+    }
+    async fn read_chunk(
+        &mut self,
+        _t: &TableRef,
+        _s: &TableSchema,
+        after: Option<&[Value]>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        let from = after.map(|k| key_int(k) + 1).unwrap_or(i64::MIN);
+        Ok(lock(&self.table)
+            .range(from..)
+            .take(limit)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+    async fn insert_missing(&mut self, _t: &TableRef, _s: &TableSchema, rows: &[Row]) -> Result<ChunkOutcome> {
+        if self
+            .db
+            .fail_insert_at
+            .is_some_and(|k| rows.first().is_some_and(|r| key_int(r) == k))
+        {
+            return Err(Error::Db {
+                side: Side::Production,
+                detail: "injected failure".into(),
+            });
+        }
+        let mut t = lock(&self.table);
+        let mut o = ChunkOutcome::default();
+        for r in rows {
+            match t.get(&key_int(r)) {
+                Some(existing) => {
+                    o.already_present += 1;
+                    if existing != r {
+                        o.present_differing += 1;
+                    }
+                }
+                None => {
+                    if !self.db.lose_inserts {
+                        t.insert(key_int(r), r.clone());
+                    }
+                    o.inserted += 1;
+                }
+            }
+        }
+        Ok(o)
+    }
+    async fn rows_in_range(
+        &mut self,
+        _t: &TableRef,
+        _s: &TableSchema,
+        first: &[Value],
+        last: &[Value],
+    ) -> Result<Vec<Row>> {
+        Ok(lock(&self.table)
+            .range(key_int(first)..=key_int(last))
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+}
+
+pub struct Answer(pub Option<bool>);
+
+impl Prompter for Answer {
+    fn confirm(&self, _q: &str) -> Result<bool> {
+        self.0.ok_or(Error::ConsentRequired)
+    }
+}

@@ -1,0 +1,219 @@
+//! The terminal side of [`Progress`] and [`Prompter`]: indicatif spinners and bars on a TTY,
+//! timestamped log lines otherwise (CI logs, `| tee`), and nothing for JSON or `--quiet`.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::{Error, Result};
+use crate::progress::{Progress, Prompter, Silent};
+use crate::state::Step;
+
+const STEPS: usize = Step::ALL.len();
+
+/// Picks the progress display for this process.
+pub fn progress_for(quiet: bool) -> Box<dyn Progress> {
+    if quiet {
+        Box::new(Silent)
+    } else if std::io::stderr().is_terminal() {
+        Box::new(TtyProgress::default())
+    } else {
+        Box::new(LogProgress::default())
+    }
+}
+
+/// Picks the prompter: dialoguer on a terminal, a refusal otherwise (scripts pass `--yes`).
+pub fn prompter() -> Box<dyn Prompter> {
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        Box::new(TtyPrompter)
+    } else {
+        Box::new(NoPrompter)
+    }
+}
+
+#[derive(Default)]
+pub struct TtyProgress {
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl TtyProgress {
+    fn replace_bar(&self, bar: Option<ProgressBar>) {
+        let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = slot.take() {
+            old.finish_and_clear();
+        }
+        *slot = bar;
+    }
+    fn with_bar(&self, f: impl FnOnce(&ProgressBar)) {
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            f(bar)
+        }
+    }
+}
+
+impl Progress for TtyProgress {
+    fn step_started(&self, step: Step, detail: &str) {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {msg} [{elapsed}]").unwrap());
+        bar.set_prefix(format!("[{}/{STEPS}] {}", step.number(), step.name()));
+        bar.set_message(detail.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.replace_bar(Some(bar));
+    }
+    fn step_finished(&self, step: Step, elapsed: Duration, summary: &str) {
+        self.replace_bar(None);
+        eprintln!(
+            "{} [{}/{STEPS}] {} {} ({:.1}s)",
+            console::style("✔").green(),
+            step.number(),
+            console::style(step.name()).bold(),
+            summary,
+            elapsed.as_secs_f64()
+        );
+    }
+    fn step_failed(&self, step: Step, error: &str) {
+        self.replace_bar(None);
+        eprintln!(
+            "{} [{}/{STEPS}] {} failed: {error}",
+            console::style("✘").red(),
+            step.number(),
+            step.name()
+        );
+    }
+    fn waiting(&self, what: &str, status: &str, _elapsed: Duration) {
+        self.with_bar(|b| b.set_message(format!("{what}: status {status}")));
+    }
+    fn copy_started(&self, estimated_rows: Option<u64>) {
+        let bar = ProgressBar::with_draw_target(estimated_rows, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner:.cyan} {prefix:.bold} {wide_bar} {human_pos}/~{human_len} rows read ({per_sec}, ETA {eta}) {msg}",
+            )
+            .unwrap(),
+        );
+        bar.set_prefix(format!("[{}/{STEPS}] copy", Step::Copy.number()));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        self.replace_bar(Some(bar));
+    }
+    fn copy_progress(&self, rows_read: u64, rows_inserted: u64) {
+        self.with_bar(|b| {
+            if b.length().is_some_and(|l| rows_read > l) {
+                b.set_length(rows_read);
+            }
+            b.set_position(rows_read);
+            b.set_message(format!("{rows_inserted} inserted"));
+        });
+    }
+    fn note(&self, message: &str) {
+        self.with_bar(|b| b.suspend(|| eprintln!("  {message}")));
+        if self.bar.lock().map(|b| b.is_none()).unwrap_or(true) {
+            eprintln!("  {message}");
+        }
+    }
+    fn warn(&self, message: &str) {
+        let line = format!("{} {message}", console::style("warning:").yellow().bold());
+        let mut shown = false;
+        self.with_bar(|b| {
+            b.suspend(|| eprintln!("{line}"));
+            shown = true;
+        });
+        if !shown {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// Plain lines on stderr with a UTC timestamp; progress of long steps at most every 5 seconds.
+pub struct LogProgress {
+    last: Mutex<Instant>,
+    every: Duration,
+}
+
+impl Default for LogProgress {
+    fn default() -> Self {
+        LogProgress {
+            last: Mutex::new(Instant::now()),
+            every: Duration::from_secs(5),
+        }
+    }
+}
+
+impl LogProgress {
+    fn line(&self, msg: &str) {
+        eprintln!("{} {msg}", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
+    }
+    fn due(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= self.every {
+            *last = Instant::now();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Progress for LogProgress {
+    fn step_started(&self, step: Step, detail: &str) {
+        self.line(&format!(
+            "[{}/{STEPS}] {}: started: {detail}",
+            step.number(),
+            step.name()
+        ));
+    }
+    fn step_finished(&self, step: Step, elapsed: Duration, summary: &str) {
+        self.line(&format!(
+            "[{}/{STEPS}] {}: finished in {:.1}s: {summary}",
+            step.number(),
+            step.name(),
+            elapsed.as_secs_f64()
+        ));
+    }
+    fn step_failed(&self, step: Step, error: &str) {
+        self.line(&format!("[{}/{STEPS}] {}: FAILED: {error}", step.number(), step.name()));
+    }
+    fn waiting(&self, what: &str, status: &str, elapsed: Duration) {
+        if self.due() {
+            self.line(&format!("  {what}: status {status} after {}s", elapsed.as_secs()));
+        }
+    }
+    fn copy_started(&self, estimated_rows: Option<u64>) {
+        let est = estimated_rows
+            .map(|n| format!("~{n} rows"))
+            .unwrap_or_else(|| "size unknown".into());
+        self.line(&format!("  copy: reading the restored table ({est})"));
+    }
+    fn copy_progress(&self, rows_read: u64, rows_inserted: u64) {
+        if self.due() {
+            self.line(&format!("  copy: {rows_read} rows read, {rows_inserted} inserted"));
+        }
+    }
+    fn note(&self, message: &str) {
+        self.line(&format!("  {message}"));
+    }
+    fn warn(&self, message: &str) {
+        self.line(&format!("WARNING: {message}"));
+    }
+}
+
+pub struct TtyPrompter;
+
+impl Prompter for TtyPrompter {
+    fn confirm(&self, question: &str) -> Result<bool> {
+        dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact()
+            .map_err(|_| Error::ConsentRequired)
+    }
+}
+
+pub struct NoPrompter;
+
+impl Prompter for NoPrompter {
+    fn confirm(&self, _question: &str) -> Result<bool> {
+        Err(Error::ConsentRequired)
+    }
+}
