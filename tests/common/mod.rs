@@ -1,0 +1,204 @@
+//! The sandbox, seen from the tests: admin connections to both MariaDB servers, AWS clients on
+//! moto, and helpers to seed a table of a test's own (so tests do not disturb each other or the
+//! demo's `billing`). Every assertion reads the world directly, never the tool's own report.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Pool, Value};
+
+pub const TAG_TABLE: &str = "rds-table-restore:table";
+pub const TAG_RUN_ID: &str = "rds-table-restore:run-id";
+
+pub struct Sandbox {
+    pub production: Pool,
+    pub restored: Pool,
+    pub rds: aws_sdk_rds::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    seed_sql: String,
+    accident_sql: String,
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: these tests need the sandbox. Start it and load its environment with\n  \
+             scripts/sandbox up && eval \"$(scripts/sandbox env)\"\nor run every test with scripts/test"
+        )
+    })
+}
+
+impl Sandbox {
+    pub async fn connect() -> Sandbox {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let production = Pool::new(env("SANDBOX_PRODUCTION_URL").as_str());
+        let restored = Pool::new(env("SANDBOX_RESTORED_URL").as_str());
+        for (name, pool) in [("production", &production), ("restored", &restored)] {
+            let mut c = pool.get_conn().await.unwrap_or_else(|e| {
+                panic!("cannot reach the sandbox's {name} MariaDB ({e}): start it with scripts/sandbox up")
+            });
+            c.query_drop("SET SESSION time_zone = '+00:00'").await.unwrap();
+        }
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let rds = aws_sdk_rds::Client::new(&config);
+        rds.describe_db_instances()
+            .db_instance_identifier("prod-db")
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!("moto does not answer or has no prod-db ({e:?}): start the sandbox with scripts/sandbox up")
+            });
+        Sandbox {
+            production,
+            restored,
+            ec2: aws_sdk_ec2::Client::new(&config),
+            rds,
+            seed_sql: std::fs::read_to_string(env("SANDBOX_SEED_SQL")).unwrap(),
+            accident_sql: std::fs::read_to_string(env("SANDBOX_ACCIDENT_SQL")).unwrap(),
+        }
+    }
+
+    pub async fn exec(pool: &Pool, sql: &str) {
+        let mut c = pool.get_conn().await.unwrap();
+        c.query_drop("USE shop").await.unwrap();
+        c.query_drop(sql).await.unwrap_or_else(|e| panic!("{e}: {sql}"));
+    }
+
+    /// Seeds `shop.<table>` identically on both servers, returns the restore time (after the
+    /// seed, before the accident), then applies the accident to production only.
+    pub async fn seed_with_accident(&self, table: &str, rows: u64) -> String {
+        let seed = self
+            .seed_sql
+            .replace("@TABLE@", table)
+            .replace("@ROWS@", &rows.to_string());
+        Self::exec(&self.production, &seed).await;
+        Self::exec(&self.restored, &seed).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let t = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let accident = self
+            .accident_sql
+            .replace("@TABLE@", table)
+            .replace("@ROWS@", &rows.to_string());
+        Self::exec(&self.production, &accident).await;
+        t
+    }
+
+    pub async fn drop_table(&self, table: &str) {
+        let sql = format!("DROP TABLE IF EXISTS `{table}`");
+        Self::exec(&self.production, &sql).await;
+        Self::exec(&self.restored, &sql).await;
+    }
+
+    /// Every row of `shop.<table>`, in key order, as the binary protocol returns them.
+    pub async fn rows(pool: &Pool, table: &str) -> Vec<Vec<Value>> {
+        let mut c = pool.get_conn().await.unwrap();
+        c.query_drop("SET SESSION time_zone = '+00:00'").await.unwrap();
+        let rows: Vec<mysql_async::Row> = c
+            .exec(format!("SELECT * FROM shop.`{table}` ORDER BY id"), ())
+            .await
+            .unwrap();
+        rows.into_iter().map(|r| r.unwrap()).collect()
+    }
+
+    /// RDS instances and security groups in moto that the tool made for this table, found by
+    /// their tags and by their names.
+    pub async fn tool_resources(&self, table: &str) -> (Vec<String>, Vec<String>) {
+        let wanted = format!("shop.{table}");
+        let name_part = table.replace('_', "-").to_lowercase();
+        let mut instances = Vec::new();
+        for db in self.rds.describe_db_instances().send().await.unwrap().db_instances() {
+            let id = db.db_instance_identifier().unwrap_or_default().to_string();
+            let tagged = db
+                .tag_list()
+                .iter()
+                .any(|t| t.key() == Some(TAG_TABLE) && t.value() == Some(&wanted));
+            if tagged || is_ours(&id, &name_part) {
+                instances.push(id);
+            }
+        }
+        let mut groups = Vec::new();
+        for g in self
+            .ec2
+            .describe_security_groups()
+            .send()
+            .await
+            .unwrap()
+            .security_groups()
+        {
+            let tagged = g
+                .tags()
+                .iter()
+                .any(|t| t.key() == Some(TAG_TABLE) && t.value() == Some(&wanted));
+            if tagged || g.group_name().is_some_and(|n| is_ours(n, &name_part)) {
+                groups.push(g.group_id().unwrap_or_default().to_string());
+            }
+        }
+        (instances, groups)
+    }
+
+    /// Every ingress rule in the account, as (group, cidr, from port).
+    pub async fn all_ingress(&self) -> Vec<(String, String, i32)> {
+        let mut rules = Vec::new();
+        for g in self
+            .ec2
+            .describe_security_groups()
+            .send()
+            .await
+            .unwrap()
+            .security_groups()
+        {
+            for p in g.ip_permissions() {
+                for r in p.ip_ranges() {
+                    rules.push((
+                        g.group_id().unwrap_or_default().to_string(),
+                        r.cidr_ip().unwrap_or_default().to_string(),
+                        p.from_port().unwrap_or(-1),
+                    ));
+                }
+            }
+        }
+        rules.sort();
+        rules
+    }
+
+    /// The source instance as moto describes it, less the fields that move on their own.
+    pub async fn source_description(&self) -> String {
+        let out = self
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier("prod-db")
+            .send()
+            .await
+            .unwrap();
+        let db = out.db_instances()[0].clone();
+        let db = aws_sdk_rds::types::DbInstance::builder()
+            .set_db_instance_identifier(db.db_instance_identifier().map(str::to_string))
+            .set_db_instance_status(db.db_instance_status().map(str::to_string))
+            .set_vpc_security_groups(Some(db.vpc_security_groups().to_vec()))
+            .set_db_parameter_groups(Some(db.db_parameter_groups().to_vec()))
+            .set_db_subnet_group(db.db_subnet_group().cloned())
+            .set_tag_list(Some(db.tag_list().to_vec()))
+            .set_endpoint(db.endpoint().cloned())
+            .set_backup_retention_period(db.backup_retention_period())
+            .set_publicly_accessible(db.publicly_accessible())
+            .set_deletion_protection(db.deletion_protection())
+            .set_db_instance_class(db.db_instance_class().map(str::to_string))
+            .build();
+        format!("{db:?}")
+    }
+}
+
+/// `restore-prod-db-<table>-<yyyymmdd>-...`: the tool's name for a restore of exactly this table.
+fn is_ours(name: &str, table_part: &str) -> bool {
+    name.strip_prefix(&format!("restore-prod-db-{table_part}-"))
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// A table name no other test uses.
+pub fn unique_table(prefix: &str) -> String {
+    format!("{prefix}_{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
