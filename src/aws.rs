@@ -14,7 +14,7 @@ use backon::BackoffBuilder;
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::ports::{Ec2, Endpoint, Instance, Rds, RestoreRequest};
+use crate::ports::{Ec2, Endpoint, Group, Instance, Rds, RestoreRequest};
 
 /// Loads the AWS configuration the usual way (env, profile, SSO, instance role), honouring
 /// `AWS_ENDPOINT_URL`, with the SDK's standard retries.
@@ -103,6 +103,16 @@ fn instance_of(db: &aws_sdk_rds::types::DbInstance) -> Instance {
 
 #[async_trait]
 impl Rds for AwsRds {
+    async fn list_instances(&self) -> Result<Vec<Instance>> {
+        let mut pages = self.client.describe_db_instances().into_paginator().send();
+        let mut all = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_err("DescribeDBInstances", e))?;
+            all.extend(page.db_instances().iter().map(instance_of));
+        }
+        Ok(all)
+    }
+
     async fn describe_instance(&self, id: &str) -> Result<Option<Instance>> {
         match self
             .client
@@ -233,8 +243,54 @@ fn permission(port: u16, cidr: &str, description: Option<&str>) -> IpPermission 
     }
 }
 
+fn group_of(g: &aws_sdk_ec2::types::SecurityGroup) -> Group {
+    Group {
+        id: g.group_id().unwrap_or_default().to_string(),
+        name: g.group_name().unwrap_or_default().to_string(),
+        vpc_id: g.vpc_id().map(str::to_string),
+        tags: g
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+            .collect(),
+    }
+}
+
+impl AwsEc2 {
+    async fn groups(&self, filters: Vec<Filter>) -> Result<Vec<Group>> {
+        let mut pages = self
+            .client
+            .describe_security_groups()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send();
+        let mut all = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_err("DescribeSecurityGroups", e))?;
+            all.extend(page.security_groups().iter().map(group_of));
+        }
+        Ok(all)
+    }
+}
+
 #[async_trait]
 impl Ec2 for AwsEc2 {
+    async fn find_security_group(&self, vpc_id: &str, name: &str) -> Result<Option<Group>> {
+        let filters = vec![
+            Filter::builder().name("vpc-id").values(vpc_id).build(),
+            Filter::builder().name("group-name").values(name).build(),
+        ];
+        Ok(self.groups(filters).await?.into_iter().next())
+    }
+
+    async fn security_groups_tagged(&self, key: &str) -> Result<Vec<Group>> {
+        let groups = self
+            .groups(vec![Filter::builder().name("tag-key").values(key).build()])
+            .await?;
+        // Filter again here: a server that ignores the filter must not widen what cleanup sees.
+        Ok(groups.into_iter().filter(|g| g.tag(key).is_some()).collect())
+    }
+
     async fn vpc_of_security_group(&self, group_id: &str) -> Result<Option<String>> {
         let out = self
             .client
@@ -295,14 +351,19 @@ impl Ec2 for AwsEc2 {
     }
 
     async fn authorize_ingress(&self, group_id: &str, port: u16, cidr: &str, description: &str) -> Result<()> {
-        self.client
+        match self
+            .client
             .authorize_security_group_ingress()
             .group_id(group_id)
             .ip_permissions(permission(port, cidr, Some(description)))
             .send()
             .await
-            .map_err(|e| aws_err("AuthorizeSecurityGroupIngress", e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            // Added before a crash, not yet recorded: what we wanted.
+            Err(e) if e.code() == Some("InvalidPermission.Duplicate") => Ok(()),
+            Err(e) => Err(aws_err("AuthorizeSecurityGroupIngress", e)),
+        }
     }
 
     async fn revoke_ingress(&self, group_id: &str, port: u16, cidr: &str) -> Result<()> {

@@ -12,10 +12,11 @@ use crate::ports::Endpoint;
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0    the table is restored and verified; nothing is left behind
-  1    a step failed after the run began; everything it created was removed
+  1    a step failed after the run began and nothing is left behind
   2    usage error (a flag is missing or malformed)
   3    validation failed before anything was created or written
-  4    failed, and AWS resources are still held (the message names them and the state file)
+  4    failed or stopped with AWS resources still held: the message names them and gives
+       the `resume` and `abort` commands
   5    verification found a mismatch between the restored copy and production
   130  interrupted (Ctrl-C or SIGTERM)
 
@@ -38,12 +39,83 @@ pub struct Cli {
 pub enum Command {
     /// Restore the instance to a point in time, merge one table back into production, verify, clean up.
     Restore(Box<RestoreArgs>),
+    /// Continue a run from its last finished step (after a crash, Ctrl-C or a failure).
+    Resume(ResumeArgs),
+    /// Remove what a run created (rule, security group, restored instance); never touches production data.
+    Abort(RunArgs),
+    /// List the runs in the state directory.
+    Runs(CommonArgs),
+    /// Show one run in detail.
+    Status(RunArgs),
+    /// Find resources tagged by this tool whose run is over or unknown here, and delete them after confirmation.
+    Cleanup(CommonArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     Text,
     Json,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Answer yes to the confirmation (for scripts).
+    #[arg(short = 'y', long, env = "RDS_TABLE_RESTORE_YES")]
+    pub yes: bool,
+    /// AWS region (default: the usual AWS configuration).
+    #[arg(long, env = "RDS_TABLE_RESTORE_REGION")]
+    pub region: Option<String>,
+    /// Where run state files are kept (default: the user's state directory).
+    #[arg(long, value_name = "DIR", env = "RDS_TABLE_RESTORE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value = "text", env = "RDS_TABLE_RESTORE_OUTPUT")]
+    pub output: Output,
+    /// No progress on stderr (errors are still printed).
+    #[arg(short, long, env = "RDS_TABLE_RESTORE_QUIET")]
+    pub quiet: bool,
+}
+
+/// How to reach the databases. `resume` falls back to what the run recorded.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Connect to production here (an SSH/SSM tunnel) instead of its RDS address; TLS still checks the RDS name.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_endpoint, env = "RDS_TABLE_RESTORE_PRODUCTION_ENDPOINT")]
+    pub production_endpoint: Option<Endpoint>,
+    /// Connect to the restored instance here instead of its RDS address; TLS still checks the RDS name.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_endpoint, env = "RDS_TABLE_RESTORE_RESTORED_ENDPOINT")]
+    pub restored_endpoint: Option<Endpoint>,
+    /// How TLS is checked [default: verify-identity].
+    #[arg(long, value_enum, env = "RDS_TABLE_RESTORE_TLS")]
+    pub tls: Option<TlsMode>,
+    /// CA bundle to trust (for RDS, the global-bundle.pem AWS publishes).
+    #[arg(long, value_name = "FILE", env = "RDS_TABLE_RESTORE_SSL_CA")]
+    pub ssl_ca: Option<PathBuf>,
+    /// Database user, the same on production and on the restored copy.
+    #[arg(long, env = "RDS_TABLE_RESTORE_DB_USER")]
+    pub db_user: Option<String>,
+    /// File holding the database password (instead of RDS_TABLE_RESTORE_DB_PASSWORD).
+    #[arg(long, value_name = "FILE", env = "RDS_TABLE_RESTORE_DB_PASSWORD_FILE")]
+    pub db_password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The run id, as `runs` lists it.
+    pub run_id: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run id, as `runs` lists it.
+    pub run_id: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -69,32 +141,6 @@ pub struct RestoreArgs {
     /// Allow --client-cidr 0.0.0.0/0 or ::/0 (the whole internet).
     #[arg(long, env = "RDS_TABLE_RESTORE_ALLOW_ANY_SOURCE")]
     pub allow_any_source: bool,
-    /// Answer yes to the confirmation (for scripts).
-    #[arg(short = 'y', long, env = "RDS_TABLE_RESTORE_YES")]
-    pub yes: bool,
-    /// AWS region (default: the usual AWS configuration).
-    #[arg(long, env = "RDS_TABLE_RESTORE_REGION")]
-    pub region: Option<String>,
-
-    /// Connect to production here (an SSH/SSM tunnel) instead of its RDS address; TLS still checks the RDS name.
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse_endpoint, env = "RDS_TABLE_RESTORE_PRODUCTION_ENDPOINT")]
-    pub production_endpoint: Option<Endpoint>,
-    /// Connect to the restored instance here instead of its RDS address; TLS still checks the RDS name.
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse_endpoint, env = "RDS_TABLE_RESTORE_RESTORED_ENDPOINT")]
-    pub restored_endpoint: Option<Endpoint>,
-    /// How TLS is checked.
-    #[arg(long, value_enum, default_value = "verify-identity", env = "RDS_TABLE_RESTORE_TLS")]
-    pub tls: TlsMode,
-    /// CA bundle to trust (for RDS, the global-bundle.pem AWS publishes).
-    #[arg(long, value_name = "FILE", env = "RDS_TABLE_RESTORE_SSL_CA")]
-    pub ssl_ca: Option<PathBuf>,
-    /// Database user, the same on production and on the restored copy.
-    #[arg(long, env = "RDS_TABLE_RESTORE_DB_USER")]
-    pub db_user: String,
-    /// File holding the database password (instead of RDS_TABLE_RESTORE_DB_PASSWORD).
-    #[arg(long, value_name = "FILE", env = "RDS_TABLE_RESTORE_DB_PASSWORD_FILE")]
-    pub db_password_file: Option<PathBuf>,
-
     /// Instance class for the restored copy (default: the source's).
     #[arg(long, env = "RDS_TABLE_RESTORE_INSTANCE_CLASS")]
     pub instance_class: Option<String>,
@@ -108,26 +154,20 @@ pub struct RestoreArgs {
     /// rather than from inside the VPC or through a tunnel.
     #[arg(long, env = "RDS_TABLE_RESTORE_PUBLICLY_ACCESSIBLE")]
     pub publicly_accessible: bool,
-
     /// Rows per chunk: each chunk is one production transaction and one checkpoint.
     #[arg(long, default_value_t = 1000, env = "RDS_TABLE_RESTORE_CHUNK_SIZE")]
     pub chunk_size: usize,
     /// Give up waiting for the restored instance after this many minutes.
     #[arg(long, default_value_t = 120, env = "RDS_TABLE_RESTORE_WAIT_TIMEOUT")]
     pub wait_timeout: u64,
-    /// What to do with the restored instance when a step fails (network access is always revoked).
-    #[arg(long, value_enum, default_value = "teardown", env = "RDS_TABLE_RESTORE_ON_FAILURE")]
+    /// What to do with the restored instance when a step fails: keep it for `resume`, or delete
+    /// it. Network access is revoked either way.
+    #[arg(long, value_enum, default_value = "keep", env = "RDS_TABLE_RESTORE_ON_FAILURE")]
     pub on_failure: OnFailure,
-    /// Where run state files are kept (default: the user's state directory).
-    #[arg(long, value_name = "DIR", env = "RDS_TABLE_RESTORE_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
-
-    /// Report format on stdout.
-    #[arg(long, value_enum, default_value = "text", env = "RDS_TABLE_RESTORE_OUTPUT")]
-    pub output: Output,
-    /// No progress on stderr (errors are still printed).
-    #[arg(short, long, env = "RDS_TABLE_RESTORE_QUIET")]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// `HOST:PORT`, with IPv6 hosts in brackets.

@@ -111,6 +111,25 @@ pub enum Error {
     #[error("cannot write the state file {path}: {detail}")]
     State { path: String, detail: String },
 
+    #[error("lost the connection to {side}: {detail}")]
+    DbConnectionLost { side: Side, detail: String },
+
+    #[error("run {run_id} for this table is unfinished (last step: {step}): continue it with `rds-table-restore resume {run_id}` or end it with `rds-table-restore abort {run_id}` before starting another")]
+    Unfinished { run_id: String, step: String },
+
+    #[error("another rds-table-restore process is working on {what} right now (lock {lock}): wait for it to end")]
+    Busy { what: String, lock: String },
+
+    #[error("another rds-table-restore run holds the lock for {table} on production (GET_LOCK `{lock}`): only one run may write a table at a time")]
+    ProductionBusy { table: String, lock: String },
+
+    #[error("run {run_id} is {outcome}: there is nothing to {action}")]
+    AlreadyFinished {
+        run_id: String,
+        outcome: String,
+        action: &'static str,
+    },
+
     #[error("interrupted")]
     Interrupted,
 }
@@ -134,6 +153,10 @@ impl Error {
                 | Error::DbConnect { .. }
                 | Error::ConsentRequired
                 | Error::Declined
+                | Error::Unfinished { .. }
+                | Error::Busy { .. }
+                | Error::ProductionBusy { .. }
+                | Error::AlreadyFinished { .. }
         )
     }
 }

@@ -4,6 +4,25 @@
 //! The core (`plan`, `machine`, `copy`, `verify`, `state`) reaches the outside only through
 //! the ports in `ports` and `progress`; `aws`, `mysql` and `ui` are the real adapters.
 
+/// Ends the process on the spot, as a crash would, when the failpoint `name` is set to
+/// `return` (`FAILPOINTS=restore-after-call=return`). Only in builds with the `failpoints`
+/// feature; elsewhere it is nothing.
+#[macro_export]
+macro_rules! crash_point {
+    ($name:expr) => {
+        #[cfg(feature = "failpoints")]
+        {
+            if fail::eval($name, |_| ()).is_some() {
+                eprintln!("failpoint {}: crashing", $name);
+                std::process::exit($crate::CRASH_EXIT_CODE);
+            }
+        }
+    };
+}
+
+/// The exit code of a process ended by a crash point.
+pub const CRASH_EXIT_CODE: i32 = 86;
+
 pub mod aws;
 pub mod cli;
 pub mod copy;

@@ -2,10 +2,15 @@
 //! teardown, report. Each step is recorded in the state file as started before its first side
 //! effect and as finished after its last; every resource is recorded the moment it exists.
 //!
-//! When a step fails, the network access is revoked at once (an open port never outlives a
-//! failure) and the restored instance is deleted or kept as `--on-failure` says. The machine
-//! reaches AWS and MySQL only through the ports, so the unit tests run it against fakes.
+//! Resuming runs the same machine over a loaded state: finished steps are skipped, and a step
+//! found started is reconciled with AWS rather than guessed: a restored instance or security
+//! group created just before a crash is found by name and adopted only if it carries this
+//! run's tag. When a step fails or the run is interrupted, the network access is revoked at once
+//! (an open port never outlives a failure); the restored instance is kept for `resume` unless
+//! `--on-failure teardown`. The machine reaches AWS and MySQL only through the ports, so the
+//! unit tests run it against fakes.
 
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,8 +24,11 @@ use crate::error::{Error, Result, Side};
 use crate::plan::{rfc3339, OnFailure, Plan, TAG_RUN_ID};
 use crate::ports::{Connector, Ec2, Endpoint, Instance, Rds, RestoreRequest, Session, TableSchema};
 use crate::progress::{Progress, Prompter};
-use crate::state::{Outcome, RunState, StateStore, Step, StepRecord, StepStatus};
+use crate::state::{list_runs, Connection, Outcome, RunState, StateStore, Step, StepRecord, StepStatus};
 use crate::verify::verify;
+
+/// How many times the copy reconnects after a lost connection before it gives up.
+const RECONNECTS: u32 = 8;
 
 /// What the machine talks through.
 pub struct Deps<'a> {
@@ -39,6 +47,8 @@ pub struct Settings {
     /// The first wait between polls of the restored instance's status.
     pub poll_min: Duration,
     pub poll_max: Duration,
+    /// The first wait before reconnecting to a database.
+    pub reconnect_min: Duration,
 }
 
 impl Default for Settings {
@@ -48,6 +58,7 @@ impl Default for Settings {
             assume_yes: false,
             poll_min: Duration::from_secs(5),
             poll_max: Duration::from_secs(30),
+            reconnect_min: Duration::from_millis(500),
         }
     }
 }
@@ -69,6 +80,16 @@ struct Source {
     schema: TableSchema,
 }
 
+/// True while the run can still be resumed or aborted: it holds resources, or it stopped
+/// before creating any without failing.
+pub fn is_open(state: &RunState) -> bool {
+    match state.outcome {
+        Outcome::Succeeded | Outcome::Aborted => false,
+        Outcome::Running | Outcome::Interrupted => true,
+        Outcome::Failed => !state.resources.held().is_empty(),
+    }
+}
+
 pub struct Machine<'a> {
     deps: Deps<'a>,
     settings: Settings,
@@ -78,19 +99,69 @@ pub struct Machine<'a> {
     current: Option<(Step, Instant)>,
     restored_session: Option<Box<dyn Session>>,
     production_session: Option<Box<dyn Session>>,
+    /// Holds `GET_LOCK` on production for the whole run.
+    lock_session: Option<Box<dyn Session>>,
+    /// Holds the state directory's lock on the table for the whole run.
+    _table_lock: File,
 }
 
 impl<'a> Machine<'a> {
+    /// A new run. Refused while another run of the same table is open in this state directory.
     pub fn new(
         deps: Deps<'a>,
         settings: Settings,
         store: StateStore,
         plan: Plan,
+        connection: Connection,
         cancel: Arc<AtomicBool>,
     ) -> Result<Self> {
-        let state = RunState::new(plan, Utc::now());
+        let table_lock = lock_table(&store, &plan)?;
+        for (_, other) in list_runs(store.dir())? {
+            let Ok(other) = other else { continue };
+            if other.plan.source_instance == plan.source_instance && other.plan.table == plan.table && is_open(&other) {
+                let step = other.current_step().map(|s| s.step.name()).unwrap_or("none");
+                return Err(Error::Unfinished {
+                    run_id: other.run_id,
+                    step: step.into(),
+                });
+            }
+        }
+        let mut state = RunState::new(plan, Utc::now());
+        state.connection = connection;
         store.save(&state)?;
-        Ok(Machine {
+        Ok(Machine::with_state(deps, settings, store, state, cancel, table_lock))
+    }
+
+    /// An existing run, to resume or abort. Refused when it is over.
+    pub fn open(
+        deps: Deps<'a>,
+        settings: Settings,
+        store: StateStore,
+        state: RunState,
+        cancel: Arc<AtomicBool>,
+        action: &'static str,
+    ) -> Result<Self> {
+        if !is_open(&state) {
+            let outcome = format!("{:?}", state.outcome).to_lowercase();
+            return Err(Error::AlreadyFinished {
+                run_id: state.run_id.clone(),
+                outcome,
+                action,
+            });
+        }
+        let table_lock = lock_table(&store, &state.plan)?;
+        Ok(Machine::with_state(deps, settings, store, state, cancel, table_lock))
+    }
+
+    fn with_state(
+        deps: Deps<'a>,
+        settings: Settings,
+        store: StateStore,
+        state: RunState,
+        cancel: Arc<AtomicBool>,
+        table_lock: File,
+    ) -> Self {
+        Machine {
             deps,
             settings,
             store,
@@ -99,15 +170,19 @@ impl<'a> Machine<'a> {
             current: None,
             restored_session: None,
             production_session: None,
-        })
+            lock_session: None,
+            _table_lock: table_lock,
+        }
     }
 
     pub fn state_path(&self) -> PathBuf {
         self.store.path().to_path_buf()
     }
 
-    /// Runs every step. On failure, cleans up as the plan says and reports what is left.
+    /// Runs every step not yet finished. On failure, cleans up as the plan says.
     pub async fn run(mut self) -> std::result::Result<RunState, RunFailure> {
+        self.state.outcome = Outcome::Running;
+        self.state.error = None;
         match self.drive().await {
             Ok(()) => Ok(self.state),
             Err(error) => Err(self.fail(error).await),
@@ -115,15 +190,32 @@ impl<'a> Machine<'a> {
     }
 
     async fn drive(&mut self) -> Result<()> {
+        let resuming = !self.state.steps.is_empty();
         let source = self.validate().await?;
-        self.consent(&source)?;
-        self.restore(&source).await?;
-        let endpoint = self.wait().await?;
-        self.open_access(&source, endpoint.port).await?;
-        self.copy(&source, &endpoint).await?;
-        self.verify(&source).await?;
-        self.revoke().await?;
-        self.teardown().await?;
+        self.consent(&source, resuming)?;
+        if !self.state.finished(Step::Restore) {
+            self.restore(&source).await?;
+        }
+        let endpoint = match (&self.state.resources.restored_endpoint, self.state.finished(Step::Wait)) {
+            (Some(e), true) => e.clone(),
+            _ => self.wait().await?,
+        };
+        let needs_data = !self.state.finished(Step::Copy) || !self.state.finished(Step::Verify);
+        if needs_data && !self.access_open() {
+            self.open_access(&source, endpoint.port).await?;
+        }
+        if !self.state.finished(Step::Copy) {
+            self.copy(&source, &endpoint).await?;
+        }
+        if !self.state.finished(Step::Verify) {
+            self.verify(&source, &endpoint).await?;
+        }
+        if !self.state.finished(Step::Revoke) {
+            self.revoke().await?;
+        }
+        if !self.state.finished(Step::Teardown) {
+            self.teardown().await?;
+        }
         self.begin(Step::Report, "summary")?;
         self.state.outcome = Outcome::Succeeded;
         self.finish("done")
@@ -148,6 +240,7 @@ impl<'a> Machine<'a> {
         self.current = Some((step, Instant::now()));
         self.save()?;
         self.deps.ui.step_started(step, detail);
+        crash_point!(&format!("{}-before", step.name()));
         Ok(())
     }
 
@@ -162,6 +255,7 @@ impl<'a> Machine<'a> {
         }
         self.save()?;
         self.deps.ui.step_finished(step, started.elapsed(), summary);
+        crash_point!(&format!("{}-after-checkpoint", step.name()));
         Ok(())
     }
 
@@ -171,6 +265,11 @@ impl<'a> Machine<'a> {
         } else {
             Ok(())
         }
+    }
+
+    fn access_open(&self) -> bool {
+        let r = &self.state.resources;
+        r.security_group.is_some() && !r.security_group_deleted && r.ingress_rule.is_some() && r.attached
     }
 
     // ---- 1. validate ----
@@ -194,30 +293,46 @@ impl<'a> Machine<'a> {
                 engine: instance.engine.clone(),
             });
         }
-        if instance.backup_retention_days <= 0 {
-            return Err(Error::NoBackups {
-                id: instance.id.clone(),
-            });
-        }
-        let latest = instance.latest_restorable.ok_or_else(|| Error::NoRestoreWindow {
-            id: instance.id.clone(),
-            status: instance.status.clone(),
-        })?;
-        // RDS gives the window's start in the automated backups; without it, the instance's
-        // creation is the earliest moment that can exist. Never assume there is no lower bound.
-        let earliest = match self.deps.rds.earliest_restorable_time(&instance.id).await? {
-            Some(t) => t,
-            None => instance.created.ok_or_else(|| Error::NoRestoreWindow {
-                id: instance.id.clone(),
-                status: instance.status.clone(),
-            })?,
-        };
-        check_window(&instance, plan.restore_time, earliest, latest)?;
-        if self.deps.rds.describe_instance(&plan.target_instance).await?.is_some() {
-            return Err(Error::InvalidInput(format!(
-                "an RDS instance named `{}` already exists: another run is restoring the same table to the same second",
-                plan.target_instance
-            )));
+        let mut window = String::from("restore already under way");
+        match self.deps.rds.describe_instance(&plan.target_instance).await? {
+            // Ours, from before a crash or an interruption: it is adopted, the window no longer matters.
+            Some(target) if target.tag(TAG_RUN_ID) == Some(plan.run_id.as_str()) => {}
+            Some(_) => {
+                return Err(Error::InvalidInput(format!(
+                    "an RDS instance named `{}` already exists and was not created by this run: \
+                     another run is restoring the same table to the same second",
+                    plan.target_instance
+                )))
+            }
+            None if self.state.resources.restored_instance.is_some() => {
+                return Err(Error::RestoreFailed {
+                    id: plan.target_instance.clone(),
+                    status: "gone".into(),
+                });
+            }
+            None => {
+                if instance.backup_retention_days <= 0 {
+                    return Err(Error::NoBackups {
+                        id: instance.id.clone(),
+                    });
+                }
+                let latest = instance.latest_restorable.ok_or_else(|| Error::NoRestoreWindow {
+                    id: instance.id.clone(),
+                    status: instance.status.clone(),
+                })?;
+                // RDS gives the window's start in the automated backups; without it, the
+                // instance's creation is the earliest moment that can exist. Never assume there
+                // is no lower bound.
+                let earliest = match self.deps.rds.earliest_restorable_time(&instance.id).await? {
+                    Some(t) => t,
+                    None => instance.created.ok_or_else(|| Error::NoRestoreWindow {
+                        id: instance.id.clone(),
+                        status: instance.status.clone(),
+                    })?,
+                };
+                check_window(&instance, plan.restore_time, earliest, latest)?;
+                window = format!("window {} .. {}", rfc3339(earliest), rfc3339(latest));
+            }
         }
         let production = instance.endpoint.clone().ok_or_else(|| Error::NoEndpoint {
             id: instance.id.clone(),
@@ -236,14 +351,19 @@ impl<'a> Machine<'a> {
                 table: plan.table.table.clone(),
             });
         }
-        self.production_session = Some(session);
+        let lock = production_lock_name(&plan);
+        if !session.try_advisory_lock(&lock).await? {
+            return Err(Error::ProductionBusy {
+                table: plan.table.to_string(),
+                lock,
+            });
+        }
+        self.lock_session = Some(session);
         self.finish(&format!(
-            "{} ({} {}), window {} .. {}, table has {} columns",
+            "{} ({} {}), {window}, table has {} columns",
             instance.id,
             instance.engine,
             instance.engine_version.as_deref().unwrap_or(""),
-            rfc3339(earliest),
-            rfc3339(latest),
             schema.columns.len()
         ))?;
         Ok(Source {
@@ -253,12 +373,21 @@ impl<'a> Machine<'a> {
         })
     }
 
-    fn consent(&mut self, source: &Source) -> Result<()> {
+    fn consent(&mut self, source: &Source, resuming: bool) -> Result<()> {
+        if self.settings.assume_yes {
+            return Ok(());
+        }
         let plan = &self.state.plan;
-        let question = format!(
-            "Restore `{}` as it was at {} from {} into production:\n  \
-             create RDS instance {} ({}), security group {} open to {} only,\n  \
-             insert the restored rows missing in production ({} mode), then delete both.\nProceed?",
+        let what = if resuming {
+            let at = self.state.current_step().map(|s| s.step.name()).unwrap_or("validate");
+            format!("Resume run {} (stopped at {at}): ", plan.run_id)
+        } else {
+            String::new()
+        };
+        self.deps.ui.note(&format!(
+            "{what}restore `{}` as it was at {} from {} into production:\n  \
+             RDS instance {} ({}), security group {} open to {} only,\n  \
+             insert the restored rows missing in production (missing-rows mode), then delete both.",
             plan.table,
             rfc3339(plan.restore_time),
             plan.source_instance,
@@ -269,12 +398,8 @@ impl<'a> Machine<'a> {
                 .unwrap_or("source class"),
             plan.security_group_name,
             plan.client_cidr,
-            "missing-rows",
-        );
-        if self.settings.assume_yes {
-            return Ok(());
-        }
-        if self.deps.prompter.confirm(&question)? {
+        ));
+        if self.deps.prompter.confirm("Proceed?")? {
             Ok(())
         } else {
             Err(Error::Declined)
@@ -289,6 +414,12 @@ impl<'a> Machine<'a> {
             Step::Restore,
             &format!("{} at {}", plan.target_instance, rfc3339(plan.restore_time)),
         )?;
+        // A restore requested just before a crash is found by name and adopted (validation has
+        // checked its tag); only when there is none is it requested.
+        if let Some(existing) = self.deps.rds.describe_instance(&plan.target_instance).await? {
+            self.state.resources.restored_instance = Some(existing.id.clone());
+            return self.finish(&format!("{} adopted (status {})", existing.id, existing.status));
+        }
         let request = RestoreRequest {
             source: plan.source_instance.clone(),
             target: plan.target_instance.clone(),
@@ -300,6 +431,7 @@ impl<'a> Machine<'a> {
             tags: plan.tags(),
         };
         let created = self.deps.rds.restore_to_point_in_time(&request).await?;
+        crash_point!("restore-after-call");
         self.state.resources.restored_instance = Some(created.id.clone());
         self.finish(&format!("{} requested (status {})", created.id, created.status))
     }
@@ -365,6 +497,11 @@ impl<'a> Machine<'a> {
     async fn open_access(&mut self, source: &Source, port: u16) -> Result<()> {
         let plan = self.state.plan.clone();
         self.begin(Step::OpenAccess, &format!("tcp/{port} from {}", plan.client_cidr))?;
+        if self.state.resources.security_group_deleted {
+            // Revoked after a failure or an interruption: open it anew.
+            let r = &mut self.state.resources;
+            (r.security_group, r.security_group_deleted, r.ingress_rule, r.attached) = (None, false, None, false);
+        }
         let vpc =
             match &source.instance.vpc_id {
                 Some(v) => v.clone(),
@@ -380,39 +517,63 @@ impl<'a> Machine<'a> {
                     }
                 },
             };
-        let description = format!(
-            "rds-table-restore run {}: temporary access to {} from {}",
-            plan.run_id, plan.target_instance, plan.client_cidr
-        );
-        let sg = self
-            .deps
-            .ec2
-            .create_security_group(&vpc, &plan.security_group_name, &description, &plan.tags())
-            .await?;
+        let sg = match self.state.resources.security_group.clone() {
+            Some(sg) => sg,
+            None => match self
+                .deps
+                .ec2
+                .find_security_group(&vpc, &plan.security_group_name)
+                .await?
+            {
+                // Created just before a crash: adopted only if it carries this run's tag.
+                Some(g) if g.tag(TAG_RUN_ID) == Some(plan.run_id.as_str()) => g.id,
+                Some(g) => {
+                    return Err(Error::NotOurs {
+                        action: "use security group",
+                        id: g.id,
+                        key: TAG_RUN_ID,
+                        run_id: plan.run_id.clone(),
+                    })
+                }
+                None => {
+                    let description = format!(
+                        "rds-table-restore run {}: temporary access to {} from {}",
+                        plan.run_id, plan.target_instance, plan.client_cidr
+                    );
+                    let id = self
+                        .deps
+                        .ec2
+                        .create_security_group(&vpc, &plan.security_group_name, &description, &plan.tags())
+                        .await?;
+                    crash_point!("open-access-after-create");
+                    id
+                }
+            },
+        };
         self.state.resources.security_group = Some(sg.clone());
         self.save()?;
-        self.deps
-            .ec2
-            .authorize_ingress(
-                &sg,
-                port,
-                &plan.client_cidr,
-                &format!("rds-table-restore {}", plan.run_id),
-            )
-            .await?;
-        self.state.resources.ingress_rule = Some((plan.client_cidr.clone(), port));
-        self.save()?;
+        if self.state.resources.ingress_rule.is_none() {
+            let note = format!("rds-table-restore {}", plan.run_id);
+            self.deps
+                .ec2
+                .authorize_ingress(&sg, port, &plan.client_cidr, &note)
+                .await?;
+            crash_point!("open-access-after-authorize");
+            self.state.resources.ingress_rule = Some((plan.client_cidr.clone(), port));
+            self.save()?;
+        }
         let mut groups = self
             .owned_instance(&plan.target_instance, "attach a security group to")
             .await?
             .security_groups;
         if !groups.contains(&sg) {
             groups.push(sg.clone());
+            self.deps
+                .rds
+                .set_security_groups(&plan.target_instance, &groups)
+                .await?;
+            crash_point!("open-access-after-attach");
         }
-        self.deps
-            .rds
-            .set_security_groups(&plan.target_instance, &groups)
-            .await?;
         self.state.resources.attached = true;
         self.finish(&format!(
             "{sg} in {vpc} allows tcp/{port} from {} only",
@@ -421,6 +582,61 @@ impl<'a> Machine<'a> {
     }
 
     // ---- 5. copy ----
+
+    /// Opens both sessions and checks the restored table matches production's.
+    async fn connect_pair(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
+        let plan = &self.state.plan;
+        let mut restored = self.deps.db.connect(Side::Restored, endpoint).await?;
+        let restored_schema = restored.table_schema(&plan.table).await?.ok_or_else(|| {
+            Error::SchemaMismatch(format!(
+                "`{}` does not exist on the restored instance (it did not exist at {})",
+                plan.table,
+                rfc3339(plan.restore_time)
+            ))
+        })?;
+        compare_schemas(&restored_schema, &source.schema)?;
+        let production = self.deps.db.connect(Side::Production, &source.production).await?;
+        self.restored_session = Some(restored);
+        self.production_session = Some(production);
+        Ok(())
+    }
+
+    /// Runs `work` with both sessions, reconnecting after a lost connection (the chunk in
+    /// flight was rolled back by the server; the work continues from the checkpoint).
+    async fn with_reconnects<F>(&mut self, source: &Source, endpoint: &Endpoint, mut work: F) -> Result<()>
+    where
+        F: for<'m> FnMut(&'m mut Self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'm>>,
+    {
+        let mut delays = backon::ExponentialBuilder::default()
+            .with_min_delay(self.settings.reconnect_min)
+            .with_max_delay(Duration::from_secs(20))
+            .with_jitter()
+            .with_max_times(RECONNECTS as usize)
+            .build();
+        loop {
+            let attempt = match (&self.restored_session, &self.production_session) {
+                (Some(_), Some(_)) => Ok(()),
+                _ => self.connect_pair(source, endpoint).await,
+            };
+            let result = match attempt {
+                Ok(()) => work(self).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e @ (Error::DbConnectionLost { .. } | Error::DbConnect { .. })) => {
+                    self.restored_session = None;
+                    self.production_session = None;
+                    let Some(delay) = delays.next() else { return Err(e) };
+                    self.deps
+                        .ui
+                        .warn(&format!("{e}; reconnecting in {:.1}s", delay.as_secs_f64()));
+                    tokio::time::sleep(delay).await;
+                    self.check_cancel()?;
+                }
+                other => return other,
+            }
+        }
+    }
 
     async fn copy(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
         let plan = self.state.plan.clone();
@@ -431,44 +647,49 @@ impl<'a> Machine<'a> {
                 plan.table, plan.target_instance
             ),
         )?;
-        let mut restored = self.deps.db.connect(Side::Restored, endpoint).await?;
-        let restored_schema = restored.table_schema(&plan.table).await?.ok_or_else(|| {
-            Error::SchemaMismatch(format!(
-                "`{}` does not exist on the restored instance (it did not exist at {})",
-                plan.table,
-                rfc3339(plan.restore_time)
-            ))
-        })?;
-        compare_schemas(&restored_schema, &source.schema)?;
-        // The validation session may have idled through a long wait: open a fresh one.
-        self.production_session = None;
-        let mut production = self.deps.db.connect(Side::Production, &source.production).await?;
-        let estimate = restored.estimate_rows(&plan.table).await.unwrap_or(None);
-        self.deps.ui.copy_started(estimate);
-        let job = CopyJob {
-            table: &plan.table,
-            schema: &source.schema,
-            chunk_size: plan.chunk_size,
-        };
-        let start = self.state.copy.clone();
-        let (store, state) = (&self.store, &mut self.state);
-        let mut checkpoint = |p: &crate::state::CopyProgress| {
-            state.copy = p.clone();
-            state.updated_at = Utc::now();
-            store.save(state)
-        };
-        let done = copy_missing_rows(
-            restored.as_mut(),
-            production.as_mut(),
-            &job,
-            start,
-            &mut checkpoint,
-            self.deps.ui,
-            &self.cancel,
-        )
+        let mut announced = false;
+        let schema = source.schema.clone();
+        self.with_reconnects(source, endpoint, |m| {
+            let schema = schema.clone();
+            let first = !announced;
+            announced = true;
+            Box::pin(async move {
+                let plan = m.state.plan.clone();
+                let (Some(restored), Some(production)) = (m.restored_session.as_mut(), m.production_session.as_mut())
+                else {
+                    return Err(Error::Interrupted);
+                };
+                if first {
+                    let estimate = restored.estimate_rows(&plan.table).await.unwrap_or(None);
+                    m.deps.ui.copy_started(estimate);
+                }
+                let job = CopyJob {
+                    table: &plan.table,
+                    schema: &schema,
+                    chunk_size: plan.chunk_size,
+                };
+                let start = m.state.copy.clone();
+                let (store, state) = (&m.store, &mut m.state);
+                let mut checkpoint = |p: &crate::state::CopyProgress| {
+                    state.copy = p.clone();
+                    state.updated_at = Utc::now();
+                    store.save(state)
+                };
+                copy_missing_rows(
+                    restored.as_mut(),
+                    production.as_mut(),
+                    &job,
+                    start,
+                    &mut checkpoint,
+                    m.deps.ui,
+                    &m.cancel,
+                )
+                .await
+                .map(|_| ())
+            })
+        })
         .await?;
-        self.restored_session = Some(restored);
-        self.production_session = Some(production);
+        let done = self.state.copy.clone();
         self.finish(&format!(
             "{} rows read, {} inserted, {} already present ({} of them differ and were kept)",
             done.rows_read, done.inserted, done.already_present, done.present_differing
@@ -477,29 +698,38 @@ impl<'a> Machine<'a> {
 
     // ---- 6. verify ----
 
-    async fn verify(&mut self, source: &Source) -> Result<()> {
-        let plan = self.state.plan.clone();
+    async fn verify(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
         self.begin(Step::Verify, "every restored row against production, by key")?;
-        let (Some(restored), Some(production)) = (self.restored_session.as_mut(), self.production_session.as_mut())
-        else {
-            return Err(Error::InvalidInput("verify needs the copy's connections".into()));
-        };
-        let job = CopyJob {
-            table: &plan.table,
-            schema: &source.schema,
-            chunk_size: plan.chunk_size,
-        };
-        let v = verify(
-            restored.as_mut(),
-            production.as_mut(),
-            &job,
-            &self.state.copy,
-            self.deps.ui,
-            &self.cancel,
-        )
+        let schema = source.schema.clone();
+        self.with_reconnects(source, endpoint, |m| {
+            let schema = schema.clone();
+            Box::pin(async move {
+                let plan = m.state.plan.clone();
+                let (Some(restored), Some(production)) = (m.restored_session.as_mut(), m.production_session.as_mut())
+                else {
+                    return Err(Error::Interrupted);
+                };
+                let job = CopyJob {
+                    table: &plan.table,
+                    schema: &schema,
+                    chunk_size: plan.chunk_size,
+                };
+                let v = verify(
+                    restored.as_mut(),
+                    production.as_mut(),
+                    &job,
+                    &m.state.copy,
+                    m.deps.ui,
+                    &m.cancel,
+                )
+                .await?;
+                crash_point!("verify-after-call");
+                m.state.verification = Some(v);
+                m.save()
+            })
+        })
         .await?;
-        self.state.verification = Some(v.clone());
-        self.save()?;
+        let v = self.state.verification.clone().unwrap_or_default();
         if !v.passed {
             return Err(v.failure());
         }
@@ -525,9 +755,8 @@ impl<'a> Machine<'a> {
         let run_id = self.state.run_id.clone();
         match self.deps.ec2.security_group_tags(&sg).await? {
             None => {
-                self.state.resources.ingress_rule = None;
-                self.state.resources.attached = false;
-                self.state.resources.security_group_deleted = true;
+                let r = &mut self.state.resources;
+                (r.ingress_rule, r.attached, r.security_group_deleted) = (None, false, true);
                 self.save()?;
                 return Ok(format!("{sg} no longer exists"));
             }
@@ -543,30 +772,38 @@ impl<'a> Machine<'a> {
         }
         if let Some((cidr, port)) = self.state.resources.ingress_rule.clone() {
             self.deps.ec2.revoke_ingress(&sg, port, &cidr).await?;
+            crash_point!("revoke-after-rule");
             self.state.resources.ingress_rule = None;
             self.save()?;
         }
-        if self.state.resources.attached {
-            let target = self.state.plan.target_instance.clone();
-            if let Some(instance) = self.deps.rds.describe_instance(&target).await? {
-                if instance.tag(TAG_RUN_ID) != Some(run_id.as_str()) {
+        self.detach(&sg).await?;
+        self.deps.ec2.delete_security_group(&sg).await?;
+        crash_point!("revoke-after-delete");
+        self.state.resources.security_group_deleted = true;
+        self.save()?;
+        Ok(format!("rule revoked, {sg} detached and deleted"))
+    }
+
+    /// Takes `sg` off the restored instance, if the instance is ours and carries it.
+    async fn detach(&mut self, sg: &str) -> Result<()> {
+        let target = self.state.plan.target_instance.clone();
+        if let Some(instance) = self.deps.rds.describe_instance(&target).await? {
+            if instance.security_groups.iter().any(|g| g == sg) {
+                if instance.tag(TAG_RUN_ID) != Some(self.state.run_id.as_str()) {
                     return Err(Error::NotOurs {
                         action: "detach a security group from",
                         id: target,
                         key: TAG_RUN_ID,
-                        run_id,
+                        run_id: self.state.run_id.clone(),
                     });
                 }
-                let groups: Vec<String> = instance.security_groups.into_iter().filter(|g| *g != sg).collect();
+                let groups: Vec<String> = instance.security_groups.into_iter().filter(|g| g != sg).collect();
                 self.deps.rds.set_security_groups(&target, &groups).await?;
+                crash_point!("revoke-after-detach");
             }
-            self.state.resources.attached = false;
-            self.save()?;
         }
-        self.deps.ec2.delete_security_group(&sg).await?;
-        self.state.resources.security_group_deleted = true;
-        self.save()?;
-        Ok(format!("rule revoked, {sg} detached and deleted"))
+        self.state.resources.attached = false;
+        self.save()
     }
 
     // ---- 8. teardown ----
@@ -578,14 +815,15 @@ impl<'a> Machine<'a> {
         self.finish(&summary)
     }
 
+    /// Deletes the restored instance if it exists and carries this run's tag, recorded or not
+    /// (a restore requested just before a crash is not recorded yet).
     async fn delete_restored(&mut self) -> Result<String> {
-        let Some(id) = self.state.resources.restored_instance.clone() else {
-            return Ok("no instance was created".into());
-        };
+        let id = self.state.plan.target_instance.clone();
         if self.state.resources.restored_instance_deleted {
             return Ok(format!("{id} already deleted"));
         }
         match self.deps.rds.describe_instance(&id).await? {
+            None if self.state.resources.restored_instance.is_none() => return Ok("no instance was created".into()),
             None => {}
             Some(instance) => {
                 if instance.tag(TAG_RUN_ID) != Some(self.state.run_id.as_str()) {
@@ -596,8 +834,10 @@ impl<'a> Machine<'a> {
                         run_id: self.state.run_id.clone(),
                     });
                 }
+                self.state.resources.restored_instance = Some(id.clone());
                 if instance.status != "deleting" {
                     self.deps.rds.delete_instance(&id).await?;
+                    crash_point!("teardown-after-call");
                 }
             }
         }
@@ -627,6 +867,55 @@ impl<'a> Machine<'a> {
         Ok(instance)
     }
 
+    // ---- abort ----
+
+    /// Removes whatever the run created, in any state: the rule and group (also one created
+    /// just before a crash, found by its run tag) and the restored instance. Never touches
+    /// production data.
+    pub async fn abort(mut self) -> std::result::Result<RunState, RunFailure> {
+        match self.abort_inner().await {
+            Ok(()) => Ok(self.state),
+            Err(error) => {
+                self.state.error = Some(format!("abort: {error}"));
+                let _ = self.save();
+                Err(RunFailure {
+                    error,
+                    resources_left: self.state.resources.held(),
+                    state_path: self.store.path().to_path_buf(),
+                    state: self.state,
+                })
+            }
+        }
+    }
+
+    async fn abort_inner(&mut self) -> Result<()> {
+        let run_id = self.state.run_id.clone();
+        self.deps.ui.step_started(Step::Revoke, "abort: the network access");
+        let started = Instant::now();
+        let mut notes = vec![self.revoke_access().await?];
+        let ours = self.deps.ec2.security_groups_tagged(TAG_RUN_ID).await?;
+        for g in ours.into_iter().filter(|g| g.tag(TAG_RUN_ID) == Some(run_id.as_str())) {
+            if Some(&g.id) == self.state.resources.security_group.as_ref() {
+                continue;
+            }
+            self.detach(&g.id).await?;
+            self.deps.ec2.delete_security_group(&g.id).await?;
+            notes.push(format!("unrecorded group {} deleted", g.id));
+        }
+        self.deps
+            .ui
+            .step_finished(Step::Revoke, started.elapsed(), &notes.join("; "));
+        self.deps
+            .ui
+            .step_started(Step::Teardown, "abort: the restored instance");
+        let started = Instant::now();
+        let note = self.delete_restored().await?;
+        self.deps.ui.step_finished(Step::Teardown, started.elapsed(), &note);
+        self.state.outcome = Outcome::Aborted;
+        self.state.error = None;
+        self.save()
+    }
+
     // ---- failure ----
 
     async fn fail(mut self, error: Error) -> RunFailure {
@@ -639,10 +928,15 @@ impl<'a> Machine<'a> {
             }
             self.deps.ui.step_failed(step, &message);
         }
-        self.state.outcome = Outcome::Failed;
+        let interrupted = matches!(error, Error::Interrupted);
+        self.state.outcome = if interrupted {
+            Outcome::Interrupted
+        } else {
+            Outcome::Failed
+        };
         self.state.error = Some(message);
         let _ = self.save();
-        // Closing the door comes first, whatever failed.
+        // Closing the door comes first, whatever happened.
         if self.state.resources.security_group.is_some() && !self.state.resources.security_group_deleted {
             match self.revoke_access().await {
                 Ok(s) => self.deps.ui.note(&format!("network access revoked: {s}")),
@@ -650,19 +944,13 @@ impl<'a> Machine<'a> {
             }
         }
         let held = self.state.resources.restored_instance.is_some() && !self.state.resources.restored_instance_deleted;
-        if held {
-            match self.state.plan.on_failure {
-                OnFailure::Teardown => match self.delete_restored().await {
-                    Ok(s) => self.deps.ui.note(&format!("restored instance removed: {s}")),
-                    Err(e) => self
-                        .deps
-                        .ui
-                        .warn(&format!("could not delete the restored instance: {e}")),
-                },
-                OnFailure::Keep => self.deps.ui.note(&format!(
-                    "kept the restored instance {} (--on-failure keep): delete it when done",
-                    self.state.plan.target_instance
-                )),
+        if held && !interrupted && self.state.plan.on_failure == OnFailure::Teardown {
+            match self.delete_restored().await {
+                Ok(s) => self.deps.ui.note(&format!("restored instance removed: {s}")),
+                Err(e) => self
+                    .deps
+                    .ui
+                    .warn(&format!("could not delete the restored instance: {e}")),
             }
         }
         let _ = self.save();
@@ -672,6 +960,40 @@ impl<'a> Machine<'a> {
             state_path: self.store.path().to_path_buf(),
             state: self.state,
         }
+    }
+}
+
+/// The name of the production advisory lock for a table (at most 64 characters, as MySQL wants).
+fn production_lock_name(plan: &Plan) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = hex::encode(Sha256::digest(format!("{}\0{}", plan.table.database, plan.table.table)));
+    format!("rds-table-restore:{}", &digest[..40])
+}
+
+/// Locks `<state dir>/locks/<source>.<table>.lock` for this process, so two processes sharing a
+/// state directory never drive the same table at once. The OS drops the lock if we die.
+fn lock_table(store: &StateStore, plan: &Plan) -> Result<File> {
+    let dir = store.dir().join("locks");
+    let err = |e: std::io::Error| Error::State {
+        path: dir.display().to_string(),
+        detail: e.to_string(),
+    };
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let name = production_lock_name(plan).replace(':', "-");
+    let path = dir.join(format!("{}-{}.lock", plan.source_instance, &name[18..]));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(err)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy {
+            what: plan.table.to_string(),
+            lock: path.display().to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(err(e)),
     }
 }
 
@@ -807,10 +1129,17 @@ mod tests {
                 poll_max: Duration::from_millis(2),
                 ..Settings::default()
             };
-            Machine::new(deps, settings, store, plan, Arc::new(AtomicBool::new(false)))
-                .unwrap()
-                .run()
-                .await
+            Machine::new(
+                deps,
+                settings,
+                store,
+                plan,
+                Connection::default(),
+                Arc::new(AtomicBool::new(false)),
+            )
+            .unwrap()
+            .run()
+            .await
         }
 
         async fn run(&self) -> std::result::Result<RunState, RunFailure> {

@@ -305,6 +305,15 @@ impl Session for MysqlSession {
         Ok(Some(TableSchema { columns, key }))
     }
 
+    async fn try_advisory_lock(&mut self, name: &str) -> Result<bool> {
+        let got: Option<Option<i64>> = self
+            .conn
+            .exec_first("SELECT GET_LOCK(?, 0)", (name,))
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(got.flatten() == Some(1))
+    }
+
     async fn estimate_rows(&mut self, table: &TableRef) -> Result<Option<u64>> {
         let n: Option<Option<u64>> = self
             .conn
@@ -405,6 +414,7 @@ impl Session for MysqlSession {
             }
             outcome.inserted += batch.len() as u64;
         }
+        crate::crash_point!("copy-mid-chunk");
         tx.commit().await.map_err(err)?;
         Ok(outcome)
     }

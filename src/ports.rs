@@ -65,6 +65,8 @@ pub struct RestoreRequest {
 
 #[async_trait]
 pub trait Rds: Send + Sync {
+    /// Every instance in the region (for `cleanup`).
+    async fn list_instances(&self) -> Result<Vec<Instance>>;
     /// `None` when no instance has that identifier.
     async fn describe_instance(&self, id: &str) -> Result<Option<Instance>>;
     /// The start of the restore window, from the automated backups (`RestoreWindow`), if RDS gives it.
@@ -76,8 +78,27 @@ pub trait Rds: Send + Sync {
     async fn delete_instance(&self, id: &str) -> Result<()>;
 }
 
+/// A security group, as `cleanup` and reconciliation need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    pub vpc_id: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+impl Group {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
 #[async_trait]
 pub trait Ec2: Send + Sync {
+    /// The group of that name in that VPC, if any (to adopt one created before a crash).
+    async fn find_security_group(&self, vpc_id: &str, name: &str) -> Result<Option<Group>>;
+    /// Every group carrying the tag key (for `cleanup`).
+    async fn security_groups_tagged(&self, key: &str) -> Result<Vec<Group>>;
     async fn vpc_of_security_group(&self, group_id: &str) -> Result<Option<String>>;
     async fn create_security_group(
         &self,
@@ -88,6 +109,7 @@ pub trait Ec2: Send + Sync {
     ) -> Result<String>;
     /// `None` when the group does not exist (any more).
     async fn security_group_tags(&self, group_id: &str) -> Result<Option<Vec<(String, String)>>>;
+    /// Adds the rule; a rule that already exists counts as added.
     async fn authorize_ingress(&self, group_id: &str, port: u16, cidr: &str, description: &str) -> Result<()>;
     async fn revoke_ingress(&self, group_id: &str, port: u16, cidr: &str) -> Result<()>;
     async fn delete_security_group(&self, group_id: &str) -> Result<()>;
@@ -143,6 +165,9 @@ pub struct ChunkOutcome {
 pub trait Session: Send {
     /// `None` when the table does not exist.
     async fn table_schema(&mut self, table: &TableRef) -> Result<Option<TableSchema>>;
+    /// Takes the named advisory lock (`GET_LOCK`) for as long as this session lives; false when
+    /// another session holds it.
+    async fn try_advisory_lock(&mut self, name: &str) -> Result<bool>;
     /// The server's row estimate (information_schema), for progress only.
     async fn estimate_rows(&mut self, table: &TableRef) -> Result<Option<u64>>;
     /// Up to `limit` rows whose key is greater than `after`, in key order.

@@ -72,6 +72,8 @@ impl Report {
             Outcome::Succeeded => "restored",
             Outcome::Failed => "FAILED",
             Outcome::Running => "unfinished",
+            Outcome::Interrupted => "INTERRUPTED",
+            Outcome::Aborted => "aborted",
         };
         out.push_str(&format!(
             "{} {verdict} from {} as of {} (run {})\n",

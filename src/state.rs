@@ -139,9 +139,34 @@ pub struct CopyProgress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
+    /// Under way, or the process died: `resume` continues it, `abort` ends it.
     Running,
     Succeeded,
+    /// A step failed; what is left can be resumed or aborted.
     Failed,
+    /// Stopped by Ctrl-C or SIGTERM; can be resumed or aborted.
+    Interrupted,
+    /// Ended by `abort`: everything it created is removed.
+    Aborted,
+}
+
+impl Outcome {
+    /// Finished runs hold nothing and cannot be resumed.
+    pub fn is_final(self) -> bool {
+        matches!(self, Outcome::Succeeded | Outcome::Aborted)
+    }
+}
+
+/// How to reach the databases, kept so `resume` and `abort` need only the password.
+/// None of it is secret.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    pub region: Option<String>,
+    pub db_user: String,
+    pub tls: Option<crate::mysql::TlsMode>,
+    pub ssl_ca: Option<std::path::PathBuf>,
+    pub production_endpoint: Option<crate::ports::Endpoint>,
+    pub restored_endpoint: Option<crate::ports::Endpoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +177,8 @@ pub struct RunState {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub plan: Plan,
+    #[serde(default)]
+    pub connection: Connection,
     pub outcome: Outcome,
     pub steps: Vec<StepRecord>,
     pub resources: Resources,
@@ -169,6 +196,7 @@ impl RunState {
             created_at: now,
             updated_at: now,
             plan,
+            connection: Connection::default(),
             outcome: Outcome::Running,
             steps: Vec::new(),
             resources: Resources::default(),
@@ -181,6 +209,41 @@ impl RunState {
     pub fn step(&self, step: Step) -> Option<&StepRecord> {
         self.steps.iter().rev().find(|r| r.step == step)
     }
+
+    /// True when the latest record of `step` is finished.
+    pub fn finished(&self, step: Step) -> bool {
+        self.step(step).is_some_and(|r| r.status == StepStatus::Finished)
+    }
+
+    /// The latest step record, for listings.
+    pub fn current_step(&self) -> Option<&StepRecord> {
+        self.steps.last()
+    }
+}
+
+/// Every run in a state directory, oldest first. Unreadable files are reported, not skipped
+/// silently: a run nobody can see is a run whose resources nobody cleans up.
+pub fn list_runs(dir: &Path) -> Result<Vec<(PathBuf, std::result::Result<RunState, Error>)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::State {
+                path: dir.display().to_string(),
+                detail: e.to_string(),
+            })
+        }
+    };
+    let mut runs: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let st = StateStore::load(&p);
+            (p, st)
+        })
+        .collect();
+    runs.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(runs)
 }
 
 /// Where a run's state lives: `<state dir>/<run id>.json`.
@@ -190,7 +253,29 @@ pub struct StateStore {
 }
 
 impl StateStore {
+    /// The store of an existing run.
+    pub fn open(dir: &Path, run_id: &str) -> Result<(StateStore, RunState)> {
+        let store = StateStore::new(dir, run_id)?;
+        if !store.path.exists() {
+            return Err(Error::InvalidInput(format!(
+                "no run `{run_id}` in {}: `rds-table-restore runs` lists the runs there (or pass --state-dir)",
+                dir.display()
+            )));
+        }
+        let state = StateStore::load(&store.path)?;
+        Ok((store, state))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn new(dir: &Path, run_id: &str) -> Result<StateStore> {
+        if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(Error::InvalidInput(format!(
+                "`{run_id}` is not a run id (like 20261123t150227-567c)"
+            )));
+        }
         create_private_dir(dir)?;
         Ok(StateStore {
             dir: dir.to_path_buf(),

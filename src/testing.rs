@@ -75,6 +75,9 @@ impl FakeRds {
 
 #[async_trait]
 impl Rds for FakeRds {
+    async fn list_instances(&self) -> Result<Vec<Instance>> {
+        Ok(lock(&self.instances).values().cloned().collect())
+    }
     async fn describe_instance(&self, id: &str) -> Result<Option<Instance>> {
         Ok(self.instance(id))
     }
@@ -143,8 +146,30 @@ impl FakeEc2 {
     }
 }
 
+fn group(id: &str, g: &FakeGroup) -> Group {
+    Group {
+        id: id.into(),
+        name: g.name.clone(),
+        vpc_id: Some(g.vpc.clone()),
+        tags: g.tags.clone(),
+    }
+}
+
 #[async_trait]
 impl Ec2 for FakeEc2 {
+    async fn find_security_group(&self, vpc_id: &str, name: &str) -> Result<Option<Group>> {
+        Ok(lock(&self.groups)
+            .iter()
+            .find(|(_, g)| g.vpc == vpc_id && g.name == name)
+            .map(|(id, g)| group(id, g)))
+    }
+    async fn security_groups_tagged(&self, key: &str) -> Result<Vec<Group>> {
+        Ok(lock(&self.groups)
+            .iter()
+            .filter(|(_, g)| g.tags.iter().any(|(k, _)| k == key))
+            .map(|(id, g)| group(id, g))
+            .collect())
+    }
     async fn vpc_of_security_group(&self, group_id: &str) -> Result<Option<String>> {
         Ok(lock(&self.groups).get(group_id).map(|g| g.vpc.clone()))
     }
@@ -241,6 +266,8 @@ pub struct FakeDb {
     pub fail_insert_at: Option<i64>,
     /// Report inserts without storing them (a writer that loses rows).
     pub lose_inserts: bool,
+    /// Advisory locks taken (never released: each test is one run unless it says otherwise).
+    pub locks: Arc<Mutex<Vec<String>>>,
 }
 
 #[async_trait]
@@ -271,6 +298,14 @@ pub struct FakeSession {
 
 #[async_trait]
 impl Session for FakeSession {
+    async fn try_advisory_lock(&mut self, name: &str) -> Result<bool> {
+        let mut held = lock(&self.db.locks);
+        if held.contains(&name.to_string()) {
+            return Ok(false);
+        }
+        held.push(name.to_string());
+        Ok(true)
+    }
     async fn table_schema(&mut self, _t: &TableRef) -> Result<Option<TableSchema>> {
         Ok(self.db.schema.clone())
     }

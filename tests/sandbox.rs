@@ -100,10 +100,7 @@ async fn restores_the_deleted_rows_keeps_later_writes_and_leaves_nothing_in_aws(
     assert_eq!(sb.all_ingress().await, ingress_before);
 
     // The state file records every step finished, and no secret.
-    let files: Vec<_> = std::fs::read_dir(state.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files = common::state_files(state.path());
     assert_eq!(files.len(), 1);
     let text = std::fs::read_to_string(&files[0]).unwrap();
     let password = std::env::var("RDS_TABLE_RESTORE_DB_PASSWORD").unwrap();

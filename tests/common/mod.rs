@@ -202,3 +202,14 @@ fn is_ours(name: &str, table_part: &str) -> bool {
 pub fn unique_table(prefix: &str) -> String {
     format!("{prefix}_{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
+
+/// The run state files in a state directory.
+pub fn state_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}

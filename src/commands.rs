@@ -1,0 +1,601 @@
+//! One function per subcommand: gathers what the command needs (state, password, AWS clients),
+//! runs the core, prints the outcome and returns the exit code.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use async_trait::async_trait;
+use chrono::Utc;
+
+use rds_table_restore::aws::{load_config, AwsEc2, AwsRds};
+use rds_table_restore::cli::{CommonArgs, DbArgs, Output, RestoreArgs, ResumeArgs, RunArgs};
+use rds_table_restore::error::{Error, Side};
+use rds_table_restore::machine::{is_open, Deps, Machine, RunFailure, Settings};
+use rds_table_restore::mysql::{MysqlConnector, Secret, TlsMode};
+use rds_table_restore::plan::{new_run_id, Plan, Request, TAG_RUN_ID, TAG_TOOL, TOOL_NAME};
+use rds_table_restore::ports::{Connector, Ec2, Endpoint, Rds, Session};
+use rds_table_restore::report::Report;
+use rds_table_restore::state::{default_state_dir, list_runs, Connection, RunState, StateStore};
+use rds_table_restore::ui;
+
+const PASSWORD_ENV: &str = "RDS_TABLE_RESTORE_DB_PASSWORD";
+
+fn fail(code: u8, error: &dyn std::fmt::Display) -> u8 {
+    eprintln!("error: {error}");
+    code
+}
+
+fn state_dir(common: &CommonArgs) -> Result<PathBuf, u8> {
+    common
+        .state_dir
+        .clone()
+        .or_else(default_state_dir)
+        .ok_or_else(|| fail(3, &"no state directory could be found: pass --state-dir"))
+}
+
+/// `--state-dir DIR` when the directory is not the default, for commands printed to copy.
+fn state_dir_flag(dir: &Path) -> String {
+    if default_state_dir().as_deref() == Some(dir) {
+        String::new()
+    } else {
+        format!(" --state-dir {}", dir.display())
+    }
+}
+
+struct Aws {
+    rds: AwsRds,
+    ec2: AwsEc2,
+    region: String,
+}
+
+async fn aws(region: Option<String>) -> Aws {
+    let config = load_config(region).await;
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "(no region)".into());
+    Aws {
+        rds: AwsRds::new(&config),
+        ec2: AwsEc2::new(&config),
+        region,
+    }
+}
+
+fn connector(db: &DbArgs, recorded: &Connection, password: Secret) -> anyhow::Result<(MysqlConnector, Connection)> {
+    let connection = Connection {
+        region: recorded.region.clone(),
+        db_user: db
+            .db_user
+            .clone()
+            .or_else(|| Some(recorded.db_user.clone()).filter(|u| !u.is_empty()))
+            .ok_or_else(|| anyhow!("--db-user is required: the database user the tool logs in as"))?,
+        tls: db.tls.or(recorded.tls).or(Some(TlsMode::VerifyIdentity)),
+        ssl_ca: db.ssl_ca.clone().or_else(|| recorded.ssl_ca.clone()),
+        production_endpoint: db
+            .production_endpoint
+            .clone()
+            .or_else(|| recorded.production_endpoint.clone()),
+        restored_endpoint: db
+            .restored_endpoint
+            .clone()
+            .or_else(|| recorded.restored_endpoint.clone()),
+    };
+    let tls = connection.tls.unwrap_or(TlsMode::VerifyIdentity);
+    if tls != TlsMode::VerifyIdentity {
+        eprintln!("warning: --tls {tls:?}: the database certificate is not fully verified");
+    }
+    let c = MysqlConnector {
+        user: connection.db_user.clone(),
+        password,
+        tls,
+        ssl_ca: connection.ssl_ca.clone(),
+        production_override: connection.production_endpoint.clone(),
+        restored_override: connection.restored_endpoint.clone(),
+        connect_timeout: Duration::from_secs(30),
+    };
+    Ok((c, connection))
+}
+
+pub async fn restore(args: RestoreArgs) -> u8 {
+    let request = Request {
+        instance: args.instance.clone(),
+        database: args.database.clone(),
+        table: args.table.clone(),
+        time: args.time.clone(),
+        client_cidr: args.client_cidr.clone(),
+        allow_any_source: args.allow_any_source,
+        mode: args.mode,
+        instance_class: args.instance_class.clone(),
+        parameter_group: args.parameter_group.clone(),
+        subnet_group: args.subnet_group.clone(),
+        publicly_accessible: args.publicly_accessible,
+        chunk_size: args.chunk_size,
+        wait_timeout_minutes: args.wait_timeout,
+        on_failure: args.on_failure,
+    };
+    let now = Utc::now();
+    let plan = match Plan::new(&request, new_run_id(now), now) {
+        Ok(p) => p,
+        Err(e) => return fail(3, &e),
+    };
+    let dir = match state_dir(&args.common) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let password = match read_password(&args.db, args.db.db_user.as_deref().unwrap_or("?")) {
+        Ok(p) => p,
+        Err(e) => return fail(3, &format!("{e:#}")),
+    };
+    let recorded = Connection {
+        region: args.common.region.clone(),
+        ..Connection::default()
+    };
+    let (db, connection) = match connector(&args.db, &recorded, password) {
+        Ok(c) => c,
+        Err(e) => return fail(3, &format!("{e:#}")),
+    };
+    let store = match StateStore::new(&dir, &plan.run_id) {
+        Ok(s) => s,
+        Err(e) => return fail(3, &e),
+    };
+    let aws = aws(args.common.region.clone()).await;
+    let progress = ui::progress_for(args.common.quiet || args.common.output == Output::Json);
+    let prompter = ui::prompter();
+    let cancel = watch_signals();
+    let deps = Deps {
+        rds: &aws.rds,
+        ec2: &aws.ec2,
+        db: &db,
+        ui: progress.as_ref(),
+        prompter: prompter.as_ref(),
+    };
+    let settings = Settings {
+        region: aws.region.clone(),
+        assume_yes: args.common.yes,
+        ..Settings::default()
+    };
+    let machine = match Machine::new(deps, settings, store, plan, connection, cancel) {
+        Ok(m) => m,
+        Err(e) => return fail(3, &e),
+    };
+    let state_path = machine.state_path();
+    finish(machine.run().await, &state_path, &dir, args.common.output)
+}
+
+pub async fn resume(args: ResumeArgs) -> u8 {
+    let dir = match state_dir(&args.common) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let (store, state) = match StateStore::open(&dir, &args.run_id) {
+        Ok(s) => s,
+        Err(e) => return fail(3, &e),
+    };
+    let user = args
+        .db
+        .db_user
+        .clone()
+        .unwrap_or_else(|| state.connection.db_user.clone());
+    let password = match read_password(&args.db, &user) {
+        Ok(p) => p,
+        Err(e) => return fail(3, &format!("{e:#}")),
+    };
+    let (db, connection) = match connector(&args.db, &state.connection, password) {
+        Ok(c) => c,
+        Err(e) => return fail(3, &format!("{e:#}")),
+    };
+    let mut state = state;
+    state.connection = connection;
+    let region = args.common.region.clone().or_else(|| state.connection.region.clone());
+    let aws = aws(region).await;
+    let progress = ui::progress_for(args.common.quiet || args.common.output == Output::Json);
+    let prompter = ui::prompter();
+    let cancel = watch_signals();
+    let deps = Deps {
+        rds: &aws.rds,
+        ec2: &aws.ec2,
+        db: &db,
+        ui: progress.as_ref(),
+        prompter: prompter.as_ref(),
+    };
+    let settings = Settings {
+        region: aws.region.clone(),
+        assume_yes: args.common.yes,
+        ..Settings::default()
+    };
+    let machine = match Machine::open(deps, settings, store, state, cancel, "resume") {
+        Ok(m) => m,
+        Err(e) => return fail(3, &e),
+    };
+    let state_path = machine.state_path();
+    finish(machine.run().await, &state_path, &dir, args.common.output)
+}
+
+/// A connector for commands that must never reach a database.
+struct NoDatabase;
+
+#[async_trait]
+impl Connector for NoDatabase {
+    async fn connect(&self, _side: Side, _e: &Endpoint) -> rds_table_restore::error::Result<Box<dyn Session>> {
+        Err(Error::InvalidInput("this command never connects to a database".into()))
+    }
+}
+
+pub async fn abort(args: RunArgs) -> u8 {
+    let dir = match state_dir(&args.common) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let (store, state) = match StateStore::open(&dir, &args.run_id) {
+        Ok(s) => s,
+        Err(e) => return fail(3, &e),
+    };
+    let held = state.resources.held();
+    let prompter = ui::prompter();
+    if !args.common.yes {
+        let what = if held.is_empty() {
+            "nothing recorded; tagged leftovers are searched".into()
+        } else {
+            held.join(", ")
+        };
+        eprintln!(
+            "Abort run {}: remove {what}. Production data is not touched.",
+            state.run_id
+        );
+        match prompter.confirm("Abort?") {
+            Ok(true) => {}
+            Ok(false) => return fail(3, &Error::Declined),
+            Err(e) => return fail(3, &e),
+        }
+    }
+    let region = args.common.region.clone().or_else(|| state.connection.region.clone());
+    let aws = aws(region).await;
+    let progress = ui::progress_for(args.common.quiet || args.common.output == Output::Json);
+    let deps = Deps {
+        rds: &aws.rds,
+        ec2: &aws.ec2,
+        db: &NoDatabase,
+        ui: progress.as_ref(),
+        prompter: prompter.as_ref(),
+    };
+    let settings = Settings {
+        region: aws.region.clone(),
+        assume_yes: true,
+        ..Settings::default()
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let machine = match Machine::open(deps, settings, store, state, cancel, "abort") {
+        Ok(m) => m,
+        Err(e) => return fail(3, &e),
+    };
+    match machine.abort().await {
+        Ok(state) => {
+            if args.common.output == Output::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({"run_id": state.run_id, "outcome": state.outcome})
+                );
+            } else {
+                println!("run {} aborted: nothing it created is left", state.run_id);
+            }
+            0
+        }
+        Err(f) => {
+            eprintln!("error: {}", f.error);
+            eprintln!("still held: {}", f.resources_left.join("; "));
+            4
+        }
+    }
+}
+
+fn age(state: &RunState) -> String {
+    let mins = (Utc::now() - state.updated_at).num_minutes();
+    match mins {
+        m if m < 1 => "just now".into(),
+        m if m < 120 => format!("{m} min ago"),
+        m if m < 48 * 60 => format!("{} h ago", m / 60),
+        m => format!("{} days ago", m / 60 / 24),
+    }
+}
+
+pub fn runs(args: CommonArgs) -> u8 {
+    let dir = match state_dir(&args) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let runs = match list_runs(&dir) {
+        Ok(r) => r,
+        Err(e) => return fail(3, &e),
+    };
+    if args.output == Output::Json {
+        let list: Vec<_> = runs
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .map(|s| {
+                serde_json::json!({
+                    "run_id": s.run_id, "table": s.plan.table.to_string(), "source_instance": s.plan.source_instance,
+                    "outcome": s.outcome, "open": is_open(s),
+                    "step": s.current_step().map(|r| r.step.name()), "resources": s.resources.held(),
+                    "updated_at": s.updated_at,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return 0;
+    }
+    if runs.is_empty() {
+        println!("no runs in {}", dir.display());
+        return 0;
+    }
+    println!(
+        "{:<22} {:<24} {:<12} {:<12} {:<14} HOLDS",
+        "RUN ID", "TABLE", "OUTCOME", "STEP", "UPDATED"
+    );
+    for (path, run) in &runs {
+        match run {
+            Ok(s) => println!(
+                "{:<22} {:<24} {:<12} {:<12} {:<14} {}",
+                s.run_id,
+                s.plan.table.to_string(),
+                format!("{:?}", s.outcome).to_lowercase(),
+                s.current_step().map(|r| r.step.name()).unwrap_or("-"),
+                age(s),
+                if s.resources.held().is_empty() {
+                    "-".into()
+                } else {
+                    s.resources.held().join(", ")
+                }
+            ),
+            Err(e) => println!(
+                "{:<22} unreadable: {e}",
+                path.file_stem().unwrap_or_default().to_string_lossy()
+            ),
+        }
+    }
+    0
+}
+
+pub fn status(args: RunArgs) -> u8 {
+    let dir = match state_dir(&args.common) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let (store, state) = match StateStore::open(&dir, &args.run_id) {
+        Ok(s) => s,
+        Err(e) => return fail(3, &e),
+    };
+    if args.common.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&state).unwrap_or_default());
+        return 0;
+    }
+    print!("{}", Report::from_state(&state, store.path()).to_text());
+    if let Some(e) = &state.error {
+        println!("  last error: {e}");
+    }
+    if is_open(&state) {
+        let flag = state_dir_flag(&dir);
+        println!("  continue: rds-table-restore resume {}{flag}", state.run_id);
+        println!("  or end:   rds-table-restore abort {}{flag}", state.run_id);
+    }
+    0
+}
+
+pub async fn cleanup(args: CommonArgs) -> u8 {
+    let dir = match state_dir(&args) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let runs = match list_runs(&dir) {
+        Ok(r) => r,
+        Err(e) => return fail(3, &e),
+    };
+    let open: Vec<String> = runs
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .filter(|s| is_open(s))
+        .map(|s| s.run_id.clone())
+        .collect();
+    let aws = aws(args.region.clone()).await;
+    let ours = |tags: &dyn Fn(&str) -> Option<String>| -> Option<String> {
+        (tags(TAG_TOOL).as_deref() == Some(TOOL_NAME))
+            .then(|| tags(TAG_RUN_ID))
+            .flatten()
+    };
+    let instances = match aws.rds.list_instances().await {
+        Ok(i) => i,
+        Err(e) => return fail(1, &e),
+    };
+    let groups = match aws.ec2.security_groups_tagged(TAG_TOOL).await {
+        Ok(g) => g,
+        Err(e) => return fail(1, &e),
+    };
+    let mut doomed_instances = Vec::new();
+    let mut doomed_groups = Vec::new();
+    for i in &instances {
+        if let Some(run) = ours(&|k| i.tag(k).map(str::to_string)) {
+            if open.contains(&run) {
+                println!(
+                    "keeping RDS instance {} (run {run} is unfinished: resume or abort it)",
+                    i.id
+                );
+            } else if i.status != "deleting" {
+                println!("RDS instance {} (run {run}, status {})", i.id, i.status);
+                doomed_instances.push(i.clone());
+            }
+        }
+    }
+    for g in &groups {
+        if let Some(run) = ours(&|k| g.tag(k).map(str::to_string)) {
+            if open.contains(&run) {
+                println!(
+                    "keeping security group {} (run {run} is unfinished: resume or abort it)",
+                    g.id
+                );
+            } else {
+                println!("security group {} {} (run {run})", g.id, g.name);
+                doomed_groups.push(g.clone());
+            }
+        }
+    }
+    if doomed_instances.is_empty() && doomed_groups.is_empty() {
+        println!("nothing to clean up");
+        return 0;
+    }
+    if !args.yes {
+        match ui::prompter().confirm("Delete these?") {
+            Ok(true) => {}
+            Ok(false) => return fail(3, &Error::Declined),
+            Err(e) => return fail(3, &e),
+        }
+    }
+    let mut failures = 0;
+    for i in &doomed_instances {
+        match aws.rds.delete_instance(&i.id).await {
+            Ok(()) => println!("deleted RDS instance {}", i.id),
+            Err(e) => {
+                failures += 1;
+                eprintln!("error: {e}")
+            }
+        }
+    }
+    for g in &doomed_groups {
+        // Take the group off any instance of ours still carrying it; never modify another.
+        for i in instances.iter().filter(|i| i.security_groups.contains(&g.id)) {
+            if ours(&|k| i.tag(k).map(str::to_string)).is_none() {
+                eprintln!(
+                    "warning: {} is attached to {}, which this tool did not create: left alone",
+                    g.id, i.id
+                );
+                continue;
+            }
+            if doomed_instances.iter().any(|d| d.id == i.id) {
+                continue;
+            }
+            let rest: Vec<String> = i.security_groups.iter().filter(|s| **s != g.id).cloned().collect();
+            if let Err(e) = aws.rds.set_security_groups(&i.id, &rest).await {
+                eprintln!("warning: cannot detach {} from {}: {e}", g.id, i.id);
+            }
+        }
+        match aws.ec2.delete_security_group(&g.id).await {
+            Ok(()) => println!("deleted security group {}", g.id),
+            Err(e) => {
+                failures += 1;
+                eprintln!("error: {e}")
+            }
+        }
+    }
+    if failures > 0 {
+        4
+    } else {
+        0
+    }
+}
+
+fn finish(result: Result<RunState, RunFailure>, state_path: &Path, dir: &Path, output: Output) -> u8 {
+    match result {
+        Ok(state) => {
+            print_report(&Report::from_state(&state, state_path), output);
+            0
+        }
+        Err(failure) => {
+            let report = Report::from_state(&failure.state, &failure.state_path);
+            let open = is_open(&failure.state) && !failure.error.is_validation();
+            let code = match &failure.error {
+                Error::Interrupted => 130,
+                Error::VerificationFailed(_) => 5,
+                _ if !failure.resources_left.is_empty() => 4,
+                e if e.is_validation() => 3,
+                _ => 1,
+            };
+            if output == Output::Json {
+                print_report(&report, output);
+            }
+            eprintln!("error: {}", failure.error);
+            if !failure.resources_left.is_empty() {
+                eprintln!("still held in AWS: {}", failure.resources_left.join("; "));
+            } else if !failure.error.is_validation() {
+                eprintln!("nothing is left behind in AWS; production keeps every chunk committed so far");
+            }
+            if open {
+                let flag = state_dir_flag(dir);
+                eprintln!("continue with: rds-table-restore resume {}{flag}", failure.state.run_id);
+                eprintln!("or end it:     rds-table-restore abort {}{flag}", failure.state.run_id);
+            }
+            code
+        }
+    }
+}
+
+fn print_report(report: &Report, output: Output) {
+    match output {
+        Output::Text => print!("{}", report.to_text()),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        ),
+    }
+}
+
+/// The password: the environment, then a file, then a prompt on a terminal. Never argv.
+fn read_password(db: &DbArgs, user: &str) -> anyhow::Result<Secret> {
+    if let Ok(p) = std::env::var(PASSWORD_ENV) {
+        if !p.is_empty() {
+            return Ok(Secret::new(p));
+        }
+    }
+    if let Some(path) = &db.db_password_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --db-password-file {}", path.display()))?;
+        let p = text.trim_end_matches(['\n', '\r']).to_string();
+        if p.is_empty() {
+            return Err(anyhow!("--db-password-file {} is empty", path.display()));
+        }
+        return Ok(Secret::new(p));
+    }
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        let p = dialoguer::Password::new()
+            .with_prompt(format!("Password for database user {user}"))
+            .interact()
+            .context("reading the password")?;
+        return Ok(Secret::new(p));
+    }
+    Err(anyhow!(
+        "no database password: set {PASSWORD_ENV}, or pass --db-password-file FILE, or run on a terminal to be asked"
+    ))
+}
+
+/// First Ctrl-C or SIGTERM: stop at the next safe point (a chunk boundary or between steps),
+/// revoke the network access, save, and print how to resume or abort. A second one exits at
+/// once; the state file is consistent either way, since it is only ever replaced whole.
+fn watch_signals() -> Arc<AtomicBool> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        for n in 0.. {
+            let term_recv = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term_recv => {}
+            }
+            if n == 0 {
+                flag.store(true, Ordering::SeqCst);
+                eprintln!("\ninterrupt: stopping at the next safe point (press again to exit at once)");
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+    cancel
+}
