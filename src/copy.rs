@@ -50,7 +50,7 @@ pub async fn copy_missing_rows(
             .await?;
         if let Some(last) = rows.last() {
             let outcome = production.insert_missing(job.table, job.schema, &rows).await?;
-            crate::crash_point!("copy-after-commit");
+            crate::crash_point!("copy-chunk-after-commit");
             let key: Vec<Value> = job.schema.key_of(last).into_iter().cloned().collect();
             progress.last_key = Some(key.iter().map(StoredValue::from).collect());
             progress.chunks += 1;
@@ -63,7 +63,7 @@ pub async fn copy_missing_rows(
         // A short chunk is the last one: keyset reads return fewer rows only at the end.
         progress.done = rows.len() < job.chunk_size;
         checkpoint(&progress)?;
-        crate::crash_point!("copy-after-checkpoint");
+        crate::crash_point!("copy-chunk-after-checkpoint");
         ui.copy_progress(progress.rows_read, progress.inserted);
     }
     Ok(progress)

@@ -304,11 +304,14 @@ impl<'a> Machine<'a> {
                     plan.target_instance
                 )))
             }
+            // Gone after the data work: the teardown was under way, nothing is missing.
+            None if self.state.finished(Step::Verify) => {}
             None if self.state.resources.restored_instance.is_some() => {
-                return Err(Error::RestoreFailed {
-                    id: plan.target_instance.clone(),
-                    status: "gone".into(),
-                });
+                return Err(Error::InvalidInput(format!(
+                    "the restored instance `{}` no longer exists (deleted outside this run?): \
+                     end this run with `rds-table-restore abort {}` and start a new one",
+                    plan.target_instance, plan.run_id
+                )));
             }
             None => {
                 if instance.backup_retention_days <= 0 {

@@ -172,8 +172,21 @@ pub struct MysqlSession {
 
 impl MysqlSession {
     fn db_err(&self, e: mysql_async::Error) -> Error {
+        db_error(self.side, e)
+    }
+}
+
+/// A lost connection is told apart from an error the server reported: the first is worth a
+/// reconnect (the server rolled back the chunk in flight), the second is not.
+fn db_error(side: Side, e: mysql_async::Error) -> Error {
+    if e.is_fatal() {
+        Error::DbConnectionLost {
+            side,
+            detail: e.to_string(),
+        }
+    } else {
         Error::Db {
-            side: self.side,
+            side,
             detail: e.to_string(),
         }
     }
@@ -362,10 +375,7 @@ impl Session for MysqlSession {
         let first: Vec<Value> = schema.key_of(first).into_iter().cloned().collect();
         let last: Vec<Value> = schema.key_of(last).into_iter().cloned().collect();
         let side = self.side;
-        let err = |e: mysql_async::Error| Error::Db {
-            side,
-            detail: e.to_string(),
-        };
+        let err = |e: mysql_async::Error| db_error(side, e);
         let mut tx = self.conn.start_transaction(TxOpts::default()).await.map_err(err)?;
         // Locks the chunk's key range (rows and gaps), so no concurrent writer can slip a row
         // in between this look-up and the insert below.
@@ -414,7 +424,7 @@ impl Session for MysqlSession {
             }
             outcome.inserted += batch.len() as u64;
         }
-        crate::crash_point!("copy-mid-chunk");
+        crate::crash_point!("copy-chunk-before-commit");
         tx.commit().await.map_err(err)?;
         Ok(outcome)
     }
