@@ -27,7 +27,6 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -269,17 +268,15 @@ def main():
 
     # moto_server sets this too; some moto services build URLs to themselves from it.
     os.environ.setdefault("MOTO_PORT", str(args.port))
-    # SIGTERM should end run_simple as cleanly as Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Both signals end run_simple cleanly. SIGINT gets a handler of its own as well, because a
+    # process started in the background by a non-interactive shell inherits SIGINT as ignored.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
 
     faults = Faults(DomainDispatcherApplication(create_backend_app), args.throttle_every,
                     args.server_error_every, args.creating_seconds)
     threading.Thread(target=start_up, args=(faults, args.port, args.seed), daemon=True).start()
-    try:
-        run_simple("127.0.0.1", args.port, faults, threaded=True,
-                   request_handler=MotoRequestHandler)
-    except KeyboardInterrupt:
-        pass
+    run_simple("127.0.0.1", args.port, faults, threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":
