@@ -490,6 +490,51 @@ async fn cleanup_phase(sb: &Sandbox) -> Result<String, String> {
     result
 }
 
+/// A whole run against a moto that throttles or fails with 503 and keeps the restore
+/// `creating` for a while: the SDK's retries and the wait's polling must carry it through.
+async fn aws_fault_cell(sb: &Sandbox, args: &[&str], counter: &str) -> Result<String, String> {
+    let moto = common::FaultyMoto::start(args);
+    let faulty = moto.sandbox(sb).await;
+    let table = unique_table("awsfault");
+    let time = sb.seed_with_accident(&table, ROWS).await;
+    let before = Sandbox::rows(&sb.production, &table).await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let state = tempfile::tempdir().unwrap();
+    let result = async {
+        let out = tool(
+            state.path(),
+            &restore_args(&table, &time),
+            &[("AWS_ENDPOINT_URL", moto.url())],
+        )
+        .await;
+        if !out.status.success() {
+            return Err(format!("the run failed: {}", describe(&out)));
+        }
+        compare_rows(
+            &Sandbox::rows(&sb.production, &table).await,
+            &expected_after(&before, &restored),
+        )?;
+        let left = faulty.tool_resources(&table).await;
+        if left != (vec![], vec![]) {
+            return Err(format!("left in moto: {left:?}"));
+        }
+        let counters = moto.counters();
+        let faults = counters["counters"][counter]
+            .as_u64()
+            .or_else(|| counters[counter].as_u64())
+            .unwrap_or(0);
+        if faults == 0 {
+            return Err(format!(
+                "no `{counter}` fault was injected: the cell proved nothing ({counters})"
+            ));
+        }
+        Ok(format!("{faults} {counter}"))
+    }
+    .await;
+    sb.drop_table(&table).await;
+    result
+}
+
 struct Outcome {
     row: String,
     failure: Option<String>,
@@ -601,6 +646,43 @@ async fn crash_anywhere_then_resume_or_abort() {
             };
             Outcome {
                 row: format!("| {name} | {what} | {resumed} | {aborted} |"),
+                failure,
+            }
+        }));
+    }
+    for (name, args, counter, what) in [
+        (
+            "AWS throttling",
+            &["--throttle-every", "3", "--creating-seconds", "8"][..],
+            "throttled",
+            "every 3rd AWS call throttled, the restore `creating` for 8 s",
+        ),
+        (
+            "AWS 503s",
+            &["--server-error-every", "4"][..],
+            "errored",
+            "every 4th AWS call answered 503",
+        ),
+        (
+            "AWS slow restore",
+            &["--creating-seconds", "12"][..],
+            "rewritten",
+            "the restore `creating` for 12 s",
+        ),
+    ] {
+        if !wanted(name) {
+            continue;
+        }
+        let (sb, limit) = (sb.clone(), limit.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire().await.unwrap();
+            let r = aws_fault_cell(&sb, args, counter).await;
+            let failure = r.as_ref().err().map(|e| format!("{name}: {e}"));
+            Outcome {
+                row: format!(
+                    "| {name} | {what}; the run must finish on its own | {} | n/a |",
+                    mark(&r)
+                ),
                 failure,
             }
         }));

@@ -282,3 +282,76 @@ pub fn state_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files.sort();
     files
 }
+
+/// A moto of its own behind scripts/moto_faults.py, which throttles, fails with 503 and keeps
+/// restored instances `creating` for a while. Stopped when dropped.
+pub struct FaultyMoto {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for FaultyMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl FaultyMoto {
+    pub fn start(args: &[&str]) -> FaultyMoto {
+        use std::io::BufRead;
+        let python = std::path::Path::new(&env("SANDBOX_DIR")).join("venv/bin/python");
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/moto_faults.py");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(python)
+            .arg(script)
+            .args(["--port", &port.to_string(), "--seed"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start scripts/moto_faults.py with the sandbox's python (scripts/sandbox up installs it)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("ready"), "moto_faults.py did not start: {line:?}");
+        FaultyMoto { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The middleware's counters (`GET /_faults`).
+    pub fn counters(&self) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(b"GET /_faults HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("bad /_faults answer {text:?}: {e}"))
+    }
+
+    /// AWS clients on this moto, with the sandbox's databases.
+    pub async fn sandbox(&self, sb: &Sandbox) -> Sandbox {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(self.url())
+            .load()
+            .await;
+        Sandbox {
+            production: sb.production.clone(),
+            restored: sb.restored.clone(),
+            rds: aws_sdk_rds::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
+            seed_sql: sb.seed_sql.clone(),
+            accident_sql: sb.accident_sql.clone(),
+        }
+    }
+}
