@@ -95,7 +95,20 @@ pub struct DbArgs {
     /// Database user, the same on production and on the restored copy.
     #[arg(long, env = "RDS_TABLE_RESTORE_DB_USER")]
     pub db_user: Option<String>,
+    /// Take the user and password from this AWS Secrets Manager secret (the JSON RDS-managed
+    /// secrets hold: {"username": ..., "password": ...}).
+    #[arg(
+        long,
+        value_name = "ARN",
+        env = "RDS_TABLE_RESTORE_DB_SECRET_ARN",
+        conflicts_with = "iam_auth"
+    )]
+    pub db_secret_arn: Option<String>,
+    /// Log in with an RDS IAM authentication token made from the AWS credentials (requires TLS).
+    #[arg(long, env = "RDS_TABLE_RESTORE_IAM_AUTH")]
+    pub iam_auth: bool,
     /// File holding the database password (instead of RDS_TABLE_RESTORE_DB_PASSWORD).
+
     #[arg(long, value_name = "FILE", env = "RDS_TABLE_RESTORE_DB_PASSWORD_FILE")]
     pub db_password_file: Option<PathBuf>,
 }
@@ -135,6 +148,10 @@ pub struct RestoreArgs {
     /// How restored rows are merged into production.
     #[arg(long, value_enum, default_value = "missing-rows", env = "RDS_TABLE_RESTORE_MODE")]
     pub mode: Mode,
+    /// Restore only the rows matching this condition (one SQL predicate on the table's columns,
+    /// checked on both servers before anything is written).
+    #[arg(long = "where", value_name = "PREDICATE", env = "RDS_TABLE_RESTORE_WHERE")]
+    pub where_predicate: Option<String>,
     /// The address this tool connects from; the temporary security group opens the port to it only.
     #[arg(long, env = "RDS_TABLE_RESTORE_CLIENT_CIDR")]
     pub client_cidr: Option<String>,

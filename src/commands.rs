@@ -15,7 +15,7 @@ use rds_table_restore::aws::{load_config, AwsEc2, AwsRds};
 use rds_table_restore::cli::{CommonArgs, DbArgs, Output, RestoreArgs, ResumeArgs, RunArgs};
 use rds_table_restore::error::{Error, Side};
 use rds_table_restore::machine::{is_open, Deps, Machine, RunFailure, Settings};
-use rds_table_restore::mysql::{MysqlConnector, Secret, TlsMode};
+use rds_table_restore::mysql::{Credential, MysqlConnector, Secret, TlsMode};
 use rds_table_restore::plan::{new_run_id, Plan, Request, TAG_RUN_ID, TAG_TOOL, TOOL_NAME};
 use rds_table_restore::ports::{Connector, Ec2, Endpoint, Rds, Session};
 use rds_table_restore::report::Report;
@@ -47,6 +47,7 @@ fn state_dir_flag(dir: &Path) -> String {
 }
 
 struct Aws {
+    config: aws_config::SdkConfig,
     rds: AwsRds,
     ec2: AwsEc2,
     region: String,
@@ -62,18 +63,43 @@ async fn aws(region: Option<String>) -> Aws {
         rds: AwsRds::new(&config),
         ec2: AwsEc2::new(&config),
         region,
+        config,
     }
 }
 
-fn connector(db: &DbArgs, recorded: &Connection, password: Secret) -> anyhow::Result<(MysqlConnector, Connection)> {
+/// Resolves how to reach and log in to the databases: the flags first, then what the run
+/// recorded (for `resume`). The credential comes from IAM, a Secrets Manager secret, the
+/// environment, a file or a prompt, in that order; never from the command line.
+async fn connector(
+    db: &DbArgs,
+    recorded: &Connection,
+    config: &aws_config::SdkConfig,
+) -> anyhow::Result<(MysqlConnector, Connection)> {
+    let iam_auth = db.iam_auth || recorded.iam_auth;
+    let db_secret_arn = db.db_secret_arn.clone().or_else(|| recorded.db_secret_arn.clone());
+    let mut user = db
+        .db_user
+        .clone()
+        .or_else(|| Some(recorded.db_user.clone()).filter(|u| !u.is_empty()));
+    let tls = db.tls.or(recorded.tls).unwrap_or(TlsMode::VerifyIdentity);
+    if iam_auth && tls == TlsMode::Disabled {
+        return Err(anyhow!(
+            "--iam-auth sends the token with the cleartext plugin, so it needs TLS: drop --tls disabled"
+        ));
+    }
+    let credential = if iam_auth {
+        Credential::IamToken(config.clone())
+    } else if let Some(arn) = &db_secret_arn {
+        let (secret_user, password) = read_secret(config, arn).await?;
+        user = user.or(secret_user);
+        Credential::Password(password)
+    } else {
+        Credential::Password(read_password(db, user.as_deref().unwrap_or("?"))?)
+    };
     let connection = Connection {
         region: recorded.region.clone(),
-        db_user: db
-            .db_user
-            .clone()
-            .or_else(|| Some(recorded.db_user.clone()).filter(|u| !u.is_empty()))
-            .ok_or_else(|| anyhow!("--db-user is required: the database user the tool logs in as"))?,
-        tls: db.tls.or(recorded.tls).or(Some(TlsMode::VerifyIdentity)),
+        db_user: user.ok_or_else(|| anyhow!("--db-user is required: the database user the tool logs in as"))?,
+        tls: Some(tls),
         ssl_ca: db.ssl_ca.clone().or_else(|| recorded.ssl_ca.clone()),
         production_endpoint: db
             .production_endpoint
@@ -83,14 +109,15 @@ fn connector(db: &DbArgs, recorded: &Connection, password: Secret) -> anyhow::Re
             .restored_endpoint
             .clone()
             .or_else(|| recorded.restored_endpoint.clone()),
+        iam_auth,
+        db_secret_arn,
     };
-    let tls = connection.tls.unwrap_or(TlsMode::VerifyIdentity);
     if tls != TlsMode::VerifyIdentity {
         eprintln!("warning: --tls {tls:?}: the database certificate is not fully verified");
     }
     let c = MysqlConnector {
         user: connection.db_user.clone(),
-        password,
+        credential,
         tls,
         ssl_ca: connection.ssl_ca.clone(),
         production_override: connection.production_endpoint.clone(),
@@ -98,6 +125,36 @@ fn connector(db: &DbArgs, recorded: &Connection, password: Secret) -> anyhow::Re
         connect_timeout: Duration::from_secs(30),
     };
     Ok((c, connection))
+}
+
+/// The user (if the secret names one) and password from a Secrets Manager secret in the JSON
+/// form RDS-managed secrets use. Errors name the secret, never its content.
+async fn read_secret(config: &aws_config::SdkConfig, arn: &str) -> anyhow::Result<(Option<String>, Secret)> {
+    let out = aws_sdk_secretsmanager::Client::new(config)
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "cannot read the secret {arn}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            )
+        })?;
+    let text = out
+        .secret_string()
+        .ok_or_else(|| anyhow!("the secret {arn} holds no text (a binary secret?)"))?;
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|_| {
+        anyhow!("the secret {arn} is not JSON: RDS-managed secrets hold {{\"username\": ..., \"password\": ...}}")
+    })?;
+    let password = json["password"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| anyhow!("the secret {arn} has no \"password\" field"))?;
+    Ok((
+        json["username"].as_str().map(str::to_string),
+        Secret::new(password.to_string()),
+    ))
 }
 
 pub async fn restore(args: RestoreArgs) -> u8 {
@@ -116,6 +173,7 @@ pub async fn restore(args: RestoreArgs) -> u8 {
         chunk_size: args.chunk_size,
         wait_timeout_minutes: args.wait_timeout,
         on_failure: args.on_failure,
+        where_predicate: args.where_predicate.clone(),
     };
     let now = Utc::now();
     let plan = match Plan::new(&request, new_run_id(now), now) {
@@ -126,15 +184,12 @@ pub async fn restore(args: RestoreArgs) -> u8 {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let password = match read_password(&args.db, args.db.db_user.as_deref().unwrap_or("?")) {
-        Ok(p) => p,
-        Err(e) => return fail(3, &format!("{e:#}")),
-    };
+    let aws = aws(args.common.region.clone()).await;
     let recorded = Connection {
         region: args.common.region.clone(),
         ..Connection::default()
     };
-    let (db, connection) = match connector(&args.db, &recorded, password) {
+    let (db, connection) = match connector(&args.db, &recorded, &aws.config).await {
         Ok(c) => c,
         Err(e) => return fail(3, &format!("{e:#}")),
     };
@@ -142,7 +197,6 @@ pub async fn restore(args: RestoreArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(3, &e),
     };
-    let aws = aws(args.common.region.clone()).await;
     let progress = ui::progress_for(args.common.quiet || args.common.output == Output::Json);
     let prompter = ui::prompter();
     let cancel = watch_signals();
@@ -175,23 +229,14 @@ pub async fn resume(args: ResumeArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(3, &e),
     };
-    let user = args
-        .db
-        .db_user
-        .clone()
-        .unwrap_or_else(|| state.connection.db_user.clone());
-    let password = match read_password(&args.db, &user) {
-        Ok(p) => p,
-        Err(e) => return fail(3, &format!("{e:#}")),
-    };
-    let (db, connection) = match connector(&args.db, &state.connection, password) {
+    let region = args.common.region.clone().or_else(|| state.connection.region.clone());
+    let aws = aws(region).await;
+    let (db, connection) = match connector(&args.db, &state.connection, &aws.config).await {
         Ok(c) => c,
         Err(e) => return fail(3, &format!("{e:#}")),
     };
     let mut state = state;
     state.connection = connection;
-    let region = args.common.region.clone().or_else(|| state.connection.region.clone());
-    let aws = aws(region).await;
     let progress = ui::progress_for(args.common.quiet || args.common.output == Output::Json);
     let prompter = ui::prompter();
     let cancel = watch_signals();
@@ -548,6 +593,7 @@ fn read_password(db: &DbArgs, user: &str) -> anyhow::Result<Secret> {
         }
     }
     if let Some(path) = &db.db_password_file {
+        check_private(path)?;
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read --db-password-file {}", path.display()))?;
         let p = text.trim_end_matches(['\n', '\r']).to_string();
@@ -566,6 +612,24 @@ fn read_password(db: &DbArgs, user: &str) -> anyhow::Result<Secret> {
     Err(anyhow!(
         "no database password: set {PASSWORD_ENV}, or pass --db-password-file FILE, or run on a terminal to be asked"
     ))
+}
+
+/// Refuses a password file others can read: the password would already be out.
+fn check_private(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("cannot read --db-password-file {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(anyhow!(
+            "--db-password-file {} can be read by other users (mode {:o}): make it private with `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// First Ctrl-C or SIGTERM: stop at the next safe point (a chunk boundary or between steps),

@@ -15,6 +15,8 @@ pub struct CopyJob<'a> {
     pub table: &'a TableRef,
     pub schema: &'a TableSchema,
     pub chunk_size: usize,
+    /// `--where`, applied to the restored rows.
+    pub filter: Option<&'a str>,
 }
 
 /// Decodes the checkpointed key.
@@ -46,7 +48,7 @@ pub async fn copy_missing_rows(
             return Err(Error::Interrupted);
         }
         let rows = restored
-            .read_chunk(job.table, job.schema, after.as_deref(), job.chunk_size)
+            .read_chunk(job.table, job.schema, after.as_deref(), job.filter, job.chunk_size)
             .await?;
         if let Some(last) = rows.last() {
             let outcome = production.insert_missing(job.table, job.schema, &rows).await?;

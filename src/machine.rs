@@ -354,6 +354,9 @@ impl<'a> Machine<'a> {
                 table: plan.table.table.clone(),
             });
         }
+        if let Some(p) = &plan.where_predicate {
+            check_where(session.as_mut(), &plan.table, p, "production").await?;
+        }
         let lock = production_lock_name(&plan);
         if !session.try_advisory_lock(&lock).await? {
             return Err(Error::ProductionBusy {
@@ -402,11 +405,24 @@ impl<'a> Machine<'a> {
             plan.security_group_name,
             plan.client_cidr,
         ));
-        if self.deps.prompter.confirm("Proceed?")? {
-            Ok(())
-        } else {
-            Err(Error::Declined)
+        if !self.deps.prompter.confirm("Proceed?")? {
+            return Err(Error::Declined);
         }
+        if !plan.single_host() {
+            self.deps.ui.warn(&format!(
+                "--client-cidr {} opens the database port to more than one address; a /32 (or /128) \
+                 for the address you connect from is enough",
+                plan.client_cidr
+            ));
+            if !self
+                .deps
+                .prompter
+                .confirm(&format!("Open the port to all of {}?", plan.client_cidr))?
+            {
+                return Err(Error::Declined);
+            }
+        }
+        Ok(())
     }
 
     // ---- 2. restore ----
@@ -598,6 +614,10 @@ impl<'a> Machine<'a> {
             ))
         })?;
         compare_schemas(&restored_schema, &source.schema)?;
+        if let Some(p) = &plan.where_predicate {
+            let n = check_where(restored.as_mut(), &plan.table, p, "the restored instance").await?;
+            self.deps.ui.note(&format!("--where matches {n} restored rows"));
+        }
         let production = self.deps.db.connect(Side::Production, &source.production).await?;
         self.restored_session = Some(restored);
         self.production_session = Some(production);
@@ -670,6 +690,7 @@ impl<'a> Machine<'a> {
                     table: &plan.table,
                     schema: &schema,
                     chunk_size: plan.chunk_size,
+                    filter: plan.where_predicate.as_deref(),
                 };
                 let start = m.state.copy.clone();
                 let (store, state) = (&m.store, &mut m.state);
@@ -716,6 +737,7 @@ impl<'a> Machine<'a> {
                     table: &plan.table,
                     schema: &schema,
                     chunk_size: plan.chunk_size,
+                    filter: plan.where_predicate.as_deref(),
                 };
                 let v = verify(
                     restored.as_mut(),
@@ -966,6 +988,16 @@ impl<'a> Machine<'a> {
     }
 }
 
+/// Asks a server whether `--where` is valid SQL for the table (before anything is written).
+async fn check_where(session: &mut dyn Session, table: &crate::ports::TableRef, p: &str, on: &str) -> Result<u64> {
+    session.count_where(table, p).await.map_err(|e| match e {
+        Error::Db { detail, .. } => {
+            Error::InvalidInput(format!("--where `{p}` does not work on {on}'s `{table}`: {detail}"))
+        }
+        other => other,
+    })
+}
+
 /// The name of the production advisory lock for a table (at most 64 characters, as MySQL wants).
 fn production_lock_name(plan: &Plan) -> String {
     use sha2::{Digest, Sha256};
@@ -1054,9 +1086,10 @@ mod tests {
     use super::*;
     use crate::plan::{Mode, Request};
     use crate::ports::{Row, Value};
-    use crate::progress::Silent;
+    use crate::progress::{Prompter, Silent};
     use crate::state::StepStatus;
     use crate::testing::*;
+    use std::sync::Mutex;
 
     struct World {
         rds: FakeRds,
@@ -1107,6 +1140,7 @@ mod tests {
                 chunk_size: 3,
                 wait_timeout_minutes: 1,
                 on_failure: OnFailure::Teardown,
+                where_predicate: None,
             }
         }
 
@@ -1116,15 +1150,23 @@ mod tests {
             answer: Option<bool>,
             yes: bool,
         ) -> std::result::Result<RunState, RunFailure> {
+            self.run_prompted(req, &Answer(answer), yes).await
+        }
+
+        async fn run_prompted(
+            &self,
+            req: Request,
+            prompter: &dyn Prompter,
+            yes: bool,
+        ) -> std::result::Result<RunState, RunFailure> {
             let plan = Plan::new(&req, "20260101t000000-abcd".into(), Utc::now()).unwrap();
             let store = StateStore::new(self.dir.path(), &plan.run_id).unwrap();
-            let prompter = Answer(answer);
             let deps = Deps {
                 rds: &self.rds,
                 ec2: &self.ec2,
                 db: &self.db,
                 ui: &Silent,
-                prompter: &prompter,
+                prompter,
             };
             let settings = Settings {
                 assume_yes: yes,
@@ -1308,6 +1350,30 @@ mod tests {
             failure.error
         );
         w.assert_nothing_created();
+    }
+
+    #[tokio::test]
+    async fn a_cidr_wider_than_one_host_needs_its_own_confirmation() {
+        let w = World::new();
+        let mut req = w.request();
+        req.client_cidr = Some("10.1.0.0/16".into());
+        let script = Script {
+            answers: Mutex::new(vec![true, false]),
+            asked: Mutex::new(vec![]),
+        };
+        let failure = w.run_prompted(req.clone(), &script, false).await.unwrap_err();
+        assert!(matches!(failure.error, Error::Declined), "{}", failure.error);
+        assert_eq!(script.asked.lock().unwrap()[1], "Open the port to all of 10.1.0.0/16?");
+        w.assert_nothing_created();
+
+        let script = Script {
+            answers: Mutex::new(vec![true]),
+            asked: Mutex::new(vec![]),
+        };
+        w.run_prompted(w.request(), &script, false)
+            .await
+            .expect("a /32 needs one answer");
+        assert_eq!(script.asked.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

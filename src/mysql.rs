@@ -53,9 +53,51 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// How the tool proves who it is to MySQL.
+#[derive(Clone)]
+pub enum Credential {
+    Password(Secret),
+    /// RDS IAM authentication: a token signed with the AWS credentials, made fresh for every
+    /// connection (a token lives 15 minutes, a run can take longer) and sent with the
+    /// cleartext plugin, which is why TLS is required for it.
+    IamToken(aws_config::SdkConfig),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credential::Password(_) => "Password(***)",
+            Credential::IamToken(_) => "IamToken",
+        })
+    }
+}
+
+/// An IAM auth token for `user` at the RDS endpoint (the RDS name, even through a tunnel).
+async fn iam_token(config: &aws_config::SdkConfig, endpoint: &Endpoint, user: &str) -> Result<Secret> {
+    use aws_sdk_rds::auth_token::{AuthTokenGenerator, Config};
+    let mut builder = Config::builder()
+        .hostname(&endpoint.host)
+        .port(u64::from(endpoint.port))
+        .username(user);
+    if let Some(region) = config.region() {
+        builder = builder.region(region.clone());
+    }
+    let generator = AuthTokenGenerator::new(
+        builder
+            .build()
+            .map_err(|e| Error::InvalidInput(format!("cannot make an IAM auth token: {e}")))?,
+    );
+    let token = generator.auth_token(config).await.map_err(|e| {
+        Error::InvalidInput(format!(
+            "cannot make an IAM auth token ({e}): check the AWS credentials and region"
+        ))
+    })?;
+    Ok(Secret::new(token.as_str().to_string()))
+}
+
 pub struct MysqlConnector {
     pub user: String,
-    pub password: Secret,
+    pub credential: Credential,
     pub tls: TlsMode,
     pub ssl_ca: Option<PathBuf>,
     pub production_override: Option<Endpoint>,
@@ -95,6 +137,10 @@ impl Connector for MysqlConnector {
             Side::Restored => self.restored_override.as_ref(),
         }
         .unwrap_or(rds_endpoint);
+        let (password, cleartext) = match &self.credential {
+            Credential::Password(p) => (p.clone(), false),
+            Credential::IamToken(config) => (iam_token(config, rds_endpoint, &self.user).await?, true),
+        };
         let address = if dial == rds_endpoint {
             dial.to_string()
         } else {
@@ -104,7 +150,8 @@ impl Connector for MysqlConnector {
             .ip_or_hostname(dial.host.clone())
             .tcp_port(dial.port)
             .user(Some(self.user.clone()))
-            .pass(Some(self.password.expose().to_string()))
+            .pass(Some(password.expose().to_string()))
+            .enable_cleartext_plugin(cleartext)
             .prefer_socket(false)
             .ssl_opts(self.ssl_opts(&rds_endpoint.host, &dial.host))
             .stmt_cache_size(64)
@@ -327,6 +374,15 @@ impl Session for MysqlSession {
         Ok(got.flatten() == Some(1))
     }
 
+    async fn count_where(&mut self, table: &TableRef, predicate: &str) -> Result<u64> {
+        let n: Option<u64> = self
+            .conn
+            .query_first(format!("SELECT COUNT(*) FROM {} WHERE ({predicate})", qualified(table)))
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(n.unwrap_or(0))
+    }
+
     async fn estimate_rows(&mut self, table: &TableRef) -> Result<Option<u64>> {
         let n: Option<Option<u64>> = self
             .conn
@@ -344,15 +400,25 @@ impl Session for MysqlSession {
         table: &TableRef,
         schema: &TableSchema,
         after: Option<&[Value]>,
+        filter: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Row>> {
         let cols = key_columns(schema);
-        let (filter, params) = match after {
-            None => (String::new(), Vec::new()),
-            Some(after) => {
-                let (pred, binds) = key_predicate(&cols, Bound::After);
-                (format!(" WHERE {pred}"), bind(after, &binds))
-            }
+        let mut conditions = Vec::new();
+        let mut params = Vec::new();
+        if let Some(after) = after {
+            let (pred, binds) = key_predicate(&cols, Bound::After);
+            conditions.push(pred);
+            params = bind(after, &binds);
+        }
+        if let Some(f) = filter {
+            // Checked by plan::check_predicate: one predicate, balanced, no comment.
+            conditions.push(format!("({f})"));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
             "SELECT {} FROM {}{filter} ORDER BY {} LIMIT {limit}",

@@ -56,6 +56,8 @@ pub struct Request {
     pub chunk_size: usize,
     pub wait_timeout_minutes: u64,
     pub on_failure: OnFailure,
+    /// `--where`: a single SQL predicate restricting the restored rows.
+    pub where_predicate: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +77,8 @@ pub struct Plan {
     pub chunk_size: usize,
     pub wait_timeout_minutes: u64,
     pub on_failure: OnFailure,
+    #[serde(default)]
+    pub where_predicate: Option<String>,
 }
 
 impl Plan {
@@ -114,6 +118,7 @@ impl Plan {
                 "--chunk-size must be between 1 and 50000 rows".into(),
             ));
         }
+        let where_predicate = req.where_predicate.as_deref().map(check_predicate).transpose()?;
         let target_instance = target_name(&req.instance, &req.table, restore_time, &run_id);
         Ok(Plan {
             security_group_name: format!("{target_instance}-access"),
@@ -134,7 +139,13 @@ impl Plan {
             chunk_size: req.chunk_size,
             wait_timeout_minutes: req.wait_timeout_minutes,
             on_failure: req.on_failure,
+            where_predicate,
         })
+    }
+
+    /// True when the rule opens the port to one address only.
+    pub fn single_host(&self) -> bool {
+        self.client_cidr.ends_with("/32") && !self.client_cidr.contains(':') || self.client_cidr.ends_with("/128")
     }
 
     /// The tags put on every resource the run creates.
@@ -142,14 +153,30 @@ impl Plan {
         vec![
             (TAG_RUN_ID.into(), self.run_id.clone()),
             (TAG_TOOL.into(), TOOL_NAME.into()),
-            (TAG_SOURCE.into(), self.source_instance.clone()),
-            (TAG_TABLE.into(), self.table.to_string()),
+            (TAG_SOURCE.into(), tag_value(&self.source_instance)),
+            (TAG_TABLE.into(), tag_value(&self.table.to_string())),
             (TAG_TIME.into(), rfc3339(self.restore_time)),
         ]
     }
 }
 
+/// A tag value AWS accepts: letters, digits, spaces and `_ . : / = + - @`, at most 256
+/// characters; anything else becomes `_` (table names may hold backticks, quotes, `;`...).
+pub fn tag_value(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(256)
+        .collect()
+}
+
 /// A new run id: UTC start time and 4 random hex digits, lowercase so it fits in RDS names.
+
 pub fn new_run_id(now: DateTime<Utc>) -> String {
     format!("{}-{:04x}", now.format("%Y%m%dt%H%M%S"), rand::random::<u16>())
 }
@@ -209,6 +236,61 @@ pub fn parse_cidr(s: &str, allow_any: bool) -> Result<String> {
     Ok(format!("{ip}/{prefix}"))
 }
 
+/// Checks `--where` is one predicate and nothing else: no statement separator, no comment
+/// (which could swallow the rest of the tool's query), quotes closed and parentheses balanced
+/// outside them (so it cannot close the tool's own parentheses around it). Whether it is valid
+/// SQL for the table is asked of the servers before anything is written.
+pub fn check_predicate(p: &str) -> Result<String> {
+    let bad = |why: &str| {
+        Error::InvalidInput(format!(
+            "--where `{p}` {why}: give a single condition, e.g. --where \"created_at >= '2024-05-01'\""
+        ))
+    };
+    let p = p.trim();
+    if p.is_empty() {
+        return Err(bad("is empty"));
+    }
+    let (mut quote, mut depth, mut prev) = (None::<char>, 0i32, ' ');
+    let chars: Vec<char> = p.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let next = chars.get(i + 1).copied().unwrap_or(' ');
+        match quote {
+            Some(q) => {
+                if c == '\\' && q != '`' {
+                    prev = if prev == '\\' { ' ' } else { c };
+                    continue;
+                }
+                if c == q && prev != '\\' {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' | '`' => quote = Some(c),
+                ';' => return Err(bad("contains `;`")),
+                '#' => return Err(bad("contains a `#` comment")),
+                '-' if next == '-' => return Err(bad("contains a `--` comment")),
+                '/' if next == '*' => return Err(bad("contains a `/*` comment")),
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth < 0 {
+                        return Err(bad("closes a parenthesis it did not open"));
+                    }
+                }
+                _ => {}
+            },
+        }
+        prev = c;
+    }
+    if quote.is_some() {
+        return Err(bad("leaves a quote open"));
+    }
+    if depth != 0 {
+        return Err(bad("leaves a parenthesis open"));
+    }
+    Ok(p.to_string())
+}
+
 /// `restore-<source>-<table>-<yyyymmdd>-<hhmmss>-<4 hex of the run id>`, within RDS's 63
 /// characters: letters, digits and single hyphens, starting with a letter.
 pub fn target_name(source: &str, table: &str, time: DateTime<Utc>, run_id: &str) -> String {
@@ -229,8 +311,9 @@ pub fn target_name(source: &str, table: &str, time: DateTime<Utc>, run_id: &str)
     parts.join("-")
 }
 
-/// Lowercase ASCII letters and digits, everything else one hyphen.
-fn sanitize(s: &str) -> String {
+/// Lowercase ASCII letters and digits, everything else one hyphen: how names appear in the
+/// identifiers the tool gives AWS resources.
+pub fn sanitize(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if c.is_ascii_alphanumeric() {
@@ -263,6 +346,54 @@ mod tests {
             chunk_size: 1000,
             wait_timeout_minutes: 120,
             on_failure: OnFailure::Teardown,
+            where_predicate: None,
+        }
+    }
+
+    #[test]
+    fn a_where_predicate_is_one_condition_and_nothing_else() {
+        for ok in [
+            "currency = 'EUR'",
+            "note = 'a;b -- c # d' AND (id > 3 OR id < 1)",
+            "id IN (SELECT id FROM other WHERE x = \"it's\")",
+            "`odd``name` = 'x\\'y'",
+        ] {
+            assert!(check_predicate(ok).is_ok(), "{ok} refused: {:?}", check_predicate(ok));
+        }
+        for (bad, why) in [
+            ("1=1; DROP TABLE billing", "`;`"),
+            ("1=1 # rest", "comment"),
+            ("1=1 -- rest", "comment"),
+            ("1=1 /* x */", "comment"),
+            ("1) UNION SELECT password FROM mysql.user WHERE (1", "did not open"),
+            ("(1=1", "open"),
+            ("name = 'x", "quote"),
+            ("  ", "empty"),
+        ] {
+            let e = check_predicate(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn tag_values_keep_to_what_aws_accepts() {
+        assert_eq!(tag_value("shop.billing"), "shop.billing");
+        assert_eq!(tag_value("shop.bill`ing; DROP 'x\""), "shop.bill_ing_ DROP _x_");
+        assert_eq!(tag_value("café.ünï"), "café.ünï");
+        assert_eq!(tag_value(&"x".repeat(300)).len(), 256);
+    }
+
+    #[test]
+    fn only_a_single_address_counts_as_one_host() {
+        let mut p = Plan::new(&request(), "id-0000".into(), now()).unwrap();
+        assert!(p.single_host());
+        for (cidr, single) in [
+            ("10.0.0.0/16", false),
+            ("2001:db8::1/128", true),
+            ("2001:db8::/64", false),
+        ] {
+            p.client_cidr = cidr.into();
+            assert_eq!(p.single_host(), single, "{cidr}");
         }
     }
 

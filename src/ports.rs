@@ -170,14 +170,19 @@ pub trait Session: Send {
     async fn try_advisory_lock(&mut self, name: &str) -> Result<bool>;
     /// The server's row estimate (information_schema), for progress only.
     async fn estimate_rows(&mut self, table: &TableRef) -> Result<Option<u64>>;
-    /// Up to `limit` rows whose key is greater than `after`, in key order.
+    /// Up to `limit` rows whose key is greater than `after` (and that match `filter`, a checked
+    /// `--where` predicate), in key order.
     async fn read_chunk(
         &mut self,
         table: &TableRef,
         schema: &TableSchema,
         after: Option<&[Value]>,
+        filter: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Row>>;
+    /// How many rows match a `--where` predicate; the server's error when it is not valid SQL
+    /// for this table.
+    async fn count_where(&mut self, table: &TableRef, predicate: &str) -> Result<u64>;
     /// In one transaction: locks the key range the rows span, inserts the rows whose key is
     /// absent, commits. Rows already present are left untouched.
     async fn insert_missing(&mut self, table: &TableRef, schema: &TableSchema, rows: &[Row]) -> Result<ChunkOutcome>;

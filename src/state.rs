@@ -167,6 +167,11 @@ pub struct Connection {
     pub ssl_ca: Option<std::path::PathBuf>,
     pub production_endpoint: Option<crate::ports::Endpoint>,
     pub restored_endpoint: Option<crate::ports::Endpoint>,
+    #[serde(default)]
+    pub iam_auth: bool,
+    /// The ARN of the secret holding the password (the ARN, never the secret).
+    #[serde(default)]
+    pub db_secret_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -362,6 +367,7 @@ mod tests {
             chunk_size: 1000,
             wait_timeout_minutes: 120,
             on_failure: OnFailure::Teardown,
+            where_predicate: None,
         };
         Plan::new(&req, "20261123t120000-ab12".into(), Utc::now()).unwrap()
     }

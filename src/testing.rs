@@ -266,7 +266,7 @@ pub struct FakeDb {
     pub fail_insert_at: Option<i64>,
     /// Report inserts without storing them (a writer that loses rows).
     pub lose_inserts: bool,
-    /// Advisory locks taken (never released: each test is one run unless it says otherwise).
+    /// Advisory locks held by open sessions.
     pub locks: Arc<Mutex<Vec<String>>>,
 }
 
@@ -287,6 +287,7 @@ impl Connector for FakeDb {
         Ok(Box::new(FakeSession {
             db: self.clone(),
             table,
+            held: Vec::new(),
         }))
     }
 }
@@ -294,6 +295,14 @@ impl Connector for FakeDb {
 pub struct FakeSession {
     db: FakeDb,
     table: FakeTable,
+    held: Vec<String>,
+}
+
+/// Like GET_LOCK, a lock ends with the session that took it.
+impl Drop for FakeSession {
+    fn drop(&mut self) {
+        lock(&self.db.locks).retain(|l| !self.held.contains(l));
+    }
 }
 
 #[async_trait]
@@ -304,10 +313,14 @@ impl Session for FakeSession {
             return Ok(false);
         }
         held.push(name.to_string());
+        self.held.push(name.to_string());
         Ok(true)
     }
     async fn table_schema(&mut self, _t: &TableRef) -> Result<Option<TableSchema>> {
         Ok(self.db.schema.clone())
+    }
+    async fn count_where(&mut self, _t: &TableRef, _p: &str) -> Result<u64> {
+        Ok(lock(&self.table).len() as u64)
     }
     async fn estimate_rows(&mut self, _t: &TableRef) -> Result<Option<u64>> {
         Ok(Some(lock(&self.table).len() as u64))
@@ -317,6 +330,7 @@ impl Session for FakeSession {
         _t: &TableRef,
         _s: &TableSchema,
         after: Option<&[Value]>,
+        _filter: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Row>> {
         let from = after.map(|k| key_int(k) + 1).unwrap_or(i64::MIN);
@@ -368,6 +382,23 @@ impl Session for FakeSession {
             .range(key_int(first)..=key_int(last))
             .map(|(_, r)| r.clone())
             .collect())
+    }
+}
+
+/// Answers the scripted answers in order, and records the questions.
+pub struct Script {
+    pub answers: Mutex<Vec<bool>>,
+    pub asked: Mutex<Vec<String>>,
+}
+
+impl Prompter for Script {
+    fn confirm(&self, q: &str) -> Result<bool> {
+        lock(&self.asked).push(q.to_string());
+        let mut a = lock(&self.answers);
+        if a.is_empty() {
+            return Err(Error::ConsentRequired);
+        }
+        Ok(a.remove(0))
     }
 }
 

@@ -100,7 +100,7 @@ pub async fn verify(
             return Err(Error::Interrupted);
         }
         let rows = restored
-            .read_chunk(job.table, job.schema, after.as_deref(), job.chunk_size)
+            .read_chunk(job.table, job.schema, after.as_deref(), job.filter, job.chunk_size)
             .await?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             break;

@@ -109,8 +109,9 @@ impl Sandbox {
     /// RDS instances and security groups in moto that the tool made for this table, found by
     /// their tags and by their names.
     pub async fn tool_resources(&self, table: &str) -> (Vec<String>, Vec<String>) {
-        let wanted = format!("shop.{table}");
-        let name_part = table.replace('_', "-").to_lowercase();
+        let wanted = rds_table_restore::plan::tag_value(&format!("shop.{table}"));
+        let name_part = rds_table_restore::plan::sanitize(table);
+
         let mut instances = Vec::new();
         for db in self.rds.describe_db_instances().send().await.unwrap().db_instances() {
             let id = db.db_instance_identifier().unwrap_or_default().to_string();
