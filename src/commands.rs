@@ -88,7 +88,7 @@ async fn connector(
         ));
     }
     let credential = if iam_auth {
-        Credential::IamToken(config.clone())
+        Credential::IamToken(Box::new(config.clone()))
     } else if let Some(arn) = &db_secret_arn {
         let (secret_user, password) = read_secret(config, arn).await?;
         user = user.or(secret_user);

@@ -60,7 +60,7 @@ pub enum Credential {
     /// RDS IAM authentication: a token signed with the AWS credentials, made fresh for every
     /// connection (a token lives 15 minutes, a run can take longer) and sent with the
     /// cleartext plugin, which is why TLS is required for it.
-    IamToken(aws_config::SdkConfig),
+    IamToken(Box<aws_config::SdkConfig>),
 }
 
 impl std::fmt::Debug for Credential {

@@ -176,7 +176,6 @@ pub fn tag_value(s: &str) -> String {
 }
 
 /// A new run id: UTC start time and 4 random hex digits, lowercase so it fits in RDS names.
-
 pub fn new_run_id(now: DateTime<Utc>) -> String {
     format!("{}-{:04x}", now.format("%Y%m%dt%H%M%S"), rand::random::<u16>())
 }
