@@ -300,6 +300,11 @@ impl Drop for FaultyMoto {
 
 impl FaultyMoto {
     pub fn start(args: &[&str]) -> FaultyMoto {
+        Self::start_in("us-east-1", args)
+    }
+
+    /// A moto whose instances live in `region` (and so get endpoint names of that region).
+    pub fn start_in(region: &str, args: &[&str]) -> FaultyMoto {
         use std::io::BufRead;
         let python = std::path::Path::new(&env("SANDBOX_DIR")).join("venv/bin/python");
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/moto_faults.py");
@@ -311,6 +316,7 @@ impl FaultyMoto {
         let mut child = std::process::Command::new(python)
             .arg(script)
             .args(["--port", &port.to_string(), "--seed"])
+            .env("AWS_REGION", region)
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
