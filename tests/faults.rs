@@ -123,6 +123,7 @@ async fn cell(sb: &Sandbox, spec: Option<&str>, env: Vec<(&str, String)>, then: 
     let before = Sandbox::rows(&sb.production, &table).await;
     let restored = Sandbox::rows(&sb.restored, &table).await;
     let ingress = sb.all_ingress().await;
+    let source = sb.source_description().await;
     let state = tempfile::tempdir().unwrap();
     let args = [
         "restore",
@@ -175,6 +176,9 @@ async fn cell(sb: &Sandbox, spec: Option<&str>, env: Vec<(&str, String)>, then: 
         let left = sb.tool_resources(&table).await;
         if left != (vec![], vec![]) {
             return Err(format!("left in moto: {left:?}"));
+        }
+        if sb.source_description().await != source {
+            return Err("the source instance or its security groups changed".into());
         }
         let now = sb.all_ingress().await;
         if now != ingress {
@@ -388,6 +392,7 @@ async fn cleanup_phase(sb: &Sandbox) -> Result<String, String> {
     let (s1, empty) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let token = table.replace('_', "-");
     let lookalike = format!("restore-prod-db-lookalike-{token}");
+    let source = sb.source_description().await;
     let result = async {
         let crash = [("FAILPOINTS", "open-access-after-checkpoint=return".to_string())];
         let crashed = tool(s1.path(), &restore_args(&table, &time), &crash).await;
@@ -469,6 +474,9 @@ async fn cleanup_phase(sb: &Sandbox) -> Result<String, String> {
         let groups = sb.ec2.describe_security_groups().group_ids(&lookalike_sg).send().await;
         if groups.map(|g| g.security_groups().len()).unwrap_or(0) != 1 {
             return Err("cleanup deleted a security group the tool did not create".into());
+        }
+        if sb.source_description().await != source {
+            return Err("cleanup changed the source instance or its security groups".into());
         }
         sb.ec2
             .delete_security_group()
@@ -742,8 +750,8 @@ fn write_matrix(rows: &[String], seconds: u64) {
            and equal to the restored row value for value;\n\
          - after **abort**: none of production's rows is lost or changed, and every other row is an exact\n\
            restored row (chunks committed before the crash);\n\
-         - moto holds no RDS instance and no security group the run created, and no other group's ingress\n\
-           rules changed.\n\n\
+         - moto holds no RDS instance and no security group the run created, no other group's ingress\n\
+           rules changed, and the source instance and its security groups are described exactly as before.\n\n\
          | crash point | the process dies | then resume | then abort |\n|---|---|---|---|\n{}\n\n\
          Proxy rows: a TCP proxy between the tool and one MariaDB server resets connections mid-stream (TLS\n\
          runs through it); the run must reconnect, continue from its last committed chunk and finish exact.\n\n\

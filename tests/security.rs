@@ -388,3 +388,90 @@ async fn where_restores_only_matching_rows_and_stays_one_predicate() {
     );
     sb.drop_table(&table).await;
 }
+
+/// The sandbox plays RDS IAM authentication with PAM: `scripts/sandbox_iam_check` accepts only a
+/// well-formed SigV4 `connect` token for `iam_user` and logs the host it was signed for.
+#[tokio::test]
+async fn iam_auth_logs_in_with_tokens_signed_for_the_rds_names() {
+    let sb = Sandbox::connect().await;
+    let log = Path::new(&std::env::var("SANDBOX_DIR").unwrap()).join("iam/tokens.log");
+    assert!(
+        log.parent().unwrap().exists(),
+        "the sandbox has no IAM user: scripts/sandbox up sets it up when run as root (it writes /etc/pam.d)"
+    );
+    // The check is real: a password that is not a token is refused.
+    let port: u16 = std::env::var("RDS_TABLE_RESTORE_PRODUCTION_ENDPOINT")
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ca = std::env::var("RDS_TABLE_RESTORE_SSL_CA").unwrap();
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port)
+        .user(Some("iam_user"))
+        .pass(Some("not-a-token"))
+        .enable_cleartext_plugin(true)
+        .ssl_opts(mysql_async::SslOpts::default().with_root_certs(vec![std::path::PathBuf::from(ca).into()]));
+    assert!(
+        mysql_async::Conn::new(opts).await.is_err(),
+        "PAM let a plain password in"
+    );
+
+    let table = unique_table("iam");
+    let time = sb.seed_with_accident(&table, 500).await;
+    let before = Sandbox::rows(&sb.production, &table).await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let state = tempfile::tempdir().unwrap();
+    let seen = std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+
+    let refused = restore_cmd(state.path(), &table, &time)
+        .args(["--iam-auth", "--db-user", "iam_user", "--tls", "disabled"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(3), "{}", describe(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("needs TLS"),
+        "{}",
+        describe(&refused)
+    );
+
+    let out = restore_cmd(state.path(), &table, &time)
+        .args(["--iam-auth", "--db-user", "iam_user", "--output", "json"])
+        .env_remove("RDS_TABLE_RESTORE_DB_PASSWORD")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    compare_rows(
+        &Sandbox::rows(&sb.production, &table).await,
+        &expected_after(&before, &restored),
+    )
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let target = report["restored_instance"].as_str().unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .skip(seen)
+        .map(str::to_string)
+        .collect();
+    let signed_for = |host: &str| {
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("ok {host}.aaaaaaaaaa.us-east-1.rds.amazonaws.com:3306")))
+    };
+    assert!(
+        signed_for("prod-db"),
+        "no token signed for production's RDS name: {lines:?}"
+    );
+    assert!(
+        signed_for(target),
+        "no token signed for the restored instance's RDS name: {lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("refused")), "{lines:?}");
+    sb.drop_table(&table).await;
+}

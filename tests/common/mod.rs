@@ -176,7 +176,9 @@ impl Sandbox {
         rules
     }
 
-    /// The source instance as moto describes it, less the fields that move on their own.
+    /// The source instance as moto describes it, whole but for LatestRestorableTime (which
+    /// moves on its own), and the whole description of each of its security groups: the tool
+    /// must never change either.
     pub async fn source_description(&self) -> String {
         let out = self
             .rds
@@ -185,21 +187,21 @@ impl Sandbox {
             .send()
             .await
             .unwrap();
-        let db = out.db_instances()[0].clone();
-        let db = aws_sdk_rds::types::DbInstance::builder()
-            .set_db_instance_identifier(db.db_instance_identifier().map(str::to_string))
-            .set_db_instance_status(db.db_instance_status().map(str::to_string))
-            .set_vpc_security_groups(Some(db.vpc_security_groups().to_vec()))
-            .set_db_parameter_groups(Some(db.db_parameter_groups().to_vec()))
-            .set_db_subnet_group(db.db_subnet_group().cloned())
-            .set_tag_list(Some(db.tag_list().to_vec()))
-            .set_endpoint(db.endpoint().cloned())
-            .set_backup_retention_period(db.backup_retention_period())
-            .set_publicly_accessible(db.publicly_accessible())
-            .set_deletion_protection(db.deletion_protection())
-            .set_db_instance_class(db.db_instance_class().map(str::to_string))
-            .build();
-        format!("{db:?}")
+        let mut db = out.db_instances()[0].clone();
+        db.latest_restorable_time = None;
+        let ids: Vec<String> = db
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+            .collect();
+        let groups = self
+            .ec2
+            .describe_security_groups()
+            .set_group_ids(Some(ids))
+            .send()
+            .await
+            .unwrap();
+        format!("{db:?}\n{:?}", groups.security_groups())
     }
 }
 
