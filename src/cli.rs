@@ -31,8 +31,33 @@ asked for on a terminal; it is never taken on the command line.";
     after_help = EXIT_CODES
 )]
 pub struct Cli {
+    /// Read options from this TOML file (keys are the long flags: client-cidr = "203.0.113.7/32").
+    /// A flag beats an RDS_TABLE_RESTORE_* variable, which beats the file, which beats the default.
+    #[arg(long, global = true, value_name = "FILE", env = "RDS_TABLE_RESTORE_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Every `RDS_TABLE_RESTORE_*` variable some option reads.
+    pub fn env_names() -> Vec<String> {
+        fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                if let Some(e) = a.get_env() {
+                    out.push(e.to_string_lossy().into_owned());
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&<Cli as clap::CommandFactory>::command(), &mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -197,7 +197,7 @@ pub async fn restore(args: RestoreArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(3, &e),
     };
-    let progress = ui::progress_for(args.common.quiet || args.common.output == Output::Json);
+    let progress = ui::progress_for(args.common.quiet, args.common.output == Output::Json);
     let prompter = ui::prompter();
     let cancel = watch_signals();
     let deps = Deps {
@@ -237,7 +237,7 @@ pub async fn resume(args: ResumeArgs) -> u8 {
     };
     let mut state = state;
     state.connection = connection;
-    let progress = ui::progress_for(args.common.quiet || args.common.output == Output::Json);
+    let progress = ui::progress_for(args.common.quiet, args.common.output == Output::Json);
     let prompter = ui::prompter();
     let cancel = watch_signals();
     let deps = Deps {
@@ -299,7 +299,7 @@ pub async fn abort(args: RunArgs) -> u8 {
     }
     let region = args.common.region.clone().or_else(|| state.connection.region.clone());
     let aws = aws(region).await;
-    let progress = ui::progress_for(args.common.quiet || args.common.output == Output::Json);
+    let progress = ui::progress_for(args.common.quiet, args.common.output == Output::Json);
     let deps = Deps {
         rds: &aws.rds,
         ec2: &aws.ec2,
@@ -543,7 +543,7 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
 fn finish(result: Result<RunState, RunFailure>, state_path: &Path, dir: &Path, output: Output) -> u8 {
     match result {
         Ok(state) => {
-            print_report(&Report::from_state(&state, state_path), output);
+            print_report(&Report::from_state(&state, state_path), output, 0);
             0
         }
         Err(failure) => {
@@ -557,7 +557,7 @@ fn finish(result: Result<RunState, RunFailure>, state_path: &Path, dir: &Path, o
                 _ => 1,
             };
             if output == Output::Json {
-                print_report(&report, output);
+                print_report(&report, output, code);
             }
             eprintln!("error: {}", failure.error);
             if !failure.resources_left.is_empty() {
@@ -575,13 +575,17 @@ fn finish(result: Result<RunState, RunFailure>, state_path: &Path, dir: &Path, o
     }
 }
 
-fn print_report(report: &Report, output: Output) {
+/// The report: as text, or as the closing `summary` event of the JSON stream.
+fn print_report(report: &Report, output: Output, exit_code: u8) {
     match output {
         Output::Text => print!("{}", report.to_text()),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-        ),
+        Output::Json => {
+            let mut v = serde_json::to_value(report).unwrap_or_default();
+            if let Some(m) = v.as_object_mut() {
+                m.insert("exit_code".into(), exit_code.into());
+            }
+            ui::emit("summary", v);
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub const CRASH_EXIT_CODE: i32 = 86;
 
 pub mod aws;
 pub mod cli;
+pub mod config;
 pub mod copy;
 pub mod error;
 pub mod machine;

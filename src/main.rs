@@ -15,6 +15,15 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
+    // The config file fills in RDS_TABLE_RESTORE_* variables before the threads start and the
+    // command line is parsed (see config.rs for the precedence).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(path) = rds_table_restore::config::config_path(&args) {
+        if let Err(e) = rds_table_restore::config::apply(std::path::Path::new(&path), &Cli::env_names()) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

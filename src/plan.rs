@@ -97,7 +97,7 @@ impl Plan {
                 )));
             }
         }
-        let restore_time = parse_time(&req.time)?;
+        let restore_time = parse_time(&req.time, now)?;
         if restore_time > now {
             return Err(Error::TimeInFuture {
                 time: rfc3339(restore_time),
@@ -184,16 +184,49 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Parses `--time`: RFC 3339 with an explicit offset. Fractions of a second are dropped (RDS
-/// restores to the second; rounding down stays before the damage).
-pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
-    let t = DateTime::parse_from_rfc3339(s.trim()).map_err(|e| {
+/// Parses `--time`, always with an explicit zone, since guessing one during an incident could
+/// restore the wrong hour: RFC 3339 (`2024-05-01T09:14:00Z`), `YYYY-MM-DD HH:MM:SS ZONE` with
+/// ZONE `UTC`, `Z` or an offset (`+02:00`), or `N seconds|minutes|hours|days ago`. Fractions of a
+/// second are dropped (RDS restores to the second; rounding down stays before the damage).
+pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let s = s.trim();
+    let t = parse_time_forms(s, now).ok_or_else(|| {
         Error::InvalidInput(format!(
-            "--time `{s}` is not an RFC 3339 time ({e}): write it with its zone, e.g. 2024-05-01T09:14:00Z"
+            "--time `{s}` is not a time this tool reads: write it with its zone, as 2024-05-01T09:14:00Z, \
+             2024-05-01 11:14:00 +02:00 or 2024-05-01 09:14:00 UTC, or as `15 minutes ago`"
         ))
     })?;
-    let t = t.with_timezone(&Utc);
     Ok(t.with_nanosecond(0).unwrap_or(t))
+}
+
+fn parse_time_forms(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let words: Vec<&str> = s.split_whitespace().collect();
+    if let [n, unit, "ago"] = words.as_slice() {
+        let n: i64 = n.parse().ok()?;
+        let secs = match unit.trim_end_matches('s') {
+            "second" | "sec" => 1,
+            "minute" | "min" => 60,
+            "hour" => 3600,
+            "day" => 86_400,
+            _ => return None,
+        };
+        return now.checked_sub_signed(chrono::Duration::seconds(n.checked_mul(secs)?));
+    }
+    if let [date, time, zone] = words.as_slice() {
+        let naive = chrono::NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y-%m-%d %H:%M:%S%.f").ok()?;
+        let offset = match *zone {
+            "UTC" | "utc" | "Z" | "GMT" => chrono::FixedOffset::east_opt(0)?,
+            z => chrono::DateTime::parse_from_str(&format!("2000-01-01 00:00:00 {z}"), "%Y-%m-%d %H:%M:%S %z")
+                .ok()?
+                .offset()
+                .to_owned(),
+        };
+        return naive.and_local_timezone(offset).single().map(|t| t.with_timezone(&Utc));
+    }
+    None
 }
 
 /// Checks a CIDR for the ingress rule. A bare address is taken as a single host. The whole
@@ -454,7 +487,7 @@ mod tests {
         assert!(Plan::new(&r, "id-0000".into(), now())
             .unwrap_err()
             .to_string()
-            .contains("RFC 3339"));
+            .contains("with its zone"));
         let mut r = request();
         r.time = "2026-11-24T10:00:00+02:00".into();
         assert!(matches!(
@@ -470,7 +503,27 @@ mod tests {
 
     #[test]
     fn times_keep_their_zone_and_drop_fractions() {
-        let t = parse_time("2026-11-23T11:30:05.900+01:00").unwrap();
+        let t = parse_time("2026-11-23T11:30:05.900+01:00", now()).unwrap();
         assert_eq!(rfc3339(t), "2026-11-23T10:30:05Z");
+        for (text, utc) in [
+            ("2026-11-23 11:30:05 +01:00", "2026-11-23T10:30:05Z"),
+            ("2026-11-23 11:30:05 -0230", "2026-11-23T14:00:05Z"),
+            ("2026-11-23 10:30:05 UTC", "2026-11-23T10:30:05Z"),
+            ("15 minutes ago", "2026-11-23T11:45:00Z"),
+            ("2 hours ago", "2026-11-23T10:00:00Z"),
+            ("90 seconds ago", "2026-11-23T11:58:30Z"),
+        ] {
+            assert_eq!(rfc3339(parse_time(text, now()).unwrap()), utc, "{text}");
+        }
+        for bad in [
+            "2026-11-23 10:30:05",
+            "yesterday",
+            "15 minutes",
+            "2026-11-23 10:30:05 CET",
+            "ten minutes ago",
+        ] {
+            let e = parse_time(bad, now()).unwrap_err().to_string();
+            assert!(e.contains("with its zone"), "{bad}: {e}");
+        }
     }
 }

@@ -13,9 +13,12 @@ use crate::state::Step;
 
 const STEPS: usize = Step::ALL.len();
 
-/// Picks the progress display for this process.
-pub fn progress_for(quiet: bool) -> Box<dyn Progress> {
-    if quiet {
+/// Picks the progress display for this process: JSON events, nothing, a terminal UI, or
+/// plain log lines.
+pub fn progress_for(quiet: bool, json: bool) -> Box<dyn Progress> {
+    if json {
+        Box::new(JsonProgress::default())
+    } else if quiet {
         Box::new(Silent)
     } else if std::io::stderr().is_terminal() {
         Box::new(TtyProgress::default())
@@ -215,5 +218,96 @@ pub struct NoPrompter;
 impl Prompter for NoPrompter {
     fn confirm(&self, _question: &str) -> Result<bool> {
         Err(Error::ConsentRequired)
+    }
+}
+
+/// `--output json`: one JSON object per line on stdout, each with `event` and `time` (UTC),
+/// for pipelines; the run ends with a `summary` event (printed by the command).
+pub struct JsonProgress {
+    last: Mutex<Instant>,
+    every: Duration,
+}
+
+impl Default for JsonProgress {
+    fn default() -> Self {
+        JsonProgress {
+            last: Mutex::new(Instant::now() - Duration::from_secs(60)),
+            every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Prints one event line.
+pub fn emit(event: &str, mut fields: serde_json::Value) {
+    use std::io::Write;
+    if let Some(map) = fields.as_object_mut() {
+        map.insert("event".into(), event.into());
+        map.insert(
+            "time".into(),
+            chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into(),
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{fields}");
+    let _ = out.flush();
+}
+
+impl JsonProgress {
+    fn due(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= self.every {
+            *last = Instant::now();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Progress for JsonProgress {
+    fn step_started(&self, step: Step, detail: &str) {
+        emit(
+            "step_started",
+            serde_json::json!({"step": step.name(), "number": step.number(), "detail": detail}),
+        );
+    }
+    fn step_finished(&self, step: Step, elapsed: Duration, summary: &str) {
+        emit(
+            "step_finished",
+            serde_json::json!({"step": step.name(), "number": step.number(), "seconds": elapsed.as_secs_f64(), "summary": summary}),
+        );
+    }
+    fn step_failed(&self, step: Step, error: &str) {
+        emit(
+            "step_failed",
+            serde_json::json!({"step": step.name(), "number": step.number(), "error": error}),
+        );
+    }
+    fn waiting(&self, what: &str, status: &str, elapsed: Duration) {
+        if self.due() {
+            emit(
+                "waiting",
+                serde_json::json!({"instance": what, "status": status, "elapsed_seconds": elapsed.as_secs()}),
+            );
+        }
+    }
+    fn copy_started(&self, estimated_rows: Option<u64>) {
+        emit("copy_started", serde_json::json!({"estimated_rows": estimated_rows}));
+    }
+    fn copy_progress(&self, rows_read: u64, rows_inserted: u64) {
+        if self.due() {
+            emit(
+                "progress",
+                serde_json::json!({"rows_read": rows_read, "rows_inserted": rows_inserted}),
+            );
+        }
+    }
+    fn note(&self, message: &str) {
+        emit("note", serde_json::json!({"message": message}));
+    }
+    fn warn(&self, message: &str) {
+        emit("warning", serde_json::json!({"message": message}));
     }
 }

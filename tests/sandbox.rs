@@ -59,7 +59,40 @@ async fn restores_the_deleted_rows_keeps_later_writes_and_leaves_nothing_in_aws(
         .get_output()
         .stdout
         .clone();
-    let report: serde_json::Value = serde_json::from_slice(&out).expect("a JSON report");
+    let events = common::events(&out);
+    let report = events.last().unwrap().clone();
+    assert_eq!(report["exit_code"], 0);
+    let steps: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["event"] == "step_started" || e["event"] == "step_finished")
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_string(),
+                e["step"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let names = [
+        "validate",
+        "restore",
+        "wait",
+        "open-access",
+        "copy",
+        "verify",
+        "revoke",
+        "teardown",
+        "report",
+    ];
+    let expected: Vec<(String, String)> = names
+        .iter()
+        .flat_map(|n| {
+            [
+                ("step_started".to_string(), n.to_string()),
+                ("step_finished".to_string(), n.to_string()),
+            ]
+        })
+        .collect();
+    assert_eq!(steps, expected, "every step starts and finishes, in order");
 
     // Production holds the pre-accident rows plus everything written since, each exactly once.
     let after = Sandbox::rows(&sb.production, &table).await;

@@ -451,7 +451,7 @@ async fn iam_auth_logs_in_with_tokens_signed_for_the_rds_names() {
         &expected_after(&before, &restored),
     )
     .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = common::summary(&out.stdout);
     let target = report["restored_instance"].as_str().unwrap();
     let lines: Vec<String> = std::fs::read_to_string(&log)
         .unwrap()

@@ -364,3 +364,31 @@ impl FaultyMoto {
         }
     }
 }
+
+/// Checks `--output json` is newline-delimited events, each an object with `event` and `time`,
+/// the last one the `summary`; returns every event.
+pub fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
+    let text = String::from_utf8_lossy(stdout);
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    for e in &events {
+        assert!(
+            e["event"].is_string() && e["time"].is_string(),
+            "an event without event/time: {e}"
+        );
+    }
+    let last = events.last().expect("no events");
+    assert_eq!(
+        last["event"], "summary",
+        "the stream does not end with the summary: {last}"
+    );
+    assert_eq!(events.iter().filter(|e| e["event"] == "summary").count(), 1);
+    events
+}
+
+/// The closing `summary` event of `--output json`.
+pub fn summary(stdout: &[u8]) -> serde_json::Value {
+    events(stdout).pop().unwrap()
+}
