@@ -64,6 +64,11 @@ impl Cli {
 pub enum Command {
     /// Restore the instance to a point in time, merge one table back into production, verify, clean up.
     Restore(Box<RestoreArgs>),
+    /// Every read-only check of a restore, then the full plan; creates and changes nothing.
+    Plan(Box<RestoreArgs>),
+    /// Rehearse a restore end to end into a side table in production (never the real table),
+    /// tear down, and report the time to recover.
+    Drill(Box<DrillArgs>),
     /// Continue a run from its last finished step (after a crash, Ctrl-C or a failure).
     Resume(ResumeArgs),
     /// Remove what a run created (rule, security group, restored instance); never touches production data.
@@ -136,6 +141,21 @@ pub struct DbArgs {
 
     #[arg(long, value_name = "FILE", env = "RDS_TABLE_RESTORE_DB_PASSWORD_FILE")]
     pub db_password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    #[command(flatten)]
+    pub restore: RestoreArgs,
+    /// Load into this database (same table name) instead of `<table>__drill_<time>` beside the real table.
+    #[arg(long, value_name = "DATABASE", env = "RDS_TABLE_RESTORE_DRILL_DATABASE")]
+    pub drill_database: Option<String>,
+    /// Keep the side table afterwards, for inspection.
+    #[arg(long, env = "RDS_TABLE_RESTORE_KEEP")]
+    pub keep: bool,
+    /// Where to write the drill report (Markdown and JSON) [default: the state directory].
+    #[arg(long, value_name = "DIR", env = "RDS_TABLE_RESTORE_REPORT_DIR")]
+    pub report_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -12,14 +12,14 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use rds_table_restore::aws::{load_config, AwsEc2, AwsRds};
-use rds_table_restore::cli::{CommonArgs, DbArgs, Output, RestoreArgs, ResumeArgs, RunArgs};
+use rds_table_restore::cli::{CommonArgs, DbArgs, DrillArgs, Output, RestoreArgs, ResumeArgs, RunArgs};
 use rds_table_restore::error::{Error, Side};
 use rds_table_restore::machine::{is_open, Deps, Machine, RunFailure, Settings};
 use rds_table_restore::mysql::{Credential, MysqlConnector, Secret, TlsMode};
-use rds_table_restore::plan::{new_run_id, Plan, Request, TAG_RUN_ID, TAG_TOOL, TOOL_NAME};
+use rds_table_restore::plan::{new_run_id, DrillRequest, Plan, Request, TAG_RUN_ID, TAG_TOOL, TOOL_NAME};
 use rds_table_restore::ports::{Connector, Ec2, Endpoint, Rds, Session};
-use rds_table_restore::report::Report;
-use rds_table_restore::state::{default_state_dir, list_runs, Connection, RunState, StateStore};
+use rds_table_restore::report::{drill_markdown, timeline, Report};
+use rds_table_restore::state::{default_state_dir, list_runs, write_private, Connection, RunState, StateStore};
 use rds_table_restore::ui;
 
 const PASSWORD_ENV: &str = "RDS_TABLE_RESTORE_DB_PASSWORD";
@@ -157,8 +157,8 @@ async fn read_secret(config: &aws_config::SdkConfig, arn: &str) -> anyhow::Resul
     ))
 }
 
-pub async fn restore(args: RestoreArgs) -> u8 {
-    let request = Request {
+fn request_of(args: &RestoreArgs, drill: Option<DrillRequest>) -> Request {
+    Request {
         instance: args.instance.clone(),
         database: args.database.clone(),
         table: args.table.clone(),
@@ -174,7 +174,88 @@ pub async fn restore(args: RestoreArgs) -> u8 {
         wait_timeout_minutes: args.wait_timeout,
         on_failure: args.on_failure,
         where_predicate: args.where_predicate.clone(),
+        drill,
+    }
+}
+
+pub async fn restore(args: RestoreArgs) -> u8 {
+    start(args, None, None).await
+}
+
+pub async fn drill(args: DrillArgs) -> u8 {
+    let drill = DrillRequest {
+        database: args.drill_database.clone(),
+        keep: args.keep,
     };
+    start(args.restore, Some(drill), args.report_dir).await
+}
+
+/// `plan`: the checks and the plan of a restore, with a throwaway state directory, so nothing
+/// is created or written anywhere.
+pub async fn plan(args: RestoreArgs) -> u8 {
+    let now = Utc::now();
+    let plan = match Plan::new(&request_of(&args, None), new_run_id(now), now) {
+        Ok(p) => p,
+        Err(e) => return fail(3, &e),
+    };
+    let aws = aws(args.common.region.clone()).await;
+    let recorded = Connection {
+        region: args.common.region.clone(),
+        ..Connection::default()
+    };
+    let (db, connection) = match connector(&args.db, &recorded, &aws.config).await {
+        Ok(c) => c,
+        Err(e) => return fail(3, &format!("{e:#}")),
+    };
+    let scratch = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => return fail(3, &e),
+    };
+    let store = match StateStore::new(scratch.path(), &plan.run_id) {
+        Ok(s) => s,
+        Err(e) => return fail(3, &e),
+    };
+    let progress = ui::progress_for(args.common.quiet, args.common.output == Output::Json);
+    let prompter = ui::prompter();
+    let deps = Deps {
+        rds: &aws.rds,
+        ec2: &aws.ec2,
+        db: &db,
+        ui: progress.as_ref(),
+        prompter: prompter.as_ref(),
+    };
+    let settings = Settings {
+        region: aws.region.clone(),
+        assume_yes: true,
+        ..Settings::default()
+    };
+    let machine = match Machine::new(
+        deps,
+        settings,
+        store,
+        plan,
+        connection,
+        Arc::new(AtomicBool::new(false)),
+    ) {
+        Ok(m) => m,
+        Err(e) => return fail(3, &e),
+    };
+    match machine.preview().await {
+        Ok(text) => {
+            match args.common.output {
+                Output::Text => {
+                    println!("{text}\n\nNothing was created or changed. Run the same command as `restore` to do it.")
+                }
+                Output::Json => ui::emit("plan", serde_json::json!({"plan": text, "changed": false})),
+            }
+            0
+        }
+        Err(f) => fail(if f.error.is_validation() { 3 } else { 1 }, &f.error),
+    }
+}
+
+async fn start(args: RestoreArgs, drill: Option<DrillRequest>, report_dir: Option<PathBuf>) -> u8 {
+    let request = request_of(&args, drill);
     let now = Utc::now();
     let plan = match Plan::new(&request, new_run_id(now), now) {
         Ok(p) => p,
@@ -217,7 +298,13 @@ pub async fn restore(args: RestoreArgs) -> u8 {
         Err(e) => return fail(3, &e),
     };
     let state_path = machine.state_path();
-    finish(machine.run().await, &state_path, &dir, args.common.output)
+    finish(
+        machine.run().await,
+        &state_path,
+        &dir,
+        args.common.output,
+        report_dir.as_deref(),
+    )
 }
 
 pub async fn resume(args: ResumeArgs) -> u8 {
@@ -257,7 +344,7 @@ pub async fn resume(args: ResumeArgs) -> u8 {
         Err(e) => return fail(3, &e),
     };
     let state_path = machine.state_path();
-    finish(machine.run().await, &state_path, &dir, args.common.output)
+    finish(machine.run().await, &state_path, &dir, args.common.output, None)
 }
 
 /// A connector for commands that must never reach a database.
@@ -540,39 +627,75 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
     }
 }
 
-fn finish(result: Result<RunState, RunFailure>, state_path: &Path, dir: &Path, output: Output) -> u8 {
-    match result {
-        Ok(state) => {
-            print_report(&Report::from_state(&state, state_path), output, 0);
-            0
-        }
-        Err(failure) => {
-            let report = Report::from_state(&failure.state, &failure.state_path);
-            let open = is_open(&failure.state) && !failure.error.is_validation();
-            let code = match &failure.error {
-                Error::Interrupted => 130,
-                Error::VerificationFailed(_) => 5,
-                _ if !failure.resources_left.is_empty() => 4,
-                e if e.is_validation() => 3,
-                _ => 1,
-            };
-            if output == Output::Json {
-                print_report(&report, output, code);
-            }
-            eprintln!("error: {}", failure.error);
-            if !failure.resources_left.is_empty() {
-                eprintln!("still held in AWS: {}", failure.resources_left.join("; "));
-            } else if !failure.error.is_validation() {
-                eprintln!("nothing is left behind in AWS; production keeps every chunk committed so far");
-            }
-            if open {
-                let flag = state_dir_flag(dir);
-                eprintln!("continue with: rds-table-restore resume {}{flag}", failure.state.run_id);
-                eprintln!("or end it:     rds-table-restore abort {}{flag}", failure.state.run_id);
-            }
-            code
+fn finish(
+    result: Result<RunState, RunFailure>,
+    state_path: &Path,
+    dir: &Path,
+    output: Output,
+    report_dir: Option<&Path>,
+) -> u8 {
+    let (state, failure) = match result {
+        Ok(state) => (state, None),
+        Err(f) => (f.state.clone(), Some(f)),
+    };
+    let report = Report::from_state(&state, state_path);
+    let code = match &failure {
+        None => 0,
+        Some(f) => match &f.error {
+            Error::Interrupted => 130,
+            Error::VerificationFailed(_) => 5,
+            _ if !f.resources_left.is_empty() => 4,
+            e if e.is_validation() => 3,
+            _ => 1,
+        },
+    };
+    let validation_failed = failure.as_ref().is_some_and(|f| f.error.is_validation());
+    // The timeline of every run that got past validation, ready for the incident channel.
+    if !validation_failed {
+        let path = dir.join(format!("{}.timeline.md", state.run_id));
+        match write_private(&path, &timeline(&state)) {
+            Ok(()) if output == Output::Text => eprintln!("timeline for the incident channel: {}", path.display()),
+            Ok(()) => {}
+            Err(e) => eprintln!("warning: {e}"),
         }
     }
+    if state.plan.drill.is_some() && !validation_failed {
+        let rdir = report_dir.unwrap_or(dir);
+        let md = rdir.join(format!("{}.drill.md", state.run_id));
+        let json = rdir.join(format!("{}.drill.json", state.run_id));
+        let written = std::fs::create_dir_all(rdir)
+            .map_err(|e| Error::State {
+                path: rdir.display().to_string(),
+                detail: e.to_string(),
+            })
+            .and_then(|_| write_private(&md, &drill_markdown(&report)))
+            .and_then(|_| write_private(&json, &serde_json::to_string_pretty(&report).unwrap_or_default()));
+        match written {
+            Ok(()) if output == Output::Text => eprintln!("drill report: {} and {}", md.display(), json.display()),
+            Ok(()) => {}
+            Err(e) => eprintln!("warning: cannot write the drill report: {e}"),
+        }
+    }
+    let Some(failure) = failure else {
+        print_report(&report, output, 0);
+        return 0;
+    };
+    let open = is_open(&failure.state) && !failure.error.is_validation();
+    if output == Output::Json {
+        print_report(&report, output, code);
+    }
+    eprintln!("error: {}", failure.error);
+    if !failure.resources_left.is_empty() {
+        eprintln!("still held in AWS: {}", failure.resources_left.join("; "));
+    } else if !failure.error.is_validation() {
+        eprintln!("nothing is left behind in AWS; production keeps every chunk committed so far");
+    }
+    if open {
+        let flag = state_dir_flag(dir);
+        eprintln!("continue with: rds-table-restore resume {}{flag}", failure.state.run_id);
+        eprintln!("or end it:     rds-table-restore abort {}{flag}", failure.state.run_id);
+    }
+    code
 }
 
 /// The report: as text, or as the closing `summary` event of the JSON stream.

@@ -12,7 +12,10 @@ use crate::rowcodec::StoredValue;
 use crate::state::CopyProgress;
 
 pub struct CopyJob<'a> {
-    pub table: &'a TableRef,
+    /// The table on the restored instance.
+    pub source: &'a TableRef,
+    /// The table written in production: the real one, or a drill's side table.
+    pub target: &'a TableRef,
     pub schema: &'a TableSchema,
     pub chunk_size: usize,
     /// `--where`, applied to the restored rows.
@@ -48,10 +51,10 @@ pub async fn copy_missing_rows(
             return Err(Error::Interrupted);
         }
         let rows = restored
-            .read_chunk(job.table, job.schema, after.as_deref(), job.filter, job.chunk_size)
+            .read_chunk(job.source, job.schema, after.as_deref(), job.filter, job.chunk_size)
             .await?;
         if let Some(last) = rows.last() {
-            let outcome = production.insert_missing(job.table, job.schema, &rows).await?;
+            let outcome = production.insert_missing(job.target, job.schema, &rows).await?;
             crate::crash_point!("copy-chunk-after-commit");
             let key: Vec<Value> = job.schema.key_of(last).into_iter().cloned().collect();
             progress.last_key = Some(key.iter().map(StoredValue::from).collect());

@@ -118,7 +118,10 @@ impl<'a> Machine<'a> {
         let table_lock = lock_table(&store, &plan)?;
         for (_, other) in list_runs(store.dir())? {
             let Ok(other) = other else { continue };
-            if other.plan.source_instance == plan.source_instance && other.plan.table == plan.table && is_open(&other) {
+            if other.plan.source_instance == plan.source_instance
+                && other.plan.target_table() == plan.target_table()
+                && is_open(&other)
+            {
                 let step = other.current_step().map(|s| s.step.name()).unwrap_or("none");
                 return Err(Error::Unfinished {
                     run_id: other.run_id,
@@ -334,6 +337,11 @@ impl<'a> Machine<'a> {
                     })?,
                 };
                 check_window(&instance, plan.restore_time, earliest, latest)?;
+                self.state.window = Some(crate::state::Window {
+                    earliest,
+                    latest,
+                    checked_at: Utc::now(),
+                });
                 window = format!("window {} .. {}", rfc3339(earliest), rfc3339(latest));
             }
         }
@@ -356,6 +364,14 @@ impl<'a> Machine<'a> {
         }
         if let Some(p) = &plan.where_predicate {
             check_where(session.as_mut(), &plan.table, p, "production").await?;
+        }
+        if plan.drill.is_some() && self.state.resources.side_table.is_none() {
+            let target = plan.target_table();
+            if session.table_schema(target).await?.is_some() {
+                return Err(Error::InvalidInput(format!(
+                    "the drill's table `{target}` already exists in production: drop it, or choose another --drill-database"
+                )));
+            }
         }
         let lock = production_lock_name(&plan);
         if !session.try_advisory_lock(&lock).await? {
@@ -384,27 +400,15 @@ impl<'a> Machine<'a> {
             return Ok(());
         }
         let plan = &self.state.plan;
-        let what = if resuming {
+        let heading = if resuming {
             let at = self.state.current_step().map(|s| s.step.name()).unwrap_or("validate");
-            format!("Resume run {} (stopped at {at}): ", plan.run_id)
+            format!("Resume run {} (stopped at {at}).\n", plan.run_id)
         } else {
             String::new()
         };
-        self.deps.ui.note(&format!(
-            "{what}restore `{}` as it was at {} from {} into production:\n  \
-             RDS instance {} ({}), security group {} open to {} only,\n  \
-             insert the restored rows missing in production (missing-rows mode), then delete both.",
-            plan.table,
-            rfc3339(plan.restore_time),
-            plan.source_instance,
-            plan.target_instance,
-            plan.instance_class
-                .as_deref()
-                .or(source.instance.class.as_deref())
-                .unwrap_or("source class"),
-            plan.security_group_name,
-            plan.client_cidr,
-        ));
+        self.deps
+            .ui
+            .note(&format!("{heading}{}", plan_text(plan, &source.instance)));
         if !self.deps.prompter.confirm("Proceed?")? {
             return Err(Error::Declined);
         }
@@ -423,6 +427,15 @@ impl<'a> Machine<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Validation only, for `plan`: every read-only check, then the plan as text. Creates
+    /// nothing and writes nothing (the caller gives it a throwaway state directory).
+    pub async fn preview(mut self) -> std::result::Result<String, RunFailure> {
+        match self.validate().await {
+            Ok(source) => Ok(plan_text(&self.state.plan, &source.instance)),
+            Err(error) => Err(self.fail(error).await),
+        }
     }
 
     // ---- 2. restore ----
@@ -670,6 +683,9 @@ impl<'a> Machine<'a> {
                 plan.table, plan.target_instance
             ),
         )?;
+        if let Some(drill) = plan.drill.clone() {
+            self.create_side_table(&drill.target, &plan.table).await?;
+        }
         let mut announced = false;
         let schema = source.schema.clone();
         self.with_reconnects(source, endpoint, |m| {
@@ -687,7 +703,8 @@ impl<'a> Machine<'a> {
                     m.deps.ui.copy_started(estimate);
                 }
                 let job = CopyJob {
-                    table: &plan.table,
+                    source: &plan.table,
+                    target: plan.target_table(),
                     schema: &schema,
                     chunk_size: plan.chunk_size,
                     filter: plan.where_predicate.as_deref(),
@@ -734,7 +751,8 @@ impl<'a> Machine<'a> {
                     return Err(Error::Interrupted);
                 };
                 let job = CopyJob {
-                    table: &plan.table,
+                    source: &plan.table,
+                    target: plan.target_table(),
                     schema: &schema,
                     chunk_size: plan.chunk_size,
                     filter: plan.where_predicate.as_deref(),
@@ -836,8 +854,74 @@ impl<'a> Machine<'a> {
     async fn teardown(&mut self) -> Result<()> {
         let target = self.state.plan.target_instance.clone();
         self.begin(Step::Teardown, &target)?;
-        let summary = self.delete_restored().await?;
+        let mut summary = self.delete_restored().await?;
+        if let Some(drill) = self.state.plan.drill.clone() {
+            if drill.keep {
+                summary.push_str(&format!("; side table {} kept (--keep)", drill.target));
+            } else {
+                summary.push_str(&format!("; {}", self.drop_side_table().await?));
+            }
+        }
         self.finish(&summary)
+    }
+
+    /// Creates the drill's side table like the production table. Recorded first, so a crash
+    /// between the two is adopted on resume rather than refused as someone else's table.
+    async fn create_side_table(
+        &mut self,
+        target: &crate::ports::TableRef,
+        like: &crate::ports::TableRef,
+    ) -> Result<()> {
+        if target == like {
+            return Err(Error::InvalidInput("a drill never writes the real table".into()));
+        }
+        if self.state.resources.side_table.is_none() {
+            self.state.resources.side_table = Some(target.clone());
+            self.save()?;
+        }
+        let session = self.lock_session.as_mut().ok_or(Error::Interrupted)?;
+        if session.table_schema(target).await?.is_none() {
+            session.create_table_like(target, like).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops the drill's side table: only the one this run recorded, never the real table.
+    async fn drop_side_table(&mut self) -> Result<String> {
+        let Some(side) = self.state.resources.side_table.clone() else {
+            return Ok("no side table was created".into());
+        };
+        if self.state.resources.side_table_dropped {
+            return Ok(format!("side table {side} already dropped"));
+        }
+        if side == self.state.plan.table {
+            return Err(Error::InvalidInput(format!(
+                "refusing to drop {side}: it is the real table"
+            )));
+        }
+        if self.lock_session.is_none() {
+            let endpoint = self.production_endpoint().await?;
+            self.lock_session = Some(self.deps.db.connect(Side::Production, &endpoint).await?);
+        }
+        let session = self.lock_session.as_mut().ok_or(Error::Interrupted)?;
+        session.drop_table(&side).await?;
+        self.state.resources.side_table_dropped = true;
+        self.save()?;
+        Ok(format!("side table {side} dropped"))
+    }
+
+    async fn production_endpoint(&self) -> Result<Endpoint> {
+        let id = &self.state.plan.source_instance;
+        let instance = self
+            .deps
+            .rds
+            .describe_instance(id)
+            .await?
+            .ok_or_else(|| Error::InstanceNotFound {
+                id: id.clone(),
+                region: self.settings.region.clone(),
+            })?;
+        instance.endpoint.ok_or_else(|| Error::NoEndpoint { id: id.clone() })
     }
 
     /// Deletes the restored instance if it exists and carries this run's tag, recorded or not
@@ -936,6 +1020,15 @@ impl<'a> Machine<'a> {
         let started = Instant::now();
         let note = self.delete_restored().await?;
         self.deps.ui.step_finished(Step::Teardown, started.elapsed(), &note);
+        if let (Some(side), false) = (
+            &self.state.resources.side_table,
+            self.state.resources.side_table_dropped,
+        ) {
+            // abort never connects to a database; the side table holds no production data.
+            self.deps.ui.warn(&format!(
+                "the drill's side table {side} is still in production: drop it when done"
+            ));
+        }
         self.state.outcome = Outcome::Aborted;
         self.state.error = None;
         self.save()
@@ -988,6 +1081,77 @@ impl<'a> Machine<'a> {
     }
 }
 
+/// The whole plan on one screen: what will be created, opened and written, and where.
+pub fn plan_text(plan: &Plan, source: &Instance) -> String {
+    let class = plan
+        .instance_class
+        .as_deref()
+        .or(source.class.as_deref())
+        .unwrap_or("the source's class");
+    let written = match &plan.drill {
+        None => format!(
+            "insert into production `{}` the restored rows whose primary key is missing there \
+             (missing-rows: rows written since are never overwritten)",
+            plan.table
+        ),
+        Some(d) => format!(
+            "REHEARSAL: create `{}` in production and load the restored rows into it; the real table is not touched; \
+             the side table is {} afterwards",
+            d.target,
+            if d.keep { "kept" } else { "dropped" }
+        ),
+    };
+    let mut lines = vec![
+        format!("Plan for run {}", plan.run_id),
+        format!(
+            "  table           {} on {} as it was at {} (UTC)",
+            plan.table,
+            plan.source_instance,
+            rfc3339(plan.restore_time)
+        ),
+        format!(
+            "  restore         RDS instance {} ({class}: {})",
+            plan.target_instance,
+            crate::plan::cost_class(class)
+        ),
+        format!(
+            "                  in subnet group {}, parameter group {}, {}",
+            plan.subnet_group
+                .as_deref()
+                .or(source.subnet_group.as_deref())
+                .unwrap_or("default"),
+            plan.parameter_group
+                .as_deref()
+                .or(source.parameter_group.as_deref())
+                .unwrap_or("default"),
+            if plan.publicly_accessible {
+                "PUBLICLY ACCESSIBLE"
+            } else {
+                "not publicly accessible"
+            }
+        ),
+        format!(
+            "  open access     security group {} in {}: tcp/{} from {} only",
+            plan.security_group_name,
+            source.vpc_id.as_deref().unwrap_or("the source's VPC"),
+            source.port.unwrap_or(3306),
+            plan.client_cidr
+        ),
+        format!("  write           {written}"),
+    ];
+    if let Some(w) = &plan.where_predicate {
+        lines.push(format!("  only rows       WHERE {w}"));
+    }
+    lines.push(format!(
+        "  then            verify every restored row, revoke the access, delete the instance ({})",
+        match plan.on_failure {
+            OnFailure::Keep => "on failure: access revoked, instance kept for resume",
+            OnFailure::Teardown => "on failure: access revoked, instance deleted",
+        }
+    ));
+    lines.join("\n")
+}
+
 /// Asks a server whether `--where` is valid SQL for the table (before anything is written).
 async fn check_where(session: &mut dyn Session, table: &crate::ports::TableRef, p: &str, on: &str) -> Result<u64> {
     session.count_where(table, p).await.map_err(|e| match e {
@@ -998,10 +1162,12 @@ async fn check_where(session: &mut dyn Session, table: &crate::ports::TableRef, 
     })
 }
 
-/// The name of the production advisory lock for a table (at most 64 characters, as MySQL wants).
+/// The name of the production advisory lock for the table the run writes (at most 64
+/// characters, as MySQL wants): a drill writing its side table never blocks a real restore.
 fn production_lock_name(plan: &Plan) -> String {
     use sha2::{Digest, Sha256};
-    let digest = hex::encode(Sha256::digest(format!("{}\0{}", plan.table.database, plan.table.table)));
+    let t = plan.target_table();
+    let digest = hex::encode(Sha256::digest(format!("{}\0{}", t.database, t.table)));
     format!("rds-table-restore:{}", &digest[..40])
 }
 
@@ -1141,6 +1307,7 @@ mod tests {
                 wait_timeout_minutes: 1,
                 on_failure: OnFailure::Teardown,
                 where_predicate: None,
+                drill: None,
             }
         }
 

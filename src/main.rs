@@ -35,6 +35,8 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Restore(args) => commands::restore(*args).await,
+            Command::Plan(args) => commands::plan(*args).await,
+            Command::Drill(args) => commands::drill(*args).await,
             Command::Resume(args) => commands::resume(args).await,
             Command::Abort(args) => commands::abort(args).await,
             Command::Runs(args) => commands::runs(args),

@@ -374,6 +374,16 @@ impl Session for MysqlSession {
         Ok(got.flatten() == Some(1))
     }
 
+    async fn create_table_like(&mut self, table: &TableRef, like: &TableRef) -> Result<()> {
+        let sql = format!("CREATE TABLE {} LIKE {}", qualified(table), qualified(like));
+        self.conn.query_drop(sql).await.map_err(|e| self.db_err(e))
+    }
+
+    async fn drop_table(&mut self, table: &TableRef) -> Result<()> {
+        let sql = format!("DROP TABLE IF EXISTS {}", qualified(table));
+        self.conn.query_drop(sql).await.map_err(|e| self.db_err(e))
+    }
+
     async fn count_where(&mut self, table: &TableRef, predicate: &str) -> Result<u64> {
         let n: Option<u64> = self
             .conn

@@ -58,6 +58,25 @@ pub struct Request {
     pub on_failure: OnFailure,
     /// `--where`: a single SQL predicate restricting the restored rows.
     pub where_predicate: Option<String>,
+    /// `drill`: rehearse into a side table instead of the real one.
+    pub drill: Option<DrillRequest>,
+}
+
+/// What `drill` adds to a request.
+#[derive(Debug, Clone, Default)]
+pub struct DrillRequest {
+    /// Load into `<database>.<table>` instead of a side table beside the real one.
+    pub database: Option<String>,
+    /// Leave the side table in place for inspection.
+    pub keep: bool,
+}
+
+/// A rehearsal: the restored rows go into `target`, a table the run creates in production,
+/// never into the real table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drill {
+    pub target: TableRef,
+    pub keep: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +98,8 @@ pub struct Plan {
     pub on_failure: OnFailure,
     #[serde(default)]
     pub where_predicate: Option<String>,
+    #[serde(default)]
+    pub drill: Option<Drill>,
 }
 
 impl Plan {
@@ -140,7 +161,22 @@ impl Plan {
             wait_timeout_minutes: req.wait_timeout_minutes,
             on_failure: req.on_failure,
             where_predicate,
+            drill: req.drill.as_ref().map(|d| Drill {
+                target: TableRef {
+                    database: d.database.clone().unwrap_or_else(|| req.database.clone()),
+                    table: match d.database {
+                        Some(_) => req.table.clone(),
+                        None => side_table_name(&req.table, now),
+                    },
+                },
+                keep: d.keep,
+            }),
         })
+    }
+
+    /// Where the restored rows are written: the real table, or the drill's side table.
+    pub fn target_table(&self) -> &TableRef {
+        self.drill.as_ref().map(|d| &d.target).unwrap_or(&self.table)
     }
 
     /// True when the rule opens the port to one address only.
@@ -173,6 +209,24 @@ pub fn tag_value(s: &str) -> String {
         })
         .take(256)
         .collect()
+}
+
+/// What an instance class costs by the hour, roughly, for the plan screen: the family decides.
+pub fn cost_class(class: &str) -> &'static str {
+    let family = class.trim_start_matches("db.").split('.').next().unwrap_or("");
+    match family.chars().next() {
+        Some('t') => "burstable, the cheapest per hour",
+        Some('m') => "general purpose, moderate per hour",
+        Some('r') | Some('x') | Some('z') => "memory optimized, expensive per hour",
+        _ => "see the RDS pricing page",
+    }
+}
+
+/// `<table>__drill_<yyyymmddhhmmss>`, within MySQL's 64 characters.
+pub fn side_table_name(table: &str, now: DateTime<Utc>) -> String {
+    let suffix = format!("__drill_{}", now.format("%Y%m%d%H%M%S"));
+    let keep: String = table.chars().take(64 - suffix.len()).collect();
+    format!("{keep}{suffix}")
 }
 
 /// A new run id: UTC start time and 4 random hex digits, lowercase so it fits in RDS names.
@@ -379,6 +433,7 @@ mod tests {
             wait_timeout_minutes: 120,
             on_failure: OnFailure::Teardown,
             where_predicate: None,
+            drill: None,
         }
     }
 
@@ -405,6 +460,29 @@ mod tests {
             let e = check_predicate(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_drill_writes_a_side_table_never_the_real_one() {
+        let mut r = request();
+        r.drill = Some(DrillRequest::default());
+        let p = Plan::new(&r, "id-0000".into(), now()).unwrap();
+        assert_eq!(p.target_table().to_string(), "shop.billing__drill_20261123120000");
+        assert_ne!(p.target_table(), &p.table);
+        r.drill = Some(DrillRequest {
+            database: Some("scratch".into()),
+            keep: true,
+        });
+        let p = Plan::new(&r, "id-0000".into(), now()).unwrap();
+        assert_eq!(p.target_table().to_string(), "scratch.billing");
+        assert_eq!(side_table_name(&"t".repeat(80), now()).chars().count(), 64);
+        assert_eq!(
+            Plan::new(&request(), "id-0000".into(), now())
+                .unwrap()
+                .target_table()
+                .to_string(),
+            "shop.billing"
+        );
     }
 
     #[test]

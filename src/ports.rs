@@ -180,6 +180,10 @@ pub trait Session: Send {
         filter: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Row>>;
+    /// Creates `table` with the definition of `like` (a drill's side table).
+    async fn create_table_like(&mut self, table: &TableRef, like: &TableRef) -> Result<()>;
+    /// Drops `table` (only ever a drill's side table).
+    async fn drop_table(&mut self, table: &TableRef) -> Result<()>;
     /// How many rows match a `--where` predicate; the server's error when it is not valid SQL
     /// for this table.
     async fn count_where(&mut self, table: &TableRef, predicate: &str) -> Result<u64>;

@@ -17,7 +17,15 @@ pub struct StepTime {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub run_id: String,
+    /// `restore` or `drill`.
+    pub kind: &'static str,
     pub outcome: Outcome,
+    /// A drill passes when it ran to the end with a verification that passed.
+    pub passed: bool,
+    /// Where the rows were written: the real table, or the drill's side table.
+    pub target_table: String,
+    /// How far behind the present the latest restorable time was when the run checked it.
+    pub latest_restorable_age_seconds: Option<i64>,
     pub source_instance: String,
     pub table: String,
     pub restore_time: String,
@@ -39,7 +47,11 @@ impl Report {
         let total = (state.updated_at - state.created_at).num_milliseconds() as f64 / 1000.0;
         Report {
             run_id: state.run_id.clone(),
+            kind: if state.plan.drill.is_some() { "drill" } else { "restore" },
             outcome: state.outcome,
+            passed: state.outcome == Outcome::Succeeded && state.verification.as_ref().is_some_and(|v| v.passed),
+            target_table: state.plan.target_table().to_string(),
+            latest_restorable_age_seconds: state.window.as_ref().map(|w| (w.checked_at - w.latest).num_seconds()),
             source_instance: state.plan.source_instance.clone(),
             table: state.plan.table.to_string(),
             restore_time: rfc3339(state.plan.restore_time),
@@ -120,4 +132,124 @@ impl Report {
         out.push_str(&format!("  state file: {}\n", self.state_file));
         out
     }
+}
+
+/// The run as a UTC timeline, ready to paste into the incident channel.
+pub fn timeline(state: &RunState) -> String {
+    let t = |d: chrono::DateTime<chrono::Utc>| d.format("%H:%M:%SZ").to_string();
+    let mut out = format!(
+        "**rds-table-restore {} {}**: `{}` on `{}` as of {} (UTC, {})\n",
+        if state.plan.drill.is_some() { "drill" } else { "restore" },
+        state.run_id,
+        state.plan.table,
+        state.plan.source_instance,
+        rfc3339(state.plan.restore_time),
+        state.created_at.format("%Y-%m-%d"),
+    );
+    for s in &state.steps {
+        out.push_str(&format!("- {} {} started\n", t(s.started_at), s.step.name()));
+        if let Some(f) = s.finished_at {
+            let verb = match s.status {
+                StepStatus::Finished => "finished",
+                StepStatus::Failed => "FAILED",
+                StepStatus::Started => "stopped",
+            };
+            out.push_str(&format!(
+                "- {} {} {verb} ({:.1}s): {}\n",
+                t(f),
+                s.step.name(),
+                s.seconds().unwrap_or(0.0),
+                s.note.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    let r = &state.resources;
+    out.push_str(&format!(
+        "- resources: RDS instance {} ({}), security group {} ({}){}\n",
+        r.restored_instance.as_deref().unwrap_or("none"),
+        if r.restored_instance_deleted {
+            "deleted"
+        } else if r.restored_instance.is_some() {
+            "STILL RUNNING"
+        } else {
+            "-"
+        },
+        r.security_group.as_deref().unwrap_or("none"),
+        if r.security_group_deleted {
+            "deleted"
+        } else if r.security_group.is_some() {
+            "STILL PRESENT"
+        } else {
+            "-"
+        },
+        r.side_table
+            .as_ref()
+            .map(|s| format!(
+                ", side table {s} ({})",
+                if r.side_table_dropped { "dropped" } else { "kept" }
+            ))
+            .unwrap_or_default()
+    ));
+    out.push_str(&format!(
+        "- rows: {} read from the restored copy, {} inserted into {}, {} already present ({} differ, kept)\n",
+        state.copy.rows_read,
+        state.copy.inserted,
+        state.plan.target_table(),
+        state.copy.already_present,
+        state.copy.present_differing
+    ));
+    if let Some(v) = &state.verification {
+        out.push_str(&format!(
+            "- verification: {}: {}\n",
+            if v.passed { "passed" } else { "FAILED" },
+            v.summary()
+        ));
+    }
+    out.push_str(&format!(
+        "- outcome: {:?} at {}{}\n",
+        state.outcome,
+        t(state.updated_at),
+        state.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+    ));
+    out
+}
+
+/// The drill's report, as Markdown.
+pub fn drill_markdown(report: &Report) -> String {
+    let mut out = format!(
+        "# Restore drill {}: {}\n\n\
+         Rehearsed restoring `{}` from `{}` as of {} into `{}` (the real table was not touched).\n\n\
+         - **Time to recover:** {:.1} s\n\
+         - **Latest restorable time** was {} behind the present when checked\n\
+         - **Rows:** {} read from the restored copy, {} loaded\n",
+        report.run_id,
+        if report.passed { "PASS" } else { "FAIL" },
+        report.table,
+        report.source_instance,
+        report.restore_time,
+        report.target_table,
+        report.total_seconds,
+        report
+            .latest_restorable_age_seconds
+            .map(|s| format!("{s} s"))
+            .unwrap_or_else(|| "not known".into()),
+        report.rows_read,
+        report.rows_inserted,
+    );
+    if let Some(v) = &report.verification {
+        out.push_str(&format!("- **Verification:** {}\n", v.summary()));
+    }
+    if let Some(e) = &report.error {
+        out.push_str(&format!("- **Error:** {e}\n"));
+    }
+    out.push_str("\n| step | seconds | status |\n|---|---:|---|\n");
+    for s in &report.steps {
+        out.push_str(&format!(
+            "| {} | {} | {:?} |\n",
+            s.step,
+            s.seconds.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into()),
+            s.status
+        ));
+    }
+    out
 }

@@ -101,6 +101,11 @@ pub struct Resources {
     pub ingress_rule: Option<(String, u16)>,
     /// True while our group is attached to the restored instance.
     pub attached: bool,
+    /// A drill's side table in production, recorded before it is created.
+    #[serde(default)]
+    pub side_table: Option<crate::ports::TableRef>,
+    #[serde(default)]
+    pub side_table_dropped: bool,
 }
 
 impl Resources {
@@ -190,6 +195,16 @@ pub struct RunState {
     pub copy: CopyProgress,
     pub verification: Option<Verification>,
     pub error: Option<String>,
+    /// The restore window as validation saw it, for the drill report.
+    #[serde(default)]
+    pub window: Option<Window>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub earliest: DateTime<Utc>,
+    pub latest: DateTime<Utc>,
+    pub checked_at: DateTime<Utc>,
 }
 
 impl RunState {
@@ -208,6 +223,7 @@ impl RunState {
             copy: CopyProgress::default(),
             verification: None,
             error: None,
+            window: None,
         }
     }
 
@@ -338,6 +354,24 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// Writes a file only its owner can read (reports and timelines name the tables and the
+/// resources of an incident).
+pub fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |e: std::io::Error| Error::State {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(contents.as_bytes()).map_err(err)
+}
+
 /// The default state directory: `$XDG_STATE_HOME/rds-table-restore` (or the platform's
 /// equivalent), falling back to the local data directory.
 pub fn default_state_dir() -> Option<PathBuf> {
@@ -368,6 +402,7 @@ mod tests {
             wait_timeout_minutes: 120,
             on_failure: OnFailure::Teardown,
             where_predicate: None,
+            drill: None,
         };
         Plan::new(&req, "20261123t120000-ab12".into(), Utc::now()).unwrap()
     }

@@ -319,6 +319,12 @@ impl Session for FakeSession {
     async fn table_schema(&mut self, _t: &TableRef) -> Result<Option<TableSchema>> {
         Ok(self.db.schema.clone())
     }
+    async fn create_table_like(&mut self, _t: &TableRef, _l: &TableRef) -> Result<()> {
+        Ok(())
+    }
+    async fn drop_table(&mut self, _t: &TableRef) -> Result<()> {
+        Ok(())
+    }
     async fn count_where(&mut self, _t: &TableRef, _p: &str) -> Result<u64> {
         Ok(lock(&self.table).len() as u64)
     }

@@ -100,7 +100,7 @@ pub async fn verify(
             return Err(Error::Interrupted);
         }
         let rows = restored
-            .read_chunk(job.table, job.schema, after.as_deref(), job.filter, job.chunk_size)
+            .read_chunk(job.source, job.schema, after.as_deref(), job.filter, job.chunk_size)
             .await?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             break;
@@ -108,7 +108,7 @@ pub async fn verify(
         let first: Row = job.schema.key_of(first).into_iter().cloned().collect();
         let last: Row = job.schema.key_of(last).into_iter().cloned().collect();
         let in_production: HashMap<Vec<u8>, Row> = production
-            .rows_in_range(job.table, job.schema, &first, &last)
+            .rows_in_range(job.target, job.schema, &first, &last)
             .await?
             .into_iter()
             .map(|row| (encode_values(job.schema.key_of(&row)), row))
