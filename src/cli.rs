@@ -178,18 +178,20 @@ pub struct ResumeArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// The RDS instance the table lived in (the source of the point-in-time restore).
+    /// The RDS instance the table lived in (the source of the point-in-time restore). Asked for
+    /// on a terminal when missing, like --time, --database, --table and --client-cidr.
     #[arg(long, env = "RDS_TABLE_RESTORE_INSTANCE")]
-    pub instance: String,
+    pub instance: Option<String>,
     /// The database (schema) of the table.
     #[arg(long, env = "RDS_TABLE_RESTORE_DATABASE")]
-    pub database: String,
+    pub database: Option<String>,
     /// The table to bring back.
     #[arg(long, env = "RDS_TABLE_RESTORE_TABLE")]
-    pub table: String,
-    /// The moment to restore to, just before the damage, in RFC 3339 with its zone (2024-05-01T09:14:00Z).
+    pub table: Option<String>,
+    /// The moment to restore to, just before the damage, always with its zone: 2024-05-01T09:14:00Z,
+    /// "2024-05-01 11:14:00 +02:00", "2024-05-01 09:14:00 UTC" or "15 minutes ago".
     #[arg(long, env = "RDS_TABLE_RESTORE_TIME")]
-    pub time: String,
+    pub time: Option<String>,
     /// How restored rows are merged into production.
     #[arg(long, value_enum, default_value = "missing-rows", env = "RDS_TABLE_RESTORE_MODE")]
     pub mode: Mode,

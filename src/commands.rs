@@ -21,6 +21,7 @@ use rds_table_restore::ports::{Connector, Ec2, Endpoint, Rds, Session};
 use rds_table_restore::report::{drill_markdown, timeline, Report};
 use rds_table_restore::state::{default_state_dir, list_runs, write_private, Connection, RunState, StateStore};
 use rds_table_restore::ui;
+use rds_table_restore::wizard::{self, Choices};
 
 const PASSWORD_ENV: &str = "RDS_TABLE_RESTORE_DB_PASSWORD";
 
@@ -159,10 +160,10 @@ async fn read_secret(config: &aws_config::SdkConfig, arn: &str) -> anyhow::Resul
 
 fn request_of(args: &RestoreArgs, drill: Option<DrillRequest>) -> Request {
     Request {
-        instance: args.instance.clone(),
-        database: args.database.clone(),
-        table: args.table.clone(),
-        time: args.time.clone(),
+        instance: args.instance.clone().unwrap_or_default(),
+        database: args.database.clone().unwrap_or_default(),
+        table: args.table.clone().unwrap_or_default(),
+        time: args.time.clone().unwrap_or_default(),
         client_cidr: args.client_cidr.clone(),
         allow_any_source: args.allow_any_source,
         mode: args.mode,
@@ -190,14 +191,40 @@ pub async fn drill(args: DrillArgs) -> u8 {
     start(args.restore, Some(drill), args.report_dir).await
 }
 
+/// Fills in the choices missing from the command line: asked for on a terminal, a usage error
+/// naming the flag otherwise (exit 2). Never prompts without a terminal.
+async fn complete(args: &mut RestoreArgs, aws: &Aws, db: &MysqlConnector) -> Result<(), u8> {
+    let given = Choices {
+        instance: args.instance.clone(),
+        time: args.time.clone(),
+        database: args.database.clone(),
+        table: args.table.clone(),
+        client_cidr: args.client_cidr.clone(),
+    };
+    let missing = given.missing();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !ui::interactive() || args.common.output == Output::Json {
+        return Err(fail(
+            2,
+            &format!("{} {} required: there is no terminal to ask on (each can also come from RDS_TABLE_RESTORE_* or --config)",
+                missing.join(", "), if missing.len() == 1 { "is" } else { "are" }),
+        ));
+    }
+    match wizard::fill(given, &aws.rds, db, &ui::TtyAsker, Utc::now()).await {
+        Ok(c) => {
+            (args.instance, args.time, args.database, args.table, args.client_cidr) =
+                (c.instance, c.time, c.database, c.table, c.client_cidr);
+            Ok(())
+        }
+        Err(e) => Err(fail(3, &e)),
+    }
+}
+
 /// `plan`: the checks and the plan of a restore, with a throwaway state directory, so nothing
 /// is created or written anywhere.
-pub async fn plan(args: RestoreArgs) -> u8 {
-    let now = Utc::now();
-    let plan = match Plan::new(&request_of(&args, None), new_run_id(now), now) {
-        Ok(p) => p,
-        Err(e) => return fail(3, &e),
-    };
+pub async fn plan(mut args: RestoreArgs) -> u8 {
     let aws = aws(args.common.region.clone()).await;
     let recorded = Connection {
         region: args.common.region.clone(),
@@ -206,6 +233,14 @@ pub async fn plan(args: RestoreArgs) -> u8 {
     let (db, connection) = match connector(&args.db, &recorded, &aws.config).await {
         Ok(c) => c,
         Err(e) => return fail(3, &format!("{e:#}")),
+    };
+    if let Err(code) = complete(&mut args, &aws, &db).await {
+        return code;
+    }
+    let now = Utc::now();
+    let plan = match Plan::new(&request_of(&args, None), new_run_id(now), now) {
+        Ok(p) => p,
+        Err(e) => return fail(3, &e),
     };
     let scratch = match tempfile::tempdir() {
         Ok(d) => d,
@@ -254,13 +289,7 @@ pub async fn plan(args: RestoreArgs) -> u8 {
     }
 }
 
-async fn start(args: RestoreArgs, drill: Option<DrillRequest>, report_dir: Option<PathBuf>) -> u8 {
-    let request = request_of(&args, drill);
-    let now = Utc::now();
-    let plan = match Plan::new(&request, new_run_id(now), now) {
-        Ok(p) => p,
-        Err(e) => return fail(3, &e),
-    };
+async fn start(mut args: RestoreArgs, drill: Option<DrillRequest>, report_dir: Option<PathBuf>) -> u8 {
     let dir = match state_dir(&args.common) {
         Ok(d) => d,
         Err(code) => return code,
@@ -273,6 +302,15 @@ async fn start(args: RestoreArgs, drill: Option<DrillRequest>, report_dir: Optio
     let (db, connection) = match connector(&args.db, &recorded, &aws.config).await {
         Ok(c) => c,
         Err(e) => return fail(3, &format!("{e:#}")),
+    };
+    if let Err(code) = complete(&mut args, &aws, &db).await {
+        return code;
+    }
+    let request = request_of(&args, drill);
+    let now = Utc::now();
+    let plan = match Plan::new(&request, new_run_id(now), now) {
+        Ok(p) => p,
+        Err(e) => return fail(3, &e),
     };
     let store = match StateStore::new(&dir, &plan.run_id) {
         Ok(s) => s,

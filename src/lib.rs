@@ -38,6 +38,7 @@ pub mod rowcodec;
 pub mod state;
 pub mod ui;
 pub mod verify;
+pub mod wizard;
 
 #[cfg(test)]
 pub mod testing;

@@ -374,6 +374,27 @@ impl Session for MysqlSession {
         Ok(got.flatten() == Some(1))
     }
 
+    async fn list_databases(&mut self) -> Result<Vec<String>> {
+        self.conn
+            .query(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN \
+                 ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY SCHEMA_NAME",
+            )
+            .await
+            .map_err(|e| self.db_err(e))
+    }
+
+    async fn list_tables(&mut self, database: &str) -> Result<Vec<(String, Option<u64>)>> {
+        self.conn
+            .exec(
+                "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+                (database,),
+            )
+            .await
+            .map_err(|e| self.db_err(e))
+    }
+
     async fn create_table_like(&mut self, table: &TableRef, like: &TableRef) -> Result<()> {
         let sql = format!("CREATE TABLE {} LIKE {}", qualified(table), qualified(like));
         self.conn.query_drop(sql).await.map_err(|e| self.db_err(e))

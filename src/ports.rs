@@ -180,6 +180,10 @@ pub trait Session: Send {
         filter: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Row>>;
+    /// The databases a user could mean (system schemas left out), for the wizard.
+    async fn list_databases(&mut self) -> Result<Vec<String>>;
+    /// The base tables of a database with the server's row estimates, for the wizard.
+    async fn list_tables(&mut self, database: &str) -> Result<Vec<(String, Option<u64>)>>;
     /// Creates `table` with the definition of `like` (a drill's side table).
     async fn create_table_like(&mut self, table: &TableRef, like: &TableRef) -> Result<()>;
     /// Drops `table` (only ever a drill's side table).

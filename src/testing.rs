@@ -319,6 +319,12 @@ impl Session for FakeSession {
     async fn table_schema(&mut self, _t: &TableRef) -> Result<Option<TableSchema>> {
         Ok(self.db.schema.clone())
     }
+    async fn list_databases(&mut self) -> Result<Vec<String>> {
+        Ok(vec!["shop".into()])
+    }
+    async fn list_tables(&mut self, _d: &str) -> Result<Vec<(String, Option<u64>)>> {
+        Ok(vec![("billing".into(), Some(lock(&self.table).len() as u64))])
+    }
     async fn create_table_like(&mut self, _t: &TableRef, _l: &TableRef) -> Result<()> {
         Ok(())
     }

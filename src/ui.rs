@@ -311,3 +311,31 @@ impl Progress for JsonProgress {
         emit("warning", serde_json::json!({"message": message}));
     }
 }
+
+/// The wizard's questions on a terminal (dialoguer; lists can be filtered by typing).
+pub struct TtyAsker;
+
+impl crate::wizard::Asker for TtyAsker {
+    fn choose(&self, prompt: &str, items: &[String]) -> Result<usize> {
+        dialoguer::FuzzySelect::new()
+            .with_prompt(prompt)
+            .items(items)
+            .default(0)
+            .interact()
+            .map_err(|e| Error::InvalidInput(format!("no answer: {e}")))
+    }
+    fn text(&self, prompt: &str) -> Result<String> {
+        dialoguer::Input::<String>::new()
+            .with_prompt(prompt)
+            .interact_text()
+            .map_err(|e| Error::InvalidInput(format!("no answer: {e}")))
+    }
+    fn say(&self, line: &str) {
+        eprintln!("  {line}");
+    }
+}
+
+/// True when there is someone to ask: stdin and stderr are a terminal.
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
