@@ -114,6 +114,7 @@ impl Rds for AwsRds {
     }
 
     async fn describe_instance(&self, id: &str) -> Result<Option<Instance>> {
+        tracing::debug!(instance = id, "DescribeDBInstances");
         match self
             .client
             .describe_db_instances()
@@ -151,6 +152,7 @@ impl Rds for AwsRds {
     }
 
     async fn restore_to_point_in_time(&self, r: &RestoreRequest) -> Result<Instance> {
+        tracing::debug!(source = %r.source, target = %r.target, time = %r.time, "RestoreDBInstanceToPointInTime");
         let tags = r
             .tags
             .iter()
@@ -180,6 +182,7 @@ impl Rds for AwsRds {
     }
 
     async fn set_security_groups(&self, id: &str, groups: &[String]) -> Result<()> {
+        tracing::debug!(instance = id, ?groups, "ModifyDBInstance");
         self.client
             .modify_db_instance()
             .db_instance_identifier(id)
@@ -192,6 +195,7 @@ impl Rds for AwsRds {
     }
 
     async fn delete_instance(&self, id: &str) -> Result<()> {
+        tracing::debug!(instance = id, "DeleteDBInstance");
         self.client
             .delete_db_instance()
             .db_instance_identifier(id)
@@ -313,6 +317,7 @@ impl Ec2 for AwsEc2 {
         description: &str,
         tags: &[(String, String)],
     ) -> Result<String> {
+        tracing::debug!(vpc = vpc_id, name, "CreateSecurityGroup");
         let mut spec = TagSpecification::builder().resource_type(ResourceType::SecurityGroup);
         spec = spec.tags(aws_sdk_ec2::types::Tag::builder().key("Name").value(name).build());
         for (k, v) in tags {
@@ -351,6 +356,7 @@ impl Ec2 for AwsEc2 {
     }
 
     async fn authorize_ingress(&self, group_id: &str, port: u16, cidr: &str, description: &str) -> Result<()> {
+        tracing::debug!(group = group_id, port, cidr, "AuthorizeSecurityGroupIngress");
         match self
             .client
             .authorize_security_group_ingress()
@@ -367,6 +373,7 @@ impl Ec2 for AwsEc2 {
     }
 
     async fn revoke_ingress(&self, group_id: &str, port: u16, cidr: &str) -> Result<()> {
+        tracing::debug!(group = group_id, port, cidr, "RevokeSecurityGroupIngress");
         match self
             .client
             .revoke_security_group_ingress()
@@ -383,6 +390,7 @@ impl Ec2 for AwsEc2 {
     }
 
     async fn delete_security_group(&self, group_id: &str) -> Result<()> {
+        tracing::debug!(group = group_id, "DeleteSecurityGroup");
         // After ModifyDBInstance detaches the group, RDS releases the network interface a little
         // later; until then EC2 answers DependencyViolation. Wait for it, within a bound.
         let started = std::time::Instant::now();

@@ -105,6 +105,9 @@ pub struct CommonArgs {
     /// No progress on stderr (errors are still printed).
     #[arg(short, long, env = "RDS_TABLE_RESTORE_QUIET")]
     pub quiet: bool,
+    /// More detail on stderr: -v logs every AWS and database call, -vv also the AWS SDK's own.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 /// How to reach the databases. `resume` falls back to what the run recorded.

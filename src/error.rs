@@ -32,7 +32,7 @@ pub enum Error {
     #[error("`{id}` keeps no automated backups (BackupRetentionPeriod is 0), so RDS has no point in time to restore it to; enable backup retention to be covered next time")]
     NoBackups { id: String },
 
-    #[error("{time} is before the earliest restorable time of `{id}` ({earliest}): it is outside the {days}-day backup retention; choose a --time inside [{earliest}, {latest}]")]
+    #[error("{time} is before the earliest restorable time of `{id}` ({earliest}): RDS can restore it only to a second inside [{earliest}, {latest}] (backups are kept {days} days); choose a --time inside it")]
     TimeTooEarly {
         id: String,
         time: String,

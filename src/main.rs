@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         }
     }
     let cli = Cli::parse();
+    init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -45,4 +46,26 @@ fn main() -> ExitCode {
         }
     });
     ExitCode::from(code)
+}
+
+/// `-v`: the tool's own calls; `-vv`: the AWS SDK's and mysql_async's as well. Logs go to
+/// stderr; they never hold a password (the types that carry one print `***`).
+fn init_logging(cli: &Cli) {
+    use rds_table_restore::cli::Command as C;
+    let verbose = match &cli.command {
+        C::Restore(a) | C::Plan(a) => a.common.verbose,
+        C::Drill(a) => a.restore.common.verbose,
+        C::Resume(a) => a.common.verbose,
+        C::Abort(a) | C::Status(a) => a.common.verbose,
+        C::Runs(a) | C::Cleanup(a) => a.verbose,
+    };
+    let filter = match verbose {
+        0 => return,
+        1 => "warn,rds_table_restore=debug",
+        _ => "debug,rds_table_restore=trace,hyper=info,h2=info,rustls=info",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -137,6 +137,7 @@ impl Connector for MysqlConnector {
             Side::Restored => self.restored_override.as_ref(),
         }
         .unwrap_or(rds_endpoint);
+        tracing::debug!(%side, dial = %dial, rds = %rds_endpoint, tls = ?self.tls, "connecting");
         let (password, cleartext) = match &self.credential {
             Credential::Password(p) => (p.clone(), false),
             Credential::IamToken(config) => (iam_token(config, rds_endpoint, &self.user).await?, true),
@@ -521,6 +522,7 @@ impl Session for MysqlSession {
             }
             outcome.inserted += batch.len() as u64;
         }
+        tracing::debug!(table = %table, rows = rows.len(), inserted = outcome.inserted, "chunk merged");
         crate::crash_point!("copy-chunk-before-commit");
         tx.commit().await.map_err(err)?;
         Ok(outcome)

@@ -107,12 +107,12 @@ async fn read_argv(pid: u32) -> Vec<u8> {
 async fn the_password_never_reaches_argv_output_or_files() {
     let sb = Sandbox::connect().await;
     let pw = password();
-    for output in ["text", "json"] {
+    for (output, verbosity) in [("text", "-vv"), ("json", "-v")] {
         let table = unique_table("leak");
         let time = sb.seed_with_accident(&table, 2000).await;
         let state = tempfile::tempdir().unwrap();
         let child = restore_cmd(state.path(), &table, &time)
-            .args(["--output", output, "--chunk-size", "200"])
+            .args(["--output", output, "--chunk-size", "200", verbosity])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
