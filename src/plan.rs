@@ -140,7 +140,10 @@ impl Plan {
             ));
         }
         let where_predicate = req.where_predicate.as_deref().map(check_predicate).transpose()?;
-        let target_instance = target_name(&req.instance, &req.table, restore_time, &run_id);
+        let target_instance = match req.drill {
+            None => target_name(&req.instance, &req.table, restore_time, &run_id),
+            Some(_) => drill_target_name(&req.instance, &req.table, restore_time, &run_id),
+        };
         Ok(Plan {
             security_group_name: format!("{target_instance}-access"),
             target_instance,
@@ -380,13 +383,22 @@ pub fn check_predicate(p: &str) -> Result<String> {
 /// `restore-<source>-<table>-<yyyymmdd>-<hhmmss>-<4 hex of the run id>`, within RDS's 63
 /// characters: letters, digits and single hyphens, starting with a letter.
 pub fn target_name(source: &str, table: &str, time: DateTime<Utc>, run_id: &str) -> String {
+    named_target("restore", source, table, time, run_id)
+}
+
+/// The same name with `drill` in front: a rehearsal's instance must not look like an incident.
+pub fn drill_target_name(source: &str, table: &str, time: DateTime<Utc>, run_id: &str) -> String {
+    named_target("drill", source, table, time, run_id)
+}
+
+fn named_target(kind: &str, source: &str, table: &str, time: DateTime<Utc>, run_id: &str) -> String {
     let suffix = run_id.rsplit('-').next().unwrap_or("0000");
     let fixed = format!("{}-{}", time.format("%Y%m%d-%H%M%S"), suffix);
-    let budget = RDS_ID_MAX - "restore-".len() - 2 - fixed.len();
+    let budget = RDS_ID_MAX - kind.len() - 3 - fixed.len();
     let (src, tbl) = (sanitize(source), sanitize(table));
     let tbl_len = tbl.len().min(budget.saturating_sub(src.len().min(budget / 2)));
     let src_len = src.len().min(budget - tbl_len);
-    let mut parts = vec!["restore".to_string()];
+    let mut parts = vec![kind.to_string()];
     for p in [&src[..src_len], &tbl[..tbl_len]] {
         let p = p.trim_matches('-');
         if !p.is_empty() {
@@ -530,6 +542,8 @@ mod tests {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
         let odd = target_name("db", "Ünïcode täble;`x`", t, "x-0001");
+        let drill = drill_target_name(&"x".repeat(70), &"y".repeat(70), t, "x-0001");
+        assert!(drill.starts_with("drill-xxx") && drill.len() <= 63, "{drill}");
         assert!(!odd.contains("--") && odd.len() <= 63, "{odd}");
     }
 

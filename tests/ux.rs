@@ -356,6 +356,11 @@ async fn a_drill_rehearses_end_to_end_and_never_writes_the_real_table() {
         .unwrap();
     assert!(kept.status.success(), "{}", describe(&kept));
     let summary = common::summary(&kept.stdout);
+    let instance = summary["restored_instance"].as_str().unwrap();
+    assert!(
+        instance.starts_with("drill-prod-db-"),
+        "a rehearsal's instance says so: {instance}"
+    );
     let side = summary["target_table"]
         .as_str()
         .unwrap()

@@ -154,10 +154,12 @@ impl Sandbox {
             .unwrap()
             .security_groups()
         {
-            // The tool names its groups restore-...; the name is checked as well as the tag,
+            // The tool names its groups restore-... or drill-...; the name is checked as well as the tag,
             // because moto may list a group being created or deleted by a test running
             // alongside before its tags are attached or after they are gone.
-            let tool_made = g.group_name().is_some_and(|n| n.starts_with("restore-"))
+            let tool_made = g
+                .group_name()
+                .is_some_and(|n| n.starts_with("restore-") || n.starts_with("drill-"))
                 || g.tags().iter().any(|t| t.key() == Some("rds-table-restore:tool"));
             if tool_made {
                 continue;
@@ -207,8 +209,10 @@ impl Sandbox {
 
 /// `restore-prod-db-<table>-<yyyymmdd>-...`: the tool's name for a restore of exactly this table.
 fn is_ours(name: &str, table_part: &str) -> bool {
-    name.strip_prefix(&format!("restore-prod-db-{table_part}-"))
-        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    ["restore", "drill"].iter().any(|kind| {
+        name.strip_prefix(&format!("{kind}-prod-db-{table_part}-"))
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    })
 }
 
 /// What production must hold after a restore in missing-rows mode: its own rows, plus every
