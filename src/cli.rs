@@ -140,6 +140,10 @@ pub struct DbArgs {
     /// Log in with an RDS IAM authentication token made from the AWS credentials (requires TLS).
     #[arg(long, env = "RDS_TABLE_RESTORE_IAM_AUTH")]
     pub iam_auth: bool,
+    /// Turn off foreign key checks for the tool's own production session (not the server's):
+    /// for restoring a child table whose parents were deleted too, in the right order.
+    #[arg(long, env = "RDS_TABLE_RESTORE_DISABLE_FOREIGN_KEY_CHECKS")]
+    pub disable_foreign_key_checks: bool,
     /// File holding the database password (instead of RDS_TABLE_RESTORE_DB_PASSWORD).
 
     #[arg(long, value_name = "FILE", env = "RDS_TABLE_RESTORE_DB_PASSWORD_FILE")]

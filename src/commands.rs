@@ -112,11 +112,13 @@ async fn connector(
             .or_else(|| recorded.restored_endpoint.clone()),
         iam_auth,
         db_secret_arn,
+        disable_foreign_key_checks: db.disable_foreign_key_checks || recorded.disable_foreign_key_checks,
     };
     if tls != TlsMode::VerifyIdentity {
         eprintln!("warning: --tls {tls:?}: the database certificate is not fully verified");
     }
     let c = MysqlConnector {
+        disable_foreign_key_checks: connection.disable_foreign_key_checks,
         user: connection.db_user.clone(),
         credential,
         tls,

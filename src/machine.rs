@@ -373,6 +373,15 @@ impl<'a> Machine<'a> {
                 )));
             }
         }
+        let triggers = session.insert_triggers(plan.target_table()).await?;
+        if !triggers.is_empty() {
+            self.deps.ui.warn(&format!(
+                "`{}` has triggers that fire on the rows this run inserts ({}): they run as for any insert \
+                 and may change or add rows; the verification compares what lands with the restored rows",
+                plan.target_table(),
+                triggers.join(", ")
+            ));
+        }
         let lock = production_lock_name(&plan);
         if !session.try_advisory_lock(&lock).await? {
             return Err(Error::ProductionBusy {

@@ -96,6 +96,8 @@ async fn iam_token(config: &aws_config::SdkConfig, endpoint: &Endpoint, user: &s
 }
 
 pub struct MysqlConnector {
+    /// `--disable-foreign-key-checks`: for the tool's own production sessions only.
+    pub disable_foreign_key_checks: bool,
     pub user: String,
     pub credential: Credential,
     pub tls: TlsMode,
@@ -106,6 +108,19 @@ pub struct MysqlConnector {
 }
 
 impl MysqlConnector {
+    /// What every session runs first: UTC, strict mode, repeatable read; and, on production
+    /// when asked, no foreign key checks (this session only; nothing needs SUPER).
+    fn session_setup(&self, side: Side) -> Vec<String> {
+        let mut setup = vec![
+            "SET SESSION time_zone = '+00:00'".to_string(),
+            "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'".to_string(),
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ".to_string(),
+        ];
+        if side == Side::Production && self.disable_foreign_key_checks {
+            setup.push("SET SESSION foreign_key_checks = 0".to_string());
+        }
+        setup
+    }
     fn ssl_opts(&self, rds_host: &str, dial_host: &str) -> Option<SslOpts> {
         let mut ssl = SslOpts::default();
         if let Some(ca) = &self.ssl_ca {
@@ -157,11 +172,7 @@ impl Connector for MysqlConnector {
             .ssl_opts(self.ssl_opts(&rds_endpoint.host, &dial.host))
             .stmt_cache_size(64)
             .tcp_keepalive(Some(Duration::from_secs(30)))
-            .init(vec![
-                "SET SESSION time_zone = '+00:00'",
-                "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
-                "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-            ]);
+            .init(self.session_setup(side));
         let conn = match tokio::time::timeout(self.connect_timeout, Conn::new(opts)).await {
             Err(_) => {
                 return Err(Error::DbConnect {
@@ -373,6 +384,23 @@ impl Session for MysqlSession {
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(got.flatten() == Some(1))
+    }
+
+    async fn insert_triggers(&mut self, table: &TableRef) -> Result<Vec<String>> {
+        let rows: Vec<(String, String)> = self
+            .conn
+            .exec(
+                "SELECT ACTION_TIMING, TRIGGER_NAME FROM information_schema.TRIGGERS \
+                 WHERE EVENT_OBJECT_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? AND EVENT_MANIPULATION = 'INSERT' \
+                 ORDER BY ACTION_TIMING, ACTION_ORDER",
+                (&table.database, &table.table),
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(timing, name)| format!("{timing} INSERT {name}"))
+            .collect())
     }
 
     async fn list_databases(&mut self) -> Result<Vec<String>> {

@@ -180,6 +180,8 @@ pub trait Session: Send {
         filter: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Row>>;
+    /// The triggers that fire on inserts into `table`, as `BEFORE INSERT name`.
+    async fn insert_triggers(&mut self, table: &TableRef) -> Result<Vec<String>>;
     /// The databases a user could mean (system schemas left out), for the wizard.
     async fn list_databases(&mut self) -> Result<Vec<String>>;
     /// The base tables of a database with the server's row estimates, for the wizard.

@@ -177,6 +177,8 @@ pub struct Connection {
     /// The ARN of the secret holding the password (the ARN, never the secret).
     #[serde(default)]
     pub db_secret_arn: Option<String>,
+    #[serde(default)]
+    pub disable_foreign_key_checks: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -319,6 +319,9 @@ impl Session for FakeSession {
     async fn table_schema(&mut self, _t: &TableRef) -> Result<Option<TableSchema>> {
         Ok(self.db.schema.clone())
     }
+    async fn insert_triggers(&mut self, _t: &TableRef) -> Result<Vec<String>> {
+        Ok(vec![])
+    }
     async fn list_databases(&mut self) -> Result<Vec<String>> {
         Ok(vec!["shop".into()])
     }

@@ -154,3 +154,93 @@ async fn composite_and_non_integer_primary_keys_work() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn foreign_keys_stay_checked_unless_the_flag_turns_them_off_for_the_tool_alone() {
+    let sb = Sandbox::connect().await;
+    let parent = unique_table("parent");
+    let child = unique_table("child");
+    for pool in [&sb.production, &sb.restored] {
+        Sandbox::exec(
+            pool,
+            &format!("CREATE TABLE `{parent}` (id INT PRIMARY KEY) ENGINE=InnoDB"),
+        )
+        .await;
+        Sandbox::exec(
+            pool,
+            &format!(
+                "CREATE TABLE `{child}` (id INT PRIMARY KEY, parent_id INT NOT NULL, \
+                 FOREIGN KEY (parent_id) REFERENCES `{parent}` (id) ON DELETE CASCADE) ENGINE=InnoDB"
+            ),
+        )
+        .await;
+        Sandbox::exec(pool, &format!("INSERT INTO `{parent}` SELECT seq FROM seq_1_to_10")).await;
+        Sandbox::exec(
+            pool,
+            &format!("INSERT INTO `{child}` SELECT seq, 1 + seq % 10 FROM seq_1_to_100"),
+        )
+        .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // The accident: a parent deleted, its children cascading away with it.
+    Sandbox::exec(&sb.production, &format!("DELETE FROM `{parent}` WHERE id = 3")).await;
+    let before = all_rows(&sb.production, &child, "id").await;
+    let run = |extra: &'static [&'static str]| {
+        let state = tempfile::tempdir().unwrap();
+        let child = child.clone();
+        let time = time.clone();
+        async move {
+            tokio::process::Command::new(assert_cmd::cargo::cargo_bin("rds-table-restore"))
+                .args([
+                    "restore",
+                    "--instance",
+                    "prod-db",
+                    "--database",
+                    "shop",
+                    "--table",
+                    &child,
+                    "--time",
+                    &time,
+                    "--yes",
+                ])
+                .args(["--on-failure", "teardown"])
+                .args(extra)
+                .env("RDS_TABLE_RESTORE_STATE_DIR", state.path())
+                .env_remove("FAILPOINTS")
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let checked = run(&[]).await;
+    assert!(
+        !checked.status.success(),
+        "children of a missing parent went in with checks on"
+    );
+    assert!(
+        String::from_utf8_lossy(&checked.stderr).contains("foreign key constraint fails"),
+        "{}",
+        describe(&checked)
+    );
+    assert_eq!(
+        all_rows(&sb.production, &child, "id").await,
+        before,
+        "the failed chunk was rolled back"
+    );
+    let unchecked = run(&["--disable-foreign-key-checks"]).await;
+    assert!(unchecked.status.success(), "{}", describe(&unchecked));
+    assert_eq!(
+        all_rows(&sb.production, &child, "id").await,
+        all_rows(&sb.restored, &child, "id").await
+    );
+    let mut c = sb.production.get_conn().await.unwrap();
+    let global: Option<i64> = c.query_first("SELECT @@GLOBAL.foreign_key_checks").await.unwrap();
+    assert_eq!(global, Some(1), "the server's setting is untouched");
+    assert_eq!(sb.tool_resources(&child).await, (vec![], vec![]));
+    for pool in [&sb.production, &sb.restored] {
+        Sandbox::exec(pool, &format!("DROP TABLE `{child}`")).await;
+        Sandbox::exec(pool, &format!("DROP TABLE `{parent}`")).await;
+    }
+}

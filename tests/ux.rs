@@ -437,10 +437,12 @@ async fn a_verification_mismatch_exits_5() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("verification failed"), "{}", describe(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("verification failed"),
-        "{}",
-        describe(&out)
+        err.contains("has triggers that fire on the rows this run inserts")
+            && err.contains(&format!("BEFORE INSERT {table}_t")),
+        "the trigger is reported before anything is written: {err}"
     );
     assert_eq!(sb.tool_resources(&table).await, (vec![], vec![]));
     sb.drop_table(&table).await;
