@@ -318,33 +318,55 @@ async fn start(mut args: RestoreArgs, drill: Option<DrillRequest>, report_dir: O
         Ok(s) => s,
         Err(e) => return fail(3, &e),
     };
-    let progress = ui::progress_for(args.common.quiet, args.common.output == Output::Json);
+    let new = Begin::New {
+        plan: Box::new(plan),
+        connection,
+    };
+    run_machine(&aws, &db, &args.common, store, &dir, new, report_dir.as_deref()).await
+}
+
+/// How a run begins: a new plan, or a saved state to resume.
+enum Begin {
+    New { plan: Box<Plan>, connection: Connection },
+    Resume { state: Box<RunState> },
+}
+
+/// Wires the adapters, the progress display and the signal watch to the machine, runs it, and
+/// reports the outcome.
+async fn run_machine(
+    aws: &Aws,
+    db: &MysqlConnector,
+    common: &CommonArgs,
+    store: StateStore,
+    dir: &Path,
+    begin: Begin,
+    report_dir: Option<&Path>,
+) -> u8 {
+    let progress = ui::progress_for(common.quiet, common.output == Output::Json);
     let prompter = ui::prompter();
     let cancel = watch_signals();
     let deps = Deps {
         rds: &aws.rds,
         ec2: &aws.ec2,
-        db: &db,
+        db,
         ui: progress.as_ref(),
         prompter: prompter.as_ref(),
     };
     let settings = Settings {
         region: aws.region.clone(),
-        assume_yes: args.common.yes,
+        assume_yes: common.yes,
         ..Settings::default()
     };
-    let machine = match Machine::new(deps, settings, store, plan, connection, cancel) {
+    let machine = match begin {
+        Begin::New { plan, connection } => Machine::new(deps, settings, store, *plan, connection, cancel),
+        Begin::Resume { state } => Machine::open(deps, settings, store, *state, cancel, "resume"),
+    };
+    let machine = match machine {
         Ok(m) => m,
         Err(e) => return fail(3, &e),
     };
     let state_path = machine.state_path();
-    finish(
-        machine.run().await,
-        &state_path,
-        &dir,
-        args.common.output,
-        report_dir.as_deref(),
-    )
+    finish(machine.run().await, &state_path, dir, common.output, report_dir)
 }
 
 pub async fn resume(args: ResumeArgs) -> u8 {
@@ -364,27 +386,8 @@ pub async fn resume(args: ResumeArgs) -> u8 {
     };
     let mut state = state;
     state.connection = connection;
-    let progress = ui::progress_for(args.common.quiet, args.common.output == Output::Json);
-    let prompter = ui::prompter();
-    let cancel = watch_signals();
-    let deps = Deps {
-        rds: &aws.rds,
-        ec2: &aws.ec2,
-        db: &db,
-        ui: progress.as_ref(),
-        prompter: prompter.as_ref(),
-    };
-    let settings = Settings {
-        region: aws.region.clone(),
-        assume_yes: args.common.yes,
-        ..Settings::default()
-    };
-    let machine = match Machine::open(deps, settings, store, state, cancel, "resume") {
-        Ok(m) => m,
-        Err(e) => return fail(3, &e),
-    };
-    let state_path = machine.state_path();
-    finish(machine.run().await, &state_path, &dir, args.common.output, None)
+    let resume = Begin::Resume { state: Box::new(state) };
+    run_machine(&aws, &db, &args.common, store, &dir, resume, None).await
 }
 
 /// A connector for commands that must never reach a database.

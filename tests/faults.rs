@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::proxy::CuttingProxy;
-use common::{check_partial, compare_rows, expected_after, state_files, unique_table, Sandbox};
+use common::{
+    binary, check_partial, command, compare_rows, describe, expected_after, state_files, unique_table, Sandbox,
+};
 
 #[cfg(not(feature = "failpoints"))]
 #[test]
@@ -93,27 +95,13 @@ enum Then {
     Abort,
 }
 
-fn binary() -> std::path::PathBuf {
-    assert_cmd::cargo::cargo_bin("rds-table-restore")
-}
-
 async fn tool(state: &Path, args: &[&str], env: &[(&str, String)]) -> std::process::Output {
-    let mut cmd = tokio::process::Command::new(binary());
-    cmd.args(args)
-        .env("RDS_TABLE_RESTORE_STATE_DIR", state)
-        .env_remove("FAILPOINTS");
+    let mut cmd = command(state);
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
     cmd.output().await.unwrap()
-}
-
-fn describe(out: &std::process::Output) -> String {
-    format!(
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    )
 }
 
 /// One cell: crash at `spec` (or run with `env`), then resume or abort; judge from outside.

@@ -7,23 +7,11 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::{compare_rows, expected_after, state_files, unique_table, Sandbox};
+use common::{command, compare_rows, describe, expected_after, state_files, unique_table, Sandbox};
 use mysql_async::prelude::Queryable;
 
-fn binary() -> std::path::PathBuf {
-    assert_cmd::cargo::cargo_bin("rds-table-restore")
-}
-
-fn describe(out: &std::process::Output) -> String {
-    format!(
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    )
-}
-
 fn restore_cmd(state: &Path, table: &str, time: &str) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(binary());
+    let mut cmd = command(state);
     cmd.args([
         "restore",
         "--instance",
@@ -35,9 +23,7 @@ fn restore_cmd(state: &Path, table: &str, time: &str) -> tokio::process::Command
         "--time",
         time,
         "--yes",
-    ])
-    .env("RDS_TABLE_RESTORE_STATE_DIR", state)
-    .env_remove("FAILPOINTS");
+    ]);
     cmd
 }
 

@@ -4,16 +4,8 @@
 
 mod common;
 
-use common::{unique_table, Sandbox};
+use common::{command, describe, unique_table, Sandbox};
 use mysql_async::prelude::Queryable;
-
-fn describe(out: &std::process::Output) -> String {
-    format!(
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    )
-}
 
 async fn all_rows(pool: &mysql_async::Pool, table: &str, order: &str) -> Vec<Vec<mysql_async::Value>> {
     let mut c = pool.get_conn().await.unwrap();
@@ -53,7 +45,7 @@ async fn round_trip(sb: &Sandbox, table: &str, ddl: &str, rows: &[&str], acciden
     );
 
     let state = tempfile::tempdir().unwrap();
-    let out = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("rds-table-restore"))
+    let out = command(state.path())
         .args([
             "restore",
             "--instance",
@@ -67,8 +59,6 @@ async fn round_trip(sb: &Sandbox, table: &str, ddl: &str, rows: &[&str], acciden
             "--yes",
         ])
         .args(["--chunk-size", "2"])
-        .env("RDS_TABLE_RESTORE_STATE_DIR", state.path())
-        .env_remove("FAILPOINTS")
         .output()
         .await
         .unwrap();
@@ -192,7 +182,7 @@ async fn foreign_keys_stay_checked_unless_the_flag_turns_them_off_for_the_tool_a
         let child = child.clone();
         let time = time.clone();
         async move {
-            tokio::process::Command::new(assert_cmd::cargo::cargo_bin("rds-table-restore"))
+            command(state.path())
                 .args([
                     "restore",
                     "--instance",
@@ -207,8 +197,6 @@ async fn foreign_keys_stay_checked_unless_the_flag_turns_them_off_for_the_tool_a
                 ])
                 .args(["--on-failure", "teardown"])
                 .args(extra)
-                .env("RDS_TABLE_RESTORE_STATE_DIR", state.path())
-                .env_remove("FAILPOINTS")
                 .output()
                 .await
                 .unwrap()

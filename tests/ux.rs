@@ -4,29 +4,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{compare_rows, expected_after, unique_table, Sandbox};
-
-fn binary() -> std::path::PathBuf {
-    assert_cmd::cargo::cargo_bin("rds-table-restore")
-}
-
-fn describe(out: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).trim(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    )
-}
-
-fn tool(state: &Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(binary());
-    cmd.env("RDS_TABLE_RESTORE_STATE_DIR", state).env_remove("FAILPOINTS");
-    cmd
-}
+use common::{binary, command, compare_rows, describe, expected_after, unique_table, Sandbox};
 
 /// A terminal of its own: the binary runs in a tmux session on a private socket.
 struct Terminal {
@@ -179,7 +159,7 @@ async fn the_wizard_leads_a_full_restore_in_a_real_terminal() {
 #[tokio::test]
 async fn without_a_terminal_a_missing_choice_is_a_usage_error_naming_the_flag() {
     let state = tempfile::tempdir().unwrap();
-    let out = tool(state.path())
+    let out = command(state.path())
         .args(["restore", "--instance", "prod-db", "--database", "shop", "--yes"])
         .stdin(std::process::Stdio::null())
         .output()
@@ -206,7 +186,7 @@ async fn plan_checks_everything_and_changes_nothing() {
     let source = sb.source_description().await;
     let ingress = sb.all_ingress().await;
     let state = tempfile::tempdir().unwrap();
-    let out = tool(state.path())
+    let out = command(state.path())
         .args([
             "plan",
             "--instance",
@@ -241,7 +221,7 @@ async fn plan_checks_everything_and_changes_nothing() {
         "no state file"
     );
 
-    let bad = tool(state.path())
+    let bad = command(state.path())
         .args([
             "plan",
             "--instance",
@@ -296,7 +276,7 @@ async fn a_drill_rehearses_end_to_end_and_never_writes_the_real_table() {
         "--yes",
     ];
 
-    let out = tool(state.path())
+    let out = command(state.path())
         .args(base)
         .arg("--report-dir")
         .arg(reports.path())
@@ -348,7 +328,7 @@ async fn a_drill_rehearses_end_to_end_and_never_writes_the_real_table() {
     assert!(std::fs::read_to_string(timeline).unwrap().contains("teardown finished"));
 
     // --keep leaves the side table holding exactly the restored rows.
-    let kept = tool(state.path())
+    let kept = command(state.path())
         .args(base)
         .args(["--keep", "--output", "json"])
         .output()
@@ -377,7 +357,7 @@ async fn a_drill_rehearses_end_to_end_and_never_writes_the_real_table() {
     // --drill-database loads into a scratch database under the same table name.
     let scratch = format!("scratch_{}", &table[6..]);
     Sandbox::exec(&sb.production, &format!("CREATE DATABASE `{scratch}`")).await;
-    let out = tool(state.path())
+    let out = command(state.path())
         .args(base)
         .args(["--drill-database", &scratch, "--keep"])
         .output()
@@ -386,7 +366,7 @@ async fn a_drill_rehearses_end_to_end_and_never_writes_the_real_table() {
     assert!(out.status.success(), "{}", describe(&out));
     assert!(table_exists(&sb, &scratch, &table).await);
     assert_eq!(Sandbox::rows(&sb.production, &table).await, before);
-    let again = tool(state.path())
+    let again = command(state.path())
         .args(base)
         .args(["--drill-database", &scratch])
         .output()
@@ -419,7 +399,7 @@ async fn a_verification_mismatch_exits_5() {
     )
     .await;
     let state = tempfile::tempdir().unwrap();
-    let out = tool(state.path())
+    let out = command(state.path())
         .args([
             "restore",
             "--instance",
@@ -464,7 +444,7 @@ async fn a_flag_beats_the_environment_which_beats_the_config_file() {
     )
     .unwrap();
     let plan = |extra: Vec<String>, env_cidr: Option<&str>| {
-        let mut cmd = tool(state.path());
+        let mut cmd = command(state.path());
         cmd.arg("plan").arg("--config").arg(&config).args(extra);
         match env_cidr {
             Some(c) => cmd.env("RDS_TABLE_RESTORE_CLIENT_CIDR", c),

@@ -396,3 +396,25 @@ pub fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
 pub fn summary(stdout: &[u8]) -> serde_json::Value {
     events(stdout).pop().unwrap()
 }
+
+/// The binary under test.
+pub fn binary() -> std::path::PathBuf {
+    assert_cmd::cargo::cargo_bin("rds-table-restore")
+}
+
+/// A run's exit code and output, for assertion messages.
+pub fn describe(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )
+}
+
+/// The binary with a state directory of the test's own and no crash point armed.
+pub fn command(state: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(binary());
+    cmd.env("RDS_TABLE_RESTORE_STATE_DIR", state).env_remove("FAILPOINTS");
+    cmd
+}
