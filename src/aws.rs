@@ -171,6 +171,7 @@ impl Rds for AwsRds {
             .deletion_protection(false)
             .multi_az(false)
             .copy_tags_to_snapshot(false)
+            .set_enable_iam_database_authentication(r.enable_iam_auth.then_some(true))
             .set_tags(Some(tags))
             .send()
             .await

@@ -723,7 +723,7 @@ fn finish(
         print_report(&report, output, 0);
         return 0;
     };
-    let open = is_open(&failure.state) && !failure.error.is_validation();
+    let open = is_open(&failure.state);
     if output == Output::Json {
         print_report(&report, output, code);
     }

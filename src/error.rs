@@ -73,7 +73,7 @@ pub enum Error {
     #[error("this run writes to production and needs your explicit consent: run it on a terminal to be asked, or pass --yes in scripts")]
     ConsentRequired,
 
-    #[error("stopped at your request: nothing was created and production was not changed")]
+    #[error("stopped at your request: this command changed nothing")]
     Declined,
 
     // ---- found while running ----
@@ -94,7 +94,7 @@ pub enum Error {
     #[error("the restored instance `{id}` went to status `{status}` and will not become available: check the RDS events for it")]
     RestoreFailed { id: String, status: String },
 
-    #[error("the restored instance `{id}` has no endpoint yet: RDS did not report an address for it")]
+    #[error("`{id}` has no endpoint yet (RDS reported no address for it): wait until it is available and retry")]
     NoEndpoint { id: String },
 
     #[error("verification failed: {0}")]

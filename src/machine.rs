@@ -470,6 +470,7 @@ impl<'a> Machine<'a> {
             class: plan.instance_class.clone().or(source.instance.class.clone()),
             publicly_accessible: plan.publicly_accessible,
             tags: plan.tags(),
+            enable_iam_auth: self.state.connection.iam_auth,
         };
         let created = self.deps.rds.restore_to_point_in_time(&request).await?;
         crash_point!("restore-after-call");
@@ -1078,6 +1079,16 @@ impl<'a> Machine<'a> {
                     .deps
                     .ui
                     .warn(&format!("could not delete the restored instance: {e}")),
+            }
+            // Nothing can resume this run now: a drill's side table goes too.
+            if self.state.resources.side_table.is_some() && !self.state.resources.side_table_dropped {
+                match self.drop_side_table().await {
+                    Ok(s) => self.deps.ui.note(&s),
+                    Err(e) => self
+                        .deps
+                        .ui
+                        .warn(&format!("could not drop the drill's side table: {e}")),
+                }
             }
         }
         let _ = self.save();

@@ -61,6 +61,9 @@ pub struct RestoreRequest {
     pub class: Option<String>,
     pub publicly_accessible: bool,
     pub tags: Vec<(String, String)>,
+    /// Turn on IAM database authentication on the copy (RDS leaves it off on a restore), for
+    /// runs that log in with `--iam-auth`.
+    pub enable_iam_auth: bool,
 }
 
 #[async_trait]
