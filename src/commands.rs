@@ -702,7 +702,7 @@ fn finish(
             Err(e) => eprintln!("warning: {e}"),
         }
     }
-    if state.plan.drill.is_some() && !validation_failed {
+    if state.plan.is_drill() && !validation_failed {
         let rdir = report_dir.unwrap_or(dir);
         let md = rdir.join(format!("{}.drill.md", state.run_id));
         let json = rdir.join(format!("{}.drill.json", state.run_id));

@@ -867,7 +867,15 @@ impl<'a> Machine<'a> {
         let mut summary = self.delete_restored().await?;
         if let Some(drill) = self.state.plan.drill.clone() {
             if drill.keep {
-                summary.push_str(&format!("; side table {} kept (--keep)", drill.target));
+                summary.push_str(&format!(
+                    "; side table {} kept ({})",
+                    drill.target,
+                    if drill.rehearsal {
+                        "--keep"
+                    } else {
+                        "side-table mode: merge it by hand"
+                    }
+                ));
             } else {
                 summary.push_str(&format!("; {}", self.drop_side_table().await?));
             }
@@ -1114,11 +1122,16 @@ pub fn plan_text(plan: &Plan, source: &Instance) -> String {
              (missing-rows: rows written since are never overwritten)",
             plan.table
         ),
-        Some(d) => format!(
+        Some(d) if d.rehearsal => format!(
             "REHEARSAL: create `{}` in production and load the restored rows into it; the real table is not touched; \
              the side table is {} afterwards",
             d.target,
             if d.keep { "kept" } else { "dropped" }
+        ),
+        Some(d) => format!(
+            "create `{}` in production and load the restored rows into it (side-table mode); `{}` and everything \
+             else is left as it is, for you to merge by hand",
+            d.target, plan.table
         ),
     };
     let mut lines = vec![

@@ -27,6 +27,9 @@ const RDS_ID_MAX: usize = 63;
 pub enum Mode {
     /// Insert only the restored rows whose primary key is absent in production.
     MissingRows,
+    /// Load the restored rows into a new table `<table>__restored_<time>` in production, kept,
+    /// and touch nothing else: the safest mode, for a merge done by hand.
+    SideTable,
 }
 
 /// What to do with the restored instance when a step fails (network access is revoked anyway).
@@ -77,6 +80,13 @@ pub struct DrillRequest {
 pub struct Drill {
     pub target: TableRef,
     pub keep: bool,
+    /// A drill (a rehearsal), or a real restore in `side-table` mode.
+    #[serde(default = "yes")]
+    pub rehearsal: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +151,7 @@ impl Plan {
         }
         let where_predicate = req.where_predicate.as_deref().map(check_predicate).transpose()?;
         let target_instance = match req.drill {
+            None if req.mode == Mode::SideTable => target_name(&req.instance, &req.table, restore_time, &run_id),
             None => target_name(&req.instance, &req.table, restore_time, &run_id),
             Some(_) => drill_target_name(&req.instance, &req.table, restore_time, &run_id),
         };
@@ -173,8 +184,27 @@ impl Plan {
                     },
                 },
                 keep: d.keep,
+                rehearsal: true,
             }),
         })
+        .map(|mut plan: Plan| {
+            if plan.drill.is_none() && req.mode == Mode::SideTable {
+                plan.drill = Some(Drill {
+                    target: TableRef {
+                        database: req.database.clone(),
+                        table: restored_table_name(&req.table, now),
+                    },
+                    keep: true,
+                    rehearsal: false,
+                });
+            }
+            plan
+        })
+    }
+
+    /// True for a rehearsal (`drill`), false for a real restore (whatever its mode).
+    pub fn is_drill(&self) -> bool {
+        self.drill.as_ref().is_some_and(|d| d.rehearsal)
     }
 
     /// Where the restored rows are written: the real table, or the drill's side table.
@@ -227,7 +257,16 @@ pub fn cost_class(class: &str) -> &'static str {
 
 /// `<table>__drill_<yyyymmddhhmmss>`, within MySQL's 64 characters.
 pub fn side_table_name(table: &str, now: DateTime<Utc>) -> String {
-    let suffix = format!("__drill_{}", now.format("%Y%m%d%H%M%S"));
+    suffixed(table, "drill", now)
+}
+
+/// `<table>__restored_<yyyymmddhhmmss>` (`--mode side-table`), within MySQL's 64 characters.
+pub fn restored_table_name(table: &str, now: DateTime<Utc>) -> String {
+    suffixed(table, "restored", now)
+}
+
+fn suffixed(table: &str, what: &str, now: DateTime<Utc>) -> String {
+    let suffix = format!("__{what}_{}", now.format("%Y%m%d%H%M%S"));
     let keep: String = table.chars().take(64 - suffix.len()).collect();
     format!("{keep}{suffix}")
 }
@@ -488,6 +527,12 @@ mod tests {
         let p = Plan::new(&r, "id-0000".into(), now()).unwrap();
         assert_eq!(p.target_table().to_string(), "scratch.billing");
         assert_eq!(side_table_name(&"t".repeat(80), now()).chars().count(), 64);
+        let mut r = request();
+        r.mode = Mode::SideTable;
+        let p = Plan::new(&r, "id-0000".into(), now()).unwrap();
+        assert_eq!(p.target_table().to_string(), "shop.billing__restored_20261123120000");
+        assert!(!p.is_drill() && p.drill.as_ref().unwrap().keep);
+        assert!(p.target_instance.starts_with("restore-"));
         assert_eq!(
             Plan::new(&request(), "id-0000".into(), now())
                 .unwrap()

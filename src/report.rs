@@ -47,7 +47,7 @@ impl Report {
         let total = (state.updated_at - state.created_at).num_milliseconds() as f64 / 1000.0;
         Report {
             run_id: state.run_id.clone(),
-            kind: if state.plan.drill.is_some() { "drill" } else { "restore" },
+            kind: if state.plan.is_drill() { "drill" } else { "restore" },
             outcome: state.outcome,
             passed: state.outcome == Outcome::Succeeded && state.verification.as_ref().is_some_and(|v| v.passed),
             target_table: state.plan.target_table().to_string(),
@@ -139,7 +139,7 @@ pub fn timeline(state: &RunState) -> String {
     let t = |d: chrono::DateTime<chrono::Utc>| d.format("%H:%M:%SZ").to_string();
     let mut out = format!(
         "**rds-table-restore {} {}**: `{}` on `{}` as of {} (UTC, {})\n",
-        if state.plan.drill.is_some() { "drill" } else { "restore" },
+        if state.plan.is_drill() { "drill" } else { "restore" },
         state.run_id,
         state.plan.table,
         state.plan.source_instance,

@@ -478,3 +478,52 @@ async fn a_flag_beats_the_environment_which_beats_the_config_file() {
     );
     sb.drop_table(&table).await;
 }
+
+#[tokio::test]
+async fn side_table_mode_loads_a_kept_table_and_touches_nothing_else() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("sidemode");
+    let time = sb.seed_with_accident(&table, 1000).await;
+    let before = Sandbox::rows(&sb.production, &table).await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let state = tempfile::tempdir().unwrap();
+    let out = command(state.path())
+        .args([
+            "restore",
+            "--instance",
+            "prod-db",
+            "--database",
+            "shop",
+            "--table",
+            &table,
+            "--time",
+            &time,
+            "--yes",
+        ])
+        .args(["--mode", "side-table", "--output", "json"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let summary = common::summary(&out.stdout);
+    assert_eq!(summary["kind"], "restore");
+    let side = summary["target_table"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("shop.")
+        .to_string();
+    assert!(side.starts_with(&format!("{table}__restored_")), "{side}");
+    assert_eq!(
+        Sandbox::rows(&sb.production, &table).await,
+        before,
+        "the real table is untouched"
+    );
+    assert_eq!(
+        Sandbox::rows(&sb.production, &side).await,
+        restored,
+        "the side table holds the restored rows"
+    );
+    assert_eq!(sb.tool_resources(&table).await, (vec![], vec![]));
+    Sandbox::exec(&sb.production, &format!("DROP TABLE `{side}`")).await;
+    sb.drop_table(&table).await;
+}
