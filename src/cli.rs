@@ -199,9 +199,10 @@ pub struct RestoreArgs {
     /// "2024-05-01 11:14:00 +02:00", "2024-05-01 09:14:00 UTC" or "15 minutes ago".
     #[arg(long, env = "RDS_TABLE_RESTORE_TIME")]
     pub time: Option<String>,
-    /// How restored rows are merged into production.
-    #[arg(long, value_enum, default_value = "missing-rows", env = "RDS_TABLE_RESTORE_MODE")]
-    pub mode: Mode,
+    /// How restored rows are merged into production [default: missing-rows; the guided mode
+    /// asks].
+    #[arg(long, value_enum, env = "RDS_TABLE_RESTORE_MODE")]
+    pub mode: Option<Mode>,
     /// Restore only the rows matching this condition (one SQL predicate on the table's columns,
     /// checked on both servers before anything is written).
     #[arg(long = "where", value_name = "PREDICATE", env = "RDS_TABLE_RESTORE_WHERE")]

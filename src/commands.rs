@@ -16,7 +16,7 @@ use rds_table_restore::cli::{CommonArgs, DbArgs, DrillArgs, Output, RestoreArgs,
 use rds_table_restore::error::{Error, Side};
 use rds_table_restore::machine::{is_open, Deps, Machine, RunFailure, Settings};
 use rds_table_restore::mysql::{Credential, MysqlConnector, Secret, TlsMode};
-use rds_table_restore::plan::{new_run_id, DrillRequest, Plan, Request, TAG_RUN_ID, TAG_TOOL, TOOL_NAME};
+use rds_table_restore::plan::{new_run_id, DrillRequest, Mode, Plan, Request, TAG_RUN_ID, TAG_TOOL, TOOL_NAME};
 use rds_table_restore::ports::{Connector, Ec2, Endpoint, Rds, Session};
 use rds_table_restore::report::{drill_markdown, timeline, Report};
 use rds_table_restore::state::{default_state_dir, list_runs, write_private, Connection, RunState, StateStore};
@@ -168,7 +168,7 @@ fn request_of(args: &RestoreArgs, drill: Option<DrillRequest>) -> Request {
         time: args.time.clone().unwrap_or_default(),
         client_cidr: args.client_cidr.clone(),
         allow_any_source: args.allow_any_source,
-        mode: args.mode,
+        mode: args.mode.unwrap_or(Mode::MissingRows),
         instance_class: args.instance_class.clone(),
         parameter_group: args.parameter_group.clone(),
         subnet_group: args.subnet_group.clone(),
@@ -202,6 +202,7 @@ async fn complete(args: &mut RestoreArgs, aws: &Aws, db: &MysqlConnector) -> Res
         database: args.database.clone(),
         table: args.table.clone(),
         client_cidr: args.client_cidr.clone(),
+        mode: args.mode,
     };
     let missing = given.missing();
     if missing.is_empty() {
@@ -216,8 +217,14 @@ async fn complete(args: &mut RestoreArgs, aws: &Aws, db: &MysqlConnector) -> Res
     }
     match wizard::fill(given, &aws.rds, db, &ui::TtyAsker, Utc::now()).await {
         Ok(c) => {
-            (args.instance, args.time, args.database, args.table, args.client_cidr) =
-                (c.instance, c.time, c.database, c.table, c.client_cidr);
+            (
+                args.instance,
+                args.time,
+                args.database,
+                args.table,
+                args.client_cidr,
+                args.mode,
+            ) = (c.instance, c.time, c.database, c.table, c.client_cidr, c.mode);
             Ok(())
         }
         Err(e) => Err(fail(3, &e)),

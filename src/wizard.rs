@@ -7,7 +7,7 @@
 use chrono::{DateTime, Local, Utc};
 
 use crate::error::{Error, Result, Side};
-use crate::plan::{parse_cidr, parse_time, rfc3339, TAG_TOOL};
+use crate::plan::{parse_cidr, parse_time, rfc3339, Mode, TAG_TOOL};
 use crate::ports::{Connector, Instance, Rds};
 
 /// Asks one question at a time.
@@ -28,6 +28,8 @@ pub struct Choices {
     pub database: Option<String>,
     pub table: Option<String>,
     pub client_cidr: Option<String>,
+    /// Not required (it defaults to missing-rows), but offered when the wizard runs.
+    pub mode: Option<Mode>,
 }
 
 impl Choices {
@@ -107,6 +109,20 @@ pub async fn fill(
                 .collect();
             c.table = Some(tables[asker.choose("Table to bring back", &items)?].0.clone());
         }
+    }
+    if c.mode.is_none() {
+        let modes = [
+            (
+                Mode::MissingRows,
+                "missing-rows: insert into the table only the restored rows it lacks; rows written since stay as they are",
+            ),
+            (
+                Mode::SideTable,
+                "side-table: load the restored rows into a new table beside it and touch nothing else, to merge by hand",
+            ),
+        ];
+        let items: Vec<String> = modes.iter().map(|(_, text)| text.to_string()).collect();
+        c.mode = Some(modes[asker.choose("How to bring the rows back", &items)?].0);
     }
     if c.client_cidr.is_none() {
         asker.say("The restored instance gets a security group of its own, open to one address: yours.");
@@ -241,6 +257,7 @@ mod tests {
                 "2 minutes ago",
                 "30 minutes ago",
                 "billing",
+                "side-table",
                 "0.0.0.0/0",
                 "203.0.113.7",
             ]),
@@ -260,6 +277,7 @@ mod tests {
         );
         assert_eq!(c.table.as_deref(), Some("billing"));
         assert_eq!(c.client_cidr.as_deref(), Some("203.0.113.7/32"));
+        assert_eq!(c.mode, Some(Mode::SideTable));
         assert_eq!(
             c.time,
             Some(rfc3339(now - chrono::Duration::minutes(30)).replace("+00:00", "Z"))
