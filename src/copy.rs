@@ -45,31 +45,56 @@ pub async fn copy_missing_rows(
     ui: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<CopyProgress> {
-    let mut after = progress.last_key.as_deref().map(decode_key).transpose()?;
+    let after = progress.last_key.as_deref().map(decode_key).transpose()?;
+    if progress.done {
+        return Ok(progress);
+    }
+    // Reading the next chunk from the restored server overlaps writing this one into
+    // production: the two sessions are independent, and the checkpoint still follows each
+    // commit in order.
+    let mut rows = restored
+        .read_chunk(job.source, job.schema, after.as_deref(), job.filter, job.chunk_size)
+        .await?;
     while !progress.done {
         if cancel.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
         }
-        let rows = restored
-            .read_chunk(job.source, job.schema, after.as_deref(), job.filter, job.chunk_size)
-            .await?;
-        if let Some(last) = rows.last() {
-            let outcome = production.insert_missing(job.target, job.schema, &rows).await?;
+        // A short chunk is the last one: keyset reads return fewer rows only at the end.
+        let last_chunk = rows.len() < job.chunk_size;
+        let key: Option<Vec<Value>> = rows
+            .last()
+            .map(|last| job.schema.key_of(last).into_iter().cloned().collect());
+        let write = async {
+            match rows.is_empty() {
+                true => Ok(None),
+                false => production.insert_missing(job.target, job.schema, &rows).await.map(Some),
+            }
+        };
+        let read = async {
+            match (&key, last_chunk) {
+                (Some(k), false) => restored
+                    .read_chunk(job.source, job.schema, Some(k), job.filter, job.chunk_size)
+                    .await
+                    .map(Some),
+                _ => Ok(None),
+            }
+        };
+        let (written, next) = tokio::join!(write, read);
+        // What was committed is checkpointed before any read error is raised.
+        if let Some(outcome) = written? {
             crate::crash_point!("copy-chunk-after-commit");
-            let key: Vec<Value> = job.schema.key_of(last).into_iter().cloned().collect();
-            progress.last_key = Some(key.iter().map(StoredValue::from).collect());
+            progress.last_key = key.as_ref().map(|k| k.iter().map(StoredValue::from).collect());
             progress.chunks += 1;
             progress.rows_read += rows.len() as u64;
             progress.inserted += outcome.inserted;
             progress.already_present += outcome.already_present;
             progress.present_differing += outcome.present_differing;
-            after = Some(key);
         }
-        // A short chunk is the last one: keyset reads return fewer rows only at the end.
-        progress.done = rows.len() < job.chunk_size;
+        progress.done = last_chunk;
         checkpoint(&progress)?;
         crate::crash_point!("copy-chunk-after-checkpoint");
         ui.copy_progress(progress.rows_read, progress.inserted);
+        rows = next?.unwrap_or_default();
     }
     Ok(progress)
 }
