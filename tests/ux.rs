@@ -127,7 +127,10 @@ async fn the_wizard_leads_a_full_restore_in_a_real_terminal() {
     term.expect("Table to bring back").await;
     term.send(&[&table, "Enter"]);
     let screen = term.expect("How to bring the rows back").await;
-    assert!(screen.contains("missing-rows: insert into the table only"), "each mode is explained:\n{screen}");
+    assert!(
+        screen.contains("missing-rows: insert into the table only"),
+        "each mode is explained:\n{screen}"
+    );
     term.send(&["missing-rows", "Enter"]);
     term.expect("Your address as seen by AWS").await;
     term.send(&["0.0.0.0/0", "Enter"]);
