@@ -207,6 +207,19 @@ pub struct RestoreArgs {
     /// checked on both servers before anything is written).
     #[arg(long = "where", value_name = "PREDICATE", env = "RDS_TABLE_RESTORE_WHERE")]
     pub where_predicate: Option<String>,
+    /// Also write the SQL of every row inserted into production to this new file (0600), one
+    /// INSERT per chunk, exact for every type.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "RDS_TABLE_RESTORE_DUMP_FILE",
+        conflicts_with = "dump_only"
+    )]
+    pub dump_file: Option<PathBuf>,
+    /// Write the SQL of the rows production lacks to this new file and do not write production:
+    /// the runbook's review-and-apply-by-hand path (load it with the mysql client).
+    #[arg(long, value_name = "FILE", env = "RDS_TABLE_RESTORE_DUMP_ONLY")]
+    pub dump_only: Option<PathBuf>,
     /// The address this tool connects from; the temporary security group opens the port to it only.
     #[arg(long, env = "RDS_TABLE_RESTORE_CLIENT_CIDR")]
     pub client_cidr: Option<String>,

@@ -178,6 +178,8 @@ fn request_of(args: &RestoreArgs, drill: Option<DrillRequest>) -> Request {
         on_failure: args.on_failure,
         where_predicate: args.where_predicate.clone(),
         drill,
+        dump_file: args.dump_only.clone().or_else(|| args.dump_file.clone()),
+        dump_only: args.dump_only.is_some(),
     }
 }
 

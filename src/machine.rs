@@ -103,6 +103,8 @@ pub struct Machine<'a> {
     lock_session: Option<Box<dyn Session>>,
     /// Holds the state directory's lock on the table for the whole run.
     _table_lock: File,
+    /// `--dump-file` / `--dump-only`, open during the copy.
+    dump: Option<crate::copy::DumpFile>,
 }
 
 impl<'a> Machine<'a> {
@@ -175,6 +177,7 @@ impl<'a> Machine<'a> {
             production_session: None,
             lock_session: None,
             _table_lock: table_lock,
+            dump: None,
         }
     }
 
@@ -696,6 +699,21 @@ impl<'a> Machine<'a> {
         if let Some(drill) = plan.drill.clone() {
             self.create_side_table(&drill.target, &plan.table).await?;
         }
+        if let Some(path) = plan.dump_file.clone() {
+            let header = format!(
+                "rds-table-restore run {}: rows of {} restored from {} as of {} that production lacked",
+                plan.run_id,
+                plan.table,
+                plan.source_instance,
+                rfc3339(plan.restore_time)
+            );
+            self.dump = Some(crate::copy::DumpFile::open(
+                &path,
+                plan.target_table(),
+                &source.schema,
+                &header,
+            )?);
+        }
         let mut announced = false;
         let schema = source.schema.clone();
         self.with_reconnects(source, endpoint, |m| {
@@ -718,6 +736,7 @@ impl<'a> Machine<'a> {
                     schema: &schema,
                     chunk_size: plan.chunk_size,
                     filter: plan.where_predicate.as_deref(),
+                    dry: plan.dump_only,
                 };
                 let start = m.state.copy.clone();
                 let (store, state) = (&m.store, &mut m.state);
@@ -732,6 +751,7 @@ impl<'a> Machine<'a> {
                     &job,
                     start,
                     &mut checkpoint,
+                    m.dump.as_mut(),
                     m.deps.ui,
                     &m.cancel,
                 )
@@ -750,6 +770,14 @@ impl<'a> Machine<'a> {
     // ---- 6. verify ----
 
     async fn verify(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
+        if self.state.plan.dump_only {
+            self.begin(Step::Verify, "nothing to verify: --dump-only")?;
+            let path = self.state.plan.dump_file.clone().unwrap_or_default();
+            return self.finish(&format!(
+                "skipped: production was not written; the rows it lacks are in {}",
+                path.display()
+            ));
+        }
         self.begin(Step::Verify, "every restored row against production, by key")?;
         let schema = source.schema.clone();
         self.with_reconnects(source, endpoint, |m| {
@@ -766,6 +794,7 @@ impl<'a> Machine<'a> {
                     schema: &schema,
                     chunk_size: plan.chunk_size,
                     filter: plan.where_predicate.as_deref(),
+                    dry: plan.dump_only,
                 };
                 let v = verify(
                     restored.as_mut(),
@@ -1175,6 +1204,18 @@ pub fn plan_text(plan: &Plan, source: &Instance) -> String {
     if let Some(w) = &plan.where_predicate {
         lines.push(format!("  only rows       WHERE {w}"));
     }
+    match (&plan.dump_file, plan.dump_only) {
+        (Some(path), true) => lines.push(format!(
+            "  DUMP ONLY       production is NOT written: the SQL of the rows it lacks goes to {} (review it, then \
+             load it with the mysql client)",
+            path.display()
+        )),
+        (Some(path), false) => lines.push(format!(
+            "  also            the SQL of every row inserted goes to {}",
+            path.display()
+        )),
+        (None, _) => {}
+    }
     lines.push(format!(
         "  then            verify every restored row, revoke the access, delete the instance ({})",
         match plan.on_failure {
@@ -1341,6 +1382,8 @@ mod tests {
                 on_failure: OnFailure::Teardown,
                 where_predicate: None,
                 drill: None,
+                dump_file: None,
+                dump_only: false,
             }
         }
 

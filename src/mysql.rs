@@ -496,7 +496,13 @@ impl Session for MysqlSession {
         Ok(rows_of(rows))
     }
 
-    async fn insert_missing(&mut self, table: &TableRef, schema: &TableSchema, rows: &[Row]) -> Result<ChunkOutcome> {
+    async fn insert_missing(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        rows: &[Row],
+        dry: bool,
+    ) -> Result<ChunkOutcome> {
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             return Ok(ChunkOutcome::default());
         };
@@ -508,8 +514,9 @@ impl Session for MysqlSession {
         // Locks the chunk's key range (rows and gaps), so no concurrent writer can slip a row
         // in between this look-up and the insert below.
         let (sql, params) = range_query(table, schema, &first, &last);
+        let lock = if dry { "" } else { " FOR UPDATE" };
         let present: Vec<mysql_async::Row> = tx
-            .exec(format!("{sql} FOR UPDATE"), Params::Positional(params))
+            .exec(format!("{sql}{lock}"), Params::Positional(params))
             .await
             .map_err(err)?;
         let present: HashMap<Vec<u8>, Row> = rows_of(present)
@@ -517,8 +524,7 @@ impl Session for MysqlSession {
             .map(|row| (encode_values(schema.key_of(&row)), row))
             .collect();
         let mut outcome = ChunkOutcome::default();
-        let mut missing: Vec<&Row> = Vec::new();
-        for row in rows {
+        for (i, row) in rows.iter().enumerate() {
             match present.get(&encode_values(schema.key_of(row))) {
                 Some(existing) => {
                     outcome.already_present += 1;
@@ -526,9 +532,13 @@ impl Session for MysqlSession {
                         outcome.present_differing += 1;
                     }
                 }
-                None => missing.push(row),
+                None => outcome.missing.push(i),
             }
         }
+        if dry {
+            return Ok(outcome);
+        }
+        let missing: Vec<&Row> = outcome.missing.iter().map(|&i| &rows[i]).collect();
         let per_statement = (MAX_PLACEHOLDERS / schema.columns.len().max(1)).max(1);
         let placeholders = format!("({})", vec!["?"; schema.columns.len()].join(", "));
         for batch in missing.chunks(per_statement) {

@@ -63,6 +63,10 @@ pub struct Request {
     pub where_predicate: Option<String>,
     /// `drill`: rehearse into a side table instead of the real one.
     pub drill: Option<DrillRequest>,
+    /// `--dump-file` or `--dump-only`: where to write the SQL of the rows inserted.
+    pub dump_file: Option<std::path::PathBuf>,
+    /// `--dump-only`: write the SQL, never production.
+    pub dump_only: bool,
 }
 
 /// What `drill` adds to a request.
@@ -110,6 +114,10 @@ pub struct Plan {
     pub where_predicate: Option<String>,
     #[serde(default)]
     pub drill: Option<Drill>,
+    #[serde(default)]
+    pub dump_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub dump_only: bool,
 }
 
 impl Plan {
@@ -150,6 +158,26 @@ impl Plan {
             ));
         }
         let where_predicate = req.where_predicate.as_deref().map(check_predicate).transpose()?;
+        if let Some(path) = &req.dump_file {
+            let flag = if req.dump_only { "--dump-only" } else { "--dump-file" };
+            if path.exists() {
+                return Err(Error::InvalidInput(format!(
+                    "{flag} {} already exists: give a new file (the tool never overwrites one)",
+                    path.display()
+                )));
+            }
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            if !parent.is_dir() {
+                return Err(Error::InvalidInput(format!(
+                    "{flag} {}: the directory {} does not exist",
+                    path.display(),
+                    parent.display()
+                )));
+            }
+        }
         let target_instance = match req.drill {
             None if req.mode == Mode::SideTable => target_name(&req.instance, &req.table, restore_time, &run_id),
             None => target_name(&req.instance, &req.table, restore_time, &run_id),
@@ -175,6 +203,8 @@ impl Plan {
             wait_timeout_minutes: req.wait_timeout_minutes,
             on_failure: req.on_failure,
             where_predicate,
+            dump_file: req.dump_file.clone(),
+            dump_only: req.dump_only,
             drill: req.drill.as_ref().map(|d| Drill {
                 target: TableRef {
                     database: d.database.clone().unwrap_or_else(|| req.database.clone()),
@@ -485,6 +515,8 @@ mod tests {
             on_failure: OnFailure::Teardown,
             where_predicate: None,
             drill: None,
+            dump_file: None,
+            dump_only: false,
         }
     }
 

@@ -155,8 +155,10 @@ impl std::fmt::Display for TableRef {
 }
 
 /// What one chunk's merge into production found and did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChunkOutcome {
+    /// The positions, in the chunk, of the rows production lacked (inserted, unless dry).
+    pub missing: Vec<usize>,
     pub inserted: u64,
     pub already_present: u64,
     /// Of the rows already present, how many differ from the restored version (kept as they are).
@@ -198,7 +200,14 @@ pub trait Session: Send {
     async fn count_where(&mut self, table: &TableRef, predicate: &str) -> Result<u64>;
     /// In one transaction: locks the key range the rows span, inserts the rows whose key is
     /// absent, commits. Rows already present are left untouched.
-    async fn insert_missing(&mut self, table: &TableRef, schema: &TableSchema, rows: &[Row]) -> Result<ChunkOutcome>;
+    /// With `dry`, only finds the missing rows (no lock, no write), for `--dump-only`.
+    async fn insert_missing(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        rows: &[Row],
+        dry: bool,
+    ) -> Result<ChunkOutcome>;
     /// The rows with keys in `[first, last]`, in key order (no locks).
     async fn rows_in_range(
         &mut self,

@@ -178,3 +178,83 @@ mod tests {
         }
     }
 }
+
+/// How a column's bytes must be written back as an SQL literal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiteralKind {
+    /// Text in the connection's character set (utf8mb4): `_utf8mb4 X'..'`, which the server
+    /// converts to the column's character set exactly as it did for the parameters.
+    Text,
+    /// Bytes as they are: `X'..'` (BINARY, VARBINARY, BLOB, BIT, and numbers sent as strings).
+    Binary,
+}
+
+impl LiteralKind {
+    /// From `information_schema.COLUMNS.COLUMN_TYPE`.
+    pub fn of(column_type: &str) -> LiteralKind {
+        let base = column_type.split(['(', ' ']).next().unwrap_or("").to_ascii_lowercase();
+        match base.as_str() {
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set" | "json" => {
+                LiteralKind::Text
+            }
+            _ => LiteralKind::Binary,
+        }
+    }
+}
+
+/// The exact SQL literal of a value, for `--dump-file`: read back by the server, it gives the
+/// same value the binary protocol carried. Floats use the shortest form that round-trips.
+pub fn sql_literal(value: &Value, kind: LiteralKind) -> String {
+    match value {
+        Value::NULL => "NULL".into(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => format!("{f:e}"),
+        Value::Double(d) => format!("{d:e}"),
+        Value::Bytes(b) if b.is_empty() => "''".into(),
+        Value::Bytes(b) => match kind {
+            LiteralKind::Text => format!("_utf8mb4 X'{}'", hex::encode(b)),
+            LiteralKind::Binary => format!("X'{}'", hex::encode(b)),
+        },
+        Value::Date(y, mo, d, h, mi, s, us) => {
+            format!("'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}'")
+        }
+        Value::Time(neg, d, h, mi, s, us) => {
+            let hours = u64::from(*d) * 24 + u64::from(*h);
+            format!("'{}{hours:02}:{mi:02}:{s:02}.{us:06}'", if *neg { "-" } else { "" })
+        }
+    }
+}
+
+#[cfg(test)]
+mod literal_tests {
+    use super::*;
+
+    #[test]
+    fn literals_keep_every_bit() {
+        assert_eq!(sql_literal(&Value::Double(-0.0), LiteralKind::Binary), "-0e0");
+        assert_eq!(
+            sql_literal(&Value::Double(f64::MAX), LiteralKind::Binary),
+            "1.7976931348623157e308"
+        );
+        assert_eq!(sql_literal(&Value::Float(0.1), LiteralKind::Binary), "1e-1");
+        assert_eq!(
+            sql_literal(&Value::Bytes(vec![0, 0xff]), LiteralKind::Binary),
+            "X'00ff'"
+        );
+        assert_eq!(
+            sql_literal(&Value::Bytes("ç".into()), LiteralKind::Text),
+            "_utf8mb4 X'c3a7'"
+        );
+        assert_eq!(
+            sql_literal(&Value::Time(true, 34, 22, 59, 59, 1), LiteralKind::Binary),
+            "'-838:59:59.000001'"
+        );
+        assert_eq!(LiteralKind::of("varchar(50)"), LiteralKind::Text);
+        assert_eq!(LiteralKind::of("varbinary(64)"), LiteralKind::Binary);
+        assert_eq!(LiteralKind::of("decimal(65,30)"), LiteralKind::Binary);
+        assert_eq!(LiteralKind::of("enum('a','b')"), LiteralKind::Text);
+        assert_eq!(LiteralKind::of("enum('binary','blob')"), LiteralKind::Text);
+        assert_eq!(LiteralKind::of("bit(64)"), LiteralKind::Binary);
+    }
+}

@@ -405,6 +405,8 @@ mod tests {
             on_failure: OnFailure::Teardown,
             where_predicate: None,
             drill: None,
+            dump_file: None,
+            dump_only: false,
         };
         Plan::new(&req, "20261123t120000-ab12".into(), Utc::now()).unwrap()
     }

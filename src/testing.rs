@@ -355,7 +355,13 @@ impl Session for FakeSession {
             .map(|(_, r)| r.clone())
             .collect())
     }
-    async fn insert_missing(&mut self, _t: &TableRef, _s: &TableSchema, rows: &[Row]) -> Result<ChunkOutcome> {
+    async fn insert_missing(
+        &mut self,
+        _t: &TableRef,
+        _s: &TableSchema,
+        rows: &[Row],
+        dry: bool,
+    ) -> Result<ChunkOutcome> {
         if self
             .db
             .fail_insert_at
@@ -368,7 +374,7 @@ impl Session for FakeSession {
         }
         let mut t = lock(&self.table);
         let mut o = ChunkOutcome::default();
-        for r in rows {
+        for (i, r) in rows.iter().enumerate() {
             match t.get(&key_int(r)) {
                 Some(existing) => {
                     o.already_present += 1;
@@ -377,6 +383,10 @@ impl Session for FakeSession {
                     }
                 }
                 None => {
+                    o.missing.push(i);
+                    if dry {
+                        continue;
+                    }
                     if !self.db.lose_inserts {
                         t.insert(key_int(r), r.clone());
                     }

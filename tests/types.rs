@@ -25,7 +25,9 @@ async fn checksum(pool: &mysql_async::Pool, table: &str) -> Option<i64> {
 
 /// Creates `table` on both servers with `ddl` and `rows`, deletes `accident` on production
 /// after the restore time, restores, and checks production equals the restored server.
-async fn round_trip(sb: &Sandbox, table: &str, ddl: &str, rows: &[&str], accident: &str, order: &str) {
+/// With `dump_only`, the run must leave production alone and write the SQL instead, which is
+/// then loaded with the mariadb command-line client, as an operator would.
+async fn round_trip(sb: &Sandbox, table: &str, ddl: &str, rows: &[&str], accident: &str, order: &str, dump_only: bool) {
     for pool in [&sb.production, &sb.restored] {
         Sandbox::exec(pool, &format!("DROP TABLE IF EXISTS `{table}`")).await;
         Sandbox::exec(pool, &format!("CREATE TABLE `{table}` ({ddl}) DEFAULT CHARSET=utf8mb4")).await;
@@ -45,6 +47,7 @@ async fn round_trip(sb: &Sandbox, table: &str, ddl: &str, rows: &[&str], acciden
     );
 
     let state = tempfile::tempdir().unwrap();
+    let dump = state.path().join("restore.sql");
     let out = command(state.path())
         .args([
             "restore",
@@ -59,10 +62,36 @@ async fn round_trip(sb: &Sandbox, table: &str, ddl: &str, rows: &[&str], acciden
             "--yes",
         ])
         .args(["--chunk-size", "2"])
+        .args(if dump_only {
+            vec!["--dump-only".to_string(), dump.display().to_string()]
+        } else {
+            vec![]
+        })
         .output()
         .await
         .unwrap();
     assert!(out.status.success(), "{}", describe(&out));
+    if dump_only {
+        assert_ne!(
+            all_rows(&sb.production, table, order).await,
+            restored,
+            "--dump-only wrote production"
+        );
+        let url = std::env::var("SANDBOX_PRODUCTION_URL").unwrap();
+        let (creds, addr) = url.trim_start_matches("mysql://").split_once('@').unwrap();
+        let (user, pass) = creds.split_once(':').unwrap();
+        let (host, port) = addr.split('/').next().unwrap().split_once(':').unwrap();
+        let loaded = std::process::Command::new("mariadb")
+            .args(["-h", host, "-P", port, "-u", user, &format!("-p{pass}"), "shop"])
+            .stdin(std::fs::File::open(&dump).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            loaded.status.success(),
+            "the dump does not load: {}",
+            String::from_utf8_lossy(&loaded.stderr)
+        );
+    }
     let after = all_rows(&sb.production, table, order).await;
     assert_eq!(after.len(), restored.len());
     for (a, r) in after.iter().zip(&restored) {
@@ -82,10 +111,8 @@ async fn round_trip(sb: &Sandbox, table: &str, ddl: &str, rows: &[&str], acciden
     }
 }
 
-#[tokio::test]
-async fn every_column_type_round_trips_bit_for_bit() {
-    let sb = Sandbox::connect().await;
-    let table = unique_table("types");
+/// A table with every column type, and rows at the edges of each.
+fn all_types() -> (&'static str, Vec<String>) {
     let ddl = "id INT NOT NULL PRIMARY KEY, \
         u64 BIGINT UNSIGNED, i64 BIGINT, ti TINYINT, su SMALLINT UNSIGNED, mi MEDIUMINT, \
         d65 DECIMAL(65,30), f FLOAT, dbl DOUBLE, b1 BIT(1), b64 BIT(64), \
@@ -116,8 +143,25 @@ async fn every_column_type_round_trips_bit_for_bit() {
          '2024-02-29', '2024-02-29 12:00:00.000001', '2024-02-29 12:00:00.5', '-00:00:00.000001', 2000, \
          'a''b\\\\c', 'tab\\there\\nnewline', 'it''s \"quoted\"', 'x', x'5c27223b', x'27', x'5c', 'b', 'y', '\"str\"')"),
     ];
+    (ddl, rows.to_vec())
+}
+
+#[tokio::test]
+async fn every_column_type_round_trips_bit_for_bit() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("types");
+    let (ddl, rows) = all_types();
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
-    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 3)", "id").await;
+    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 3)", "id", false).await;
+}
+
+#[tokio::test]
+async fn dump_only_writes_sql_that_loads_to_the_same_bits_and_leaves_production_alone() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("dumponly");
+    let (ddl, rows) = all_types();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 3, 4)", "id", true).await;
 }
 
 #[tokio::test]
@@ -141,6 +185,7 @@ async fn composite_and_non_integer_primary_keys_work() {
         &rows,
         "region = 'us' OR (region = 'ap' AND seq = 2)",
         "region, day, seq",
+        false,
     )
     .await;
 }

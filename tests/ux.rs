@@ -533,3 +533,54 @@ async fn side_table_mode_loads_a_kept_table_and_touches_nothing_else() {
     Sandbox::exec(&sb.production, &format!("DROP TABLE `{side}`")).await;
     sb.drop_table(&table).await;
 }
+
+#[tokio::test]
+async fn dump_file_records_exactly_the_rows_inserted_and_never_overwrites_a_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::connect().await;
+    let table = unique_table("dumpfile");
+    let time = sb.seed_with_accident(&table, 1000).await;
+    let state = tempfile::tempdir().unwrap();
+    let dump = state.path().join("applied.sql");
+    std::fs::write(&dump, "keep me").unwrap();
+    let args = [
+        "restore",
+        "--instance",
+        "prod-db",
+        "--database",
+        "shop",
+        "--table",
+        &table,
+        "--time",
+        &time,
+        "--yes",
+    ];
+    let refused = command(state.path())
+        .args(args)
+        .arg("--dump-file")
+        .arg(&dump)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(3), "{}", describe(&refused));
+    assert_eq!(std::fs::read_to_string(&dump).unwrap(), "keep me");
+    std::fs::remove_file(&dump).unwrap();
+
+    let out = command(state.path())
+        .args(args)
+        .args(["--chunk-size", "100", "--output", "json"])
+        .arg("--dump-file")
+        .arg(&dump)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let inserted = common::summary(&out.stdout)["rows_inserted"].as_u64().unwrap();
+    assert!(inserted > 0);
+    let text = std::fs::read_to_string(&dump).unwrap();
+    let rows_in_file = text.lines().filter(|l| l.starts_with('(')).count() as u64;
+    assert_eq!(rows_in_file, inserted, "one line per inserted row");
+    assert!(text.contains("SET NAMES utf8mb4;") && text.contains(&format!("INSERT INTO `shop`.`{table}`")));
+    assert_eq!(std::fs::metadata(&dump).unwrap().permissions().mode() & 0o777, 0o600);
+    sb.drop_table(&table).await;
+}
