@@ -233,25 +233,33 @@ async fn complete(args: &mut RestoreArgs, aws: &Aws, db: &MysqlConnector) -> Res
     }
 }
 
-/// `plan`: the checks and the plan of a restore, with a throwaway state directory, so nothing
-/// is created or written anywhere.
-pub async fn plan(mut args: RestoreArgs) -> u8 {
+/// What a new run (or a `plan`) needs before the machine: AWS clients, the database connector,
+/// the choices completed (asked for on a terminal) and the checked plan. Errors are already
+/// printed; the exit code comes back.
+async fn prepare(
+    args: &mut RestoreArgs,
+    drill: Option<DrillRequest>,
+) -> Result<(Aws, MysqlConnector, Connection, Plan), u8> {
     let aws = aws(args.common.region.clone()).await;
     let recorded = Connection {
         region: args.common.region.clone(),
         ..Connection::default()
     };
-    let (db, connection) = match connector(&args.db, &recorded, &aws.config).await {
-        Ok(c) => c,
-        Err(e) => return fail(3, &format!("{e:#}")),
-    };
-    if let Err(code) = complete(&mut args, &aws, &db).await {
-        return code;
-    }
+    let (db, connection) = connector(&args.db, &recorded, &aws.config)
+        .await
+        .map_err(|e| fail(3, &format!("{e:#}")))?;
+    complete(args, &aws, &db).await?;
     let now = Utc::now();
-    let plan = match Plan::new(&request_of(&args, None), new_run_id(now), now) {
+    let plan = Plan::new(&request_of(args, drill), new_run_id(now), now).map_err(|e| fail(3, &e))?;
+    Ok((aws, db, connection, plan))
+}
+
+/// `plan`: the checks and the plan of a restore, with a throwaway state directory, so nothing
+/// is created or written anywhere.
+pub async fn plan(mut args: RestoreArgs) -> u8 {
+    let (aws, db, connection, plan) = match prepare(&mut args, None).await {
         Ok(p) => p,
-        Err(e) => return fail(3, &e),
+        Err(code) => return code,
     };
     let scratch = match tempfile::tempdir() {
         Ok(d) => d,
@@ -305,23 +313,9 @@ async fn start(mut args: RestoreArgs, drill: Option<DrillRequest>, report_dir: O
         Ok(d) => d,
         Err(code) => return code,
     };
-    let aws = aws(args.common.region.clone()).await;
-    let recorded = Connection {
-        region: args.common.region.clone(),
-        ..Connection::default()
-    };
-    let (db, connection) = match connector(&args.db, &recorded, &aws.config).await {
-        Ok(c) => c,
-        Err(e) => return fail(3, &format!("{e:#}")),
-    };
-    if let Err(code) = complete(&mut args, &aws, &db).await {
-        return code;
-    }
-    let request = request_of(&args, drill);
-    let now = Utc::now();
-    let plan = match Plan::new(&request, new_run_id(now), now) {
+    let (aws, db, connection, plan) = match prepare(&mut args, drill).await {
         Ok(p) => p,
-        Err(e) => return fail(3, &e),
+        Err(code) => return code,
     };
     let store = match StateStore::new(&dir, &plan.run_id) {
         Ok(s) => s,
