@@ -497,28 +497,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn request() -> Request {
-        Request {
-            instance: "prod-db".into(),
-            database: "shop".into(),
-            table: "billing".into(),
-            time: "2026-11-23T10:00:00Z".into(),
-            client_cidr: Some("203.0.113.7/32".into()),
-            allow_any_source: false,
-            mode: Mode::MissingRows,
-            instance_class: None,
-            parameter_group: None,
-            subnet_group: None,
-            publicly_accessible: false,
-            chunk_size: 1000,
-            wait_timeout_minutes: 120,
-            on_failure: OnFailure::Teardown,
-            where_predicate: None,
-            drill: None,
-            dump_file: None,
-            dump_only: false,
-        }
-    }
+    use crate::testing::request;
 
     #[test]
     fn a_where_predicate_is_one_condition_and_nothing_else() {

@@ -385,30 +385,10 @@ pub fn default_state_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Mode, OnFailure, Plan, Request};
+    use crate::plan::Plan;
 
     fn plan() -> Plan {
-        let req = Request {
-            instance: "prod-db".into(),
-            database: "shop".into(),
-            table: "billing".into(),
-            time: "2026-11-23T10:00:00Z".into(),
-            client_cidr: Some("203.0.113.7/32".into()),
-            allow_any_source: false,
-            mode: Mode::MissingRows,
-            instance_class: None,
-            parameter_group: None,
-            subnet_group: None,
-            publicly_accessible: false,
-            chunk_size: 1000,
-            wait_timeout_minutes: 120,
-            on_failure: OnFailure::Teardown,
-            where_predicate: None,
-            drill: None,
-            dump_file: None,
-            dump_only: false,
-        };
-        Plan::new(&req, "20261123t120000-ab12".into(), Utc::now()).unwrap()
+        Plan::new(&crate::testing::request(), "20261123t120000-ab12".into(), Utc::now()).unwrap()
     }
 
     #[test]

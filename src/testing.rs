@@ -434,3 +434,28 @@ impl Prompter for Answer {
         self.0.ok_or(Error::ConsentRequired)
     }
 }
+
+/// A plain restore request: `shop.billing` on `prod-db`, one address, 1000-row chunks.
+pub fn request() -> crate::plan::Request {
+    use crate::plan::{Mode, OnFailure, Request};
+    Request {
+        instance: "prod-db".into(),
+        database: "shop".into(),
+        table: "billing".into(),
+        time: "2026-11-23T10:00:00Z".into(),
+        client_cidr: Some("203.0.113.7/32".into()),
+        allow_any_source: false,
+        mode: Mode::MissingRows,
+        instance_class: None,
+        parameter_group: None,
+        subnet_group: None,
+        publicly_accessible: false,
+        chunk_size: 1000,
+        wait_timeout_minutes: 120,
+        on_failure: OnFailure::Teardown,
+        where_predicate: None,
+        drill: None,
+        dump_file: None,
+        dump_only: false,
+    }
+}
