@@ -203,6 +203,15 @@ pub struct RestoreArgs {
     /// asks].
     #[arg(long, value_enum, env = "RDS_TABLE_RESTORE_MODE")]
     pub mode: Option<Mode>,
+    /// The table's name, typed ahead: what --mode replace-all needs with --yes (at a prompt it
+    /// asks for the name instead).
+    #[arg(long, value_name = "TABLE", env = "RDS_TABLE_RESTORE_CONFIRM_TABLE")]
+    pub confirm_table: Option<String>,
+    /// If the table no longer exists in production (DROP TABLE), create it from the restored
+    /// copy's SHOW CREATE TABLE without asking (at a prompt, the definition is shown and asked
+    /// about).
+    #[arg(long, env = "RDS_TABLE_RESTORE_RECREATE_TABLE")]
+    pub recreate_table: bool,
     /// Restore only the rows matching this condition (one SQL predicate on the table's columns,
     /// checked on both servers before anything is written).
     #[arg(long = "where", value_name = "PREDICATE", env = "RDS_TABLE_RESTORE_WHERE")]

@@ -180,6 +180,8 @@ fn request_of(args: &RestoreArgs, drill: Option<DrillRequest>) -> Request {
         drill,
         dump_file: args.dump_only.clone().or_else(|| args.dump_file.clone()),
         dump_only: args.dump_only.is_some(),
+        confirm_table: args.confirm_table.clone(),
+        recreate_table: args.recreate_table,
     }
 }
 

@@ -1,12 +1,12 @@
 //! The copy: walks the restored table in primary-key order, one chunk at a time, and merges each
 //! chunk into production in its own transaction. After each commit the caller's checkpoint
 //! records the chunk's last key, so a resumed copy starts after it. Re-running a chunk is
-//! harmless in `missing-rows` mode: rows inserted the first time are found present the second.
+//! harmless in every mode: what the first run wrote is found in place the second time.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
-use crate::ports::{Session, TableRef, TableSchema, Value};
+use crate::ports::{ChunkOutcome, KeyRange, Merge, Session, TableRef, TableSchema, Value};
 use crate::progress::Progress;
 use crate::rowcodec::StoredValue;
 use crate::state::CopyProgress;
@@ -22,16 +22,22 @@ pub struct CopyJob<'a> {
     pub filter: Option<&'a str>,
     /// `--dump-only`: find the missing rows and write them to the dump file, never to production.
     pub dry: bool,
+    pub merge: Merge,
 }
 
-/// `--dump-file` / `--dump-only`: the SQL of the rows the copy inserts (or would insert), one
-/// multi-row INSERT per chunk, written after the chunk commits, synced, readable by the owner only.
+/// `--dump-file` / `--dump-only`: the SQL the copy applies (or would apply), per chunk in the
+/// order it runs: a DELETE per row removed (replace-all), an UPDATE per row overwritten, one
+/// multi-row INSERT; written after the chunk commits, synced, readable by the owner only.
 /// Loading it with the `mysql` client gives the same rows, bit for bit (literals from
 /// `rowcodec::sql_literal`).
 pub struct DumpFile {
     file: std::fs::File,
     path: std::path::PathBuf,
     insert: String,
+    /// `UPDATE ... SET` and `DELETE FROM ...`, before their columns and WHERE.
+    update: String,
+    delete: String,
+    schema: TableSchema,
     kinds: Vec<crate::rowcodec::LiteralKind>,
     pub rows: u64,
 }
@@ -67,6 +73,9 @@ impl DumpFile {
                 q(&table.table),
                 cols.join(", ")
             ),
+            update: format!("UPDATE {}.{} SET ", q(&table.database), q(&table.table)),
+            delete: format!("DELETE FROM {}.{} WHERE ", q(&table.database), q(&table.table)),
+            schema: schema.clone(),
             kinds: schema
                 .columns
                 .iter()
@@ -80,30 +89,66 @@ impl DumpFile {
         &self.path
     }
 
-    fn write(&mut self, rows: &[crate::ports::Row], which: &[usize]) -> Result<()> {
+    fn literal(&self, column: usize, v: &Value) -> String {
+        crate::rowcodec::sql_literal(v, self.kinds[column])
+    }
+
+    /// `a = 1 AND b = 'x'` for a row's key.
+    fn key_condition(&self, key: &[&Value]) -> String {
+        let q = crate::mysql::quote_ident;
+        self.schema
+            .key
+            .iter()
+            .zip(key)
+            .map(|(&c, v)| format!("{} = {}", q(&self.schema.columns[c].name), self.literal(c, v)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// The statements of one chunk, in the order the merge ran them.
+    fn write(&mut self, rows: &[crate::ports::Row], outcome: &ChunkOutcome, merge: Merge) -> Result<()> {
         use std::io::Write;
-        if which.is_empty() {
+        let q = crate::mysql::quote_ident;
+        let mut text = String::new();
+        for key in &outcome.extra {
+            let key: Vec<&Value> = key.iter().collect();
+            text.push_str(&format!("{}{};\n", self.delete, self.key_condition(&key)));
+        }
+        if merge != Merge::MissingRows {
+            for &i in &outcome.differing {
+                let set: Vec<String> = (0..self.schema.columns.len())
+                    .filter(|c| !self.schema.key.contains(c))
+                    .map(|c| format!("{} = {}", q(&self.schema.columns[c].name), self.literal(c, &rows[i][c])))
+                    .collect();
+                let key = self.schema.key_of(&rows[i]);
+                text.push_str(&format!(
+                    "{}{} WHERE {};\n",
+                    self.update,
+                    set.join(", "),
+                    self.key_condition(&key)
+                ));
+            }
+        }
+        if !outcome.missing.is_empty() {
+            text.push_str(&self.insert);
+            for (n, &i) in outcome.missing.iter().enumerate() {
+                let values: Vec<String> = rows[i].iter().enumerate().map(|(c, v)| self.literal(c, v)).collect();
+                text.push_str(if n == 0 { "\n(" } else { ",\n(" });
+                text.push_str(&values.join(", "));
+                text.push(')');
+            }
+            text.push_str(";\n");
+        }
+        if text.is_empty() {
             return Ok(());
         }
-        let mut text = self.insert.clone();
-        for (n, &i) in which.iter().enumerate() {
-            let values: Vec<String> = rows[i]
-                .iter()
-                .zip(&self.kinds)
-                .map(|(v, k)| crate::rowcodec::sql_literal(v, *k))
-                .collect();
-            text.push_str(if n == 0 { "\n(" } else { ",\n(" });
-            text.push_str(&values.join(", "));
-            text.push(')');
-        }
-        text.push_str(";\n");
         let err = |e: std::io::Error| Error::State {
             path: self.path.display().to_string(),
             detail: e.to_string(),
         };
         self.file.write_all(text.as_bytes()).map_err(err)?;
         self.file.sync_data().map_err(err)?;
-        self.rows += which.len() as u64;
+        self.rows += outcome.missing.len() as u64;
         Ok(())
     }
 }
@@ -120,9 +165,10 @@ pub fn decode_key(stored: &[StoredValue]) -> Result<Vec<Value>> {
         })
 }
 
-/// Copies the restored rows missing in production, continuing from `progress`.
+/// Copies the restored rows into production under the job's merge policy, continuing from
+/// `progress`.
 #[allow(clippy::too_many_arguments)]
-pub async fn copy_missing_rows(
+pub async fn copy_rows(
     restored: &mut dyn Session,
     production: &mut dyn Session,
     job: &CopyJob<'_>,
@@ -132,9 +178,12 @@ pub async fn copy_missing_rows(
     ui: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<CopyProgress> {
-    let after = progress.last_key.as_deref().map(decode_key).transpose()?;
+    let mut after = progress.last_key.as_deref().map(decode_key).transpose()?;
     if progress.done {
         return Ok(progress);
+    }
+    if job.schema.key.is_empty() {
+        return copy_keyless(restored, production, job, progress, checkpoint, dump, ui, cancel).await;
     }
     // Reading the next chunk from the restored server overlaps writing this one into
     // production: the two sessions are independent, and the checkpoint still follows each
@@ -151,11 +200,23 @@ pub async fn copy_missing_rows(
         let key: Option<Vec<Value>> = rows
             .last()
             .map(|last| job.schema.key_of(last).into_iter().cloned().collect());
+        // Each chunk covers the keys after the previous one up to its own last key; in
+        // replace-all the last one runs to the end, so production rows past the restored
+        // table's last key are found too (and an empty restored table empties production).
+        let replace_all = job.merge == Merge::ReplaceAll;
+        let range = KeyRange {
+            after: after.as_deref(),
+            upto: if replace_all && last_chunk {
+                None
+            } else {
+                key.as_deref()
+            },
+        };
         let write = async {
-            match rows.is_empty() {
+            match rows.is_empty() && !(replace_all && last_chunk) {
                 true => Ok(None),
                 false => production
-                    .insert_missing(job.target, job.schema, &rows, job.dry)
+                    .merge_chunk(job.target, job.schema, &rows, range, job.merge, job.dry)
                     .await
                     .map(Some),
             }
@@ -173,21 +234,123 @@ pub async fn copy_missing_rows(
         // What was committed is checkpointed before any read error is raised.
         if let Some(outcome) = written? {
             if let Some(d) = dump.as_deref_mut() {
-                d.write(&rows, &outcome.missing)?;
+                d.write(&rows, &outcome, job.merge)?;
             }
             crate::crash_point!("copy-chunk-after-commit");
-            progress.last_key = key.as_ref().map(|k| k.iter().map(StoredValue::from).collect());
+            if key.is_some() {
+                progress.last_key = key.as_ref().map(|k| k.iter().map(StoredValue::from).collect());
+                after = key;
+            }
             progress.chunks += 1;
             progress.rows_read += rows.len() as u64;
             progress.inserted += outcome.inserted;
             progress.already_present += outcome.already_present;
-            progress.present_differing += outcome.present_differing;
+            progress.present_differing += outcome.differing.len() as u64;
+            progress.updated += outcome.updated;
+            progress.deleted += outcome.deleted;
         }
         progress.done = last_chunk;
         checkpoint(&progress)?;
         crate::crash_point!("copy-chunk-after-checkpoint");
-        ui.copy_progress(progress.rows_read, progress.inserted);
+        ui.copy_progress(progress.rows_read, progress.inserted + progress.updated);
         rows = next?.unwrap_or_default();
     }
+    Ok(progress)
+}
+
+/// Counts what the copy would change, without locking or writing anything: what overwrite
+/// and replace-all show the operator before the first write.
+pub async fn count_changes(
+    restored: &mut dyn Session,
+    production: &mut dyn Session,
+    job: &CopyJob<'_>,
+    cancel: &AtomicBool,
+) -> Result<crate::state::PlannedChanges> {
+    let mut counted = crate::state::PlannedChanges::default();
+    let mut after: Option<Vec<Value>> = None;
+    loop {
+        if cancel.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
+        let rows = restored
+            .read_chunk(job.source, job.schema, after.as_deref(), job.filter, job.chunk_size)
+            .await?;
+        let last_chunk = rows.len() < job.chunk_size;
+        let key: Option<Vec<Value>> = rows
+            .last()
+            .map(|last| job.schema.key_of(last).into_iter().cloned().collect());
+        let range = KeyRange {
+            after: after.as_deref(),
+            upto: if job.merge == Merge::ReplaceAll && last_chunk {
+                None
+            } else {
+                key.as_deref()
+            },
+        };
+        let o = production
+            .merge_chunk(job.target, job.schema, &rows, range, job.merge, true)
+            .await?;
+        counted.insert += o.missing.len() as u64;
+        counted.update += o.differing.len() as u64;
+        counted.delete += o.extra.len() as u64;
+        counted.unchanged += o.already_present - o.differing.len() as u64;
+        if last_chunk {
+            return Ok(counted);
+        }
+        after = key;
+    }
+}
+
+/// Copies a table without a primary key into a new side table (the only place such a table is
+/// ever written): one streaming read, batches inserted as they arrive, each batch one
+/// transaction and one checkpoint (counts only: without a key there is no position to resume
+/// from, so the caller empties the side table and starts over after an interruption).
+#[allow(clippy::too_many_arguments)]
+async fn copy_keyless(
+    restored: &mut dyn Session,
+    production: &mut dyn Session,
+    job: &CopyJob<'_>,
+    mut progress: CopyProgress,
+    checkpoint: &mut (dyn FnMut(&CopyProgress) -> Result<()> + Send),
+    mut dump: Option<&mut DumpFile>,
+    ui: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<CopyProgress> {
+    // Two batches in flight at most: one being read, one being written.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let read = restored.scan(job.source, job.schema, job.filter, job.chunk_size, tx);
+    let write = async {
+        while let Some(rows) = rx.recv().await {
+            if cancel.load(Ordering::SeqCst) {
+                return Err(Error::Interrupted);
+            }
+            let outcome = production
+                .merge_chunk(
+                    job.target,
+                    job.schema,
+                    &rows,
+                    KeyRange::default(),
+                    Merge::MissingRows,
+                    job.dry,
+                )
+                .await?;
+            if let Some(d) = dump.as_deref_mut() {
+                d.write(&rows, &outcome, Merge::MissingRows)?;
+            }
+            progress.chunks += 1;
+            progress.rows_read += rows.len() as u64;
+            progress.inserted += outcome.inserted;
+            checkpoint(&progress)?;
+            crate::crash_point!("copy-chunk-after-checkpoint");
+            ui.copy_progress(progress.rows_read, progress.inserted);
+        }
+        Ok(())
+    };
+    let (read, written) = tokio::join!(read, write);
+    // A write error closes the channel, which ends the read early: the write's error is the one.
+    written?;
+    read?;
+    progress.done = true;
+    checkpoint(&progress)?;
     Ok(progress)
 }

@@ -53,11 +53,19 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
 
-    #[error("table `{database}`.`{table}` does not exist on production: check --database and --table (names are case-sensitive on RDS for MySQL)")]
+    #[error("table `{database}`.`{table}` does not exist on production: check --database and --table (names are case-sensitive on RDS for MySQL); if it was dropped, add --recreate-table to create it from the restored copy's definition")]
     TableNotFound { database: String, table: String },
 
-    #[error("table `{database}`.`{table}` has no primary key: rows cannot be matched between the restored copy and production, so a merge is not safe")]
+    #[error("table `{database}`.`{table}` has no primary key: rows cannot be matched between the restored copy and production, so a merge is not safe; use --mode side-table to load the restored rows into a new table beside it and merge them by hand")]
     NoPrimaryKey { database: String, table: String },
+
+    #[error("--mode {mode} needs {privileges} on `{table}`, which user `{user}` lacks: grant it (GRANT {privileges} ON {table} TO ...), or use --mode missing-rows, which only inserts")]
+    MissingPrivileges {
+        mode: &'static str,
+        privileges: String,
+        table: String,
+        user: String,
+    },
 
     #[error("{side} refused the login of user `{user}` at {address}: check --db-user and the password (RDS_TABLE_RESTORE_DB_PASSWORD or --db-password-file)")]
     DbAuth { side: Side, user: String, address: String },
@@ -149,6 +157,7 @@ impl Error {
                 | Error::InvalidInput(_)
                 | Error::TableNotFound { .. }
                 | Error::NoPrimaryKey { .. }
+                | Error::MissingPrivileges { .. }
                 | Error::DbAuth { .. }
                 | Error::DbConnect { .. }
                 | Error::ConsentRequired

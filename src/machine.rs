@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use backon::BackoffBuilder;
 use chrono::{DateTime, Utc};
 
-use crate::copy::{copy_missing_rows, CopyJob};
+use crate::copy::{copy_rows, count_changes, CopyJob};
 use crate::error::{Error, Result, Side};
-use crate::plan::{rfc3339, OnFailure, Plan, TAG_RUN_ID};
-use crate::ports::{Connector, Ec2, Endpoint, Instance, Rds, RestoreRequest, Session, TableSchema};
+use crate::plan::{rfc3339, Mode, OnFailure, Plan, TAG_RUN_ID};
+use crate::ports::{Connector, Ec2, Endpoint, Instance, Merge, Rds, RestoreRequest, Session, TableSchema};
 use crate::progress::{Progress, Prompter};
 use crate::state::{list_runs, Connection, Outcome, RunState, StateStore, Step, StepRecord, StepStatus};
 use crate::verify::verify;
@@ -77,7 +77,17 @@ pub struct RunFailure {
 struct Source {
     instance: Instance,
     production: Endpoint,
-    schema: TableSchema,
+    /// The production table's schema; `None` when the table is gone (DROP TABLE) and is to be
+    /// created from the restored definition before the copy.
+    schema: Option<TableSchema>,
+}
+
+impl Source {
+    fn schema(&self) -> Result<&TableSchema> {
+        self.schema
+            .as_ref()
+            .ok_or_else(|| Error::SchemaMismatch("the production table does not exist".into()))
+    }
 }
 
 /// True while the run can still be resumed or aborted: it holds resources, or it stopped
@@ -210,6 +220,10 @@ impl<'a> Machine<'a> {
         if needs_data && !self.access_open() {
             self.open_access(&source, endpoint.port).await?;
         }
+        let source = match source.schema {
+            None => self.recreate_table(source, &endpoint).await?,
+            Some(_) => source,
+        };
         if !self.state.finished(Step::Copy) {
             self.copy(&source, &endpoint).await?;
         }
@@ -352,21 +366,66 @@ impl<'a> Machine<'a> {
             id: instance.id.clone(),
         })?;
         let mut session = self.deps.db.connect(Side::Production, &production).await?;
-        let schema = session
-            .table_schema(&plan.table)
-            .await?
-            .ok_or_else(|| Error::TableNotFound {
-                database: plan.table.database.clone(),
-                table: plan.table.table.clone(),
-            })?;
-        if schema.key.is_empty() {
-            return Err(Error::NoPrimaryKey {
-                database: plan.table.database.clone(),
-                table: plan.table.table.clone(),
-            });
-        }
-        if let Some(p) = &plan.where_predicate {
-            check_where(session.as_mut(), &plan.table, p, "production").await?;
+        let not_found = || Error::TableNotFound {
+            database: plan.table.database.clone(),
+            table: plan.table.table.clone(),
+        };
+        let schema = session.table_schema(&plan.table).await?;
+        match &schema {
+            // A side table is made like the production table, so that one must exist.
+            None if plan.drill.is_some() => return Err(not_found()),
+            // Dropped: recreated after the restore, with consent (a prompt, or the flag).
+            None if self.settings.assume_yes
+                && !plan.recreate_table
+                && self.state.resources.created_table.is_none() =>
+            {
+                return Err(not_found())
+            }
+            None => self.deps.ui.warn(&format!(
+                "`{}` does not exist in production: after the restore, the restored copy's definition is \
+                 shown and the table is created only {}",
+                plan.table,
+                if plan.recreate_table {
+                    "as --recreate-table asks"
+                } else {
+                    "if you agree"
+                }
+            )),
+            Some(s) if s.key.is_empty() && plan.drill.is_none() => {
+                return Err(Error::NoPrimaryKey {
+                    database: plan.table.database.clone(),
+                    table: plan.table.table.clone(),
+                })
+            }
+            Some(s) => {
+                if s.key.is_empty() {
+                    if plan.dump_file.is_some() {
+                        return Err(Error::InvalidInput(format!(
+                            "`{}` has no primary key, so its copy cannot resume where it stopped and a dump \
+                             file could hold rows twice: leave out --dump-file/--dump-only",
+                            plan.table
+                        )));
+                    }
+                    self.deps.ui.warn(&format!(
+                        "`{}` has no primary key: it is loaded into `{}` in one streaming pass; if the copy \
+                         is interrupted, resuming empties that new table and loads it again",
+                        plan.table,
+                        plan.target_table()
+                    ));
+                }
+                if let Some(p) = &plan.where_predicate {
+                    check_where(session.as_mut(), &plan.table, p, "production").await?;
+                }
+                let missing = session.missing_privileges(&plan.table, s, plan.merge()).await?;
+                if !missing.is_empty() {
+                    return Err(Error::MissingPrivileges {
+                        mode: plan.mode.name(),
+                        privileges: missing.join(", "),
+                        table: plan.table.to_string(),
+                        user: self.state.connection.db_user.clone(),
+                    });
+                }
+            }
         }
         if plan.drill.is_some() && self.state.resources.side_table.is_none() {
             let target = plan.target_table();
@@ -394,11 +453,14 @@ impl<'a> Machine<'a> {
         }
         self.lock_session = Some(session);
         self.finish(&format!(
-            "{} ({} {}), {window}, table has {} columns",
+            "{} ({} {}), {window}, {}",
             instance.id,
             instance.engine,
             instance.engine_version.as_deref().unwrap_or(""),
-            schema.columns.len()
+            match &schema {
+                Some(s) => format!("table has {} columns", s.columns.len()),
+                None => "table missing in production".into(),
+            }
         ))?;
         Ok(Source {
             instance,
@@ -408,21 +470,46 @@ impl<'a> Machine<'a> {
     }
 
     fn consent(&mut self, source: &Source, resuming: bool) -> Result<()> {
+        let plan = &self.state.plan;
+        let replace_all = plan.merge() == crate::ports::Merge::ReplaceAll;
         if self.settings.assume_yes {
+            if replace_all && plan.confirm_table.as_deref() != Some(plan.table.table.as_str()) {
+                return Err(Error::InvalidInput(format!(
+                    "--mode replace-all deletes the rows of `{}` the restored copy lacks: with --yes, also pass \
+                     --confirm-table {} to show the table is meant",
+                    plan.table, plan.table.table
+                )));
+            }
             return Ok(());
         }
-        let plan = &self.state.plan;
         let heading = if resuming {
             let at = self.state.current_step().map(|s| s.step.name()).unwrap_or("validate");
             format!("Resume run {} (stopped at {at}).\n", plan.run_id)
         } else {
             String::new()
         };
-        self.deps
-            .ui
-            .note(&format!("{heading}{}", plan_text(plan, &source.instance)));
+        self.deps.ui.note(&format!(
+            "{heading}{}",
+            plan_text(plan, &source.instance, source.schema.is_none())
+        ));
         if !self.deps.prompter.confirm("Proceed?")? {
             return Err(Error::Declined);
+        }
+        if replace_all {
+            let table = plan.table.table.clone();
+            self.deps.ui.warn(&format!(
+                "replace-all makes `{}` equal to its restored copy: rows written since {} are DELETED, \
+                 changed rows are overwritten (the counts are shown again before the first write)",
+                plan.table,
+                rfc3339(plan.restore_time)
+            ));
+            if !self
+                .deps
+                .prompter
+                .type_to_confirm(&format!("Type the table name ({table}) to replace it"), &table)?
+            {
+                return Err(Error::Declined);
+            }
         }
         if !plan.single_host() {
             self.deps.ui.warn(&format!(
@@ -445,7 +532,7 @@ impl<'a> Machine<'a> {
     /// nothing and writes nothing (the caller gives it a throwaway state directory).
     pub async fn preview(mut self) -> std::result::Result<String, RunFailure> {
         match self.validate().await {
-            Ok(source) => Ok(plan_text(&self.state.plan, &source.instance)),
+            Ok(source) => Ok(plan_text(&self.state.plan, &source.instance, source.schema.is_none())),
             Err(error) => Err(self.fail(error).await),
         }
     }
@@ -639,7 +726,7 @@ impl<'a> Machine<'a> {
                 rfc3339(plan.restore_time)
             ))
         })?;
-        compare_schemas(&restored_schema, &source.schema)?;
+        compare_schemas(&restored_schema, source.schema()?)?;
         if let Some(p) = &plan.where_predicate {
             let n = check_where(restored.as_mut(), &plan.table, p, "the restored instance").await?;
             self.deps.ui.note(&format!("--where matches {n} restored rows"));
@@ -689,11 +776,19 @@ impl<'a> Machine<'a> {
 
     async fn copy(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
         let plan = self.state.plan.clone();
+        let merge = plan.merge();
         self.begin(
             Step::Copy,
             &format!(
-                "{} from {} into production (missing-rows)",
-                plan.table, plan.target_instance
+                "{} from {} into production `{}` ({})",
+                plan.table,
+                plan.target_instance,
+                plan.target_table(),
+                if plan.drill.is_some() {
+                    "new table"
+                } else {
+                    plan.mode.name()
+                }
             ),
         )?;
         if let Some(drill) = plan.drill.clone() {
@@ -710,12 +805,12 @@ impl<'a> Machine<'a> {
             self.dump = Some(crate::copy::DumpFile::open(
                 &path,
                 plan.target_table(),
-                &source.schema,
+                source.schema()?,
                 &header,
             )?);
         }
         let mut announced = false;
-        let schema = source.schema.clone();
+        let schema = source.schema()?.clone();
         self.with_reconnects(source, endpoint, |m| {
             let schema = schema.clone();
             let first = !announced;
@@ -726,10 +821,6 @@ impl<'a> Machine<'a> {
                 else {
                     return Err(Error::Interrupted);
                 };
-                if first {
-                    let estimate = restored.estimate_rows(&plan.table).await.unwrap_or(None);
-                    m.deps.ui.copy_started(estimate);
-                }
                 let job = CopyJob {
                     source: &plan.table,
                     target: plan.target_table(),
@@ -737,7 +828,50 @@ impl<'a> Machine<'a> {
                     chunk_size: plan.chunk_size,
                     filter: plan.where_predicate.as_deref(),
                     dry: plan.dump_only,
+                    merge,
                 };
+                if merge != Merge::MissingRows && m.state.copy.planned.is_none() {
+                    m.deps
+                        .ui
+                        .note("Counting what the merge would change (nothing is written yet)...");
+                    let counted = count_changes(restored.as_mut(), production.as_mut(), &job, &m.cancel).await?;
+                    let text = changes_text(&plan, &counted);
+                    m.deps.ui.note(&text);
+                    let destructive = counted.update + counted.delete > 0;
+                    if destructive
+                        && !plan.dump_only
+                        && !m.settings.assume_yes
+                        && !m.deps.prompter.confirm("Write these changes?")?
+                    {
+                        return Err(Error::Declined);
+                    }
+                    m.state.copy.planned = Some(counted);
+                    m.state.updated_at = Utc::now();
+                    m.store.save(&m.state)?;
+                }
+                if first {
+                    let estimate = restored.estimate_rows(&plan.table).await.unwrap_or(None);
+                    m.deps.ui.copy_started(estimate);
+                }
+                if schema.key.is_empty() && m.state.copy.chunks > 0 && !m.state.copy.done {
+                    // Without a key, what was loaded cannot be told apart: the side table (ours,
+                    // new) is emptied and loaded again.
+                    let target = plan.target_table();
+                    if m.state.resources.side_table.as_ref() != Some(target) || *target == plan.table {
+                        return Err(Error::InvalidInput(format!(
+                            "refusing to empty {target}: it is not a side table this run created"
+                        )));
+                    }
+                    m.deps.ui.warn(&format!(
+                        "`{target}` holds a partial load of a table without a primary key: emptying it and loading again"
+                    ));
+                    let session = m.lock_session.as_mut().ok_or(Error::Interrupted)?;
+                    session.drop_table(target).await?;
+                    session.create_table_like(target, &plan.table).await?;
+                    m.state.copy = Default::default();
+                    m.state.updated_at = Utc::now();
+                    m.store.save(&m.state)?;
+                }
                 let start = m.state.copy.clone();
                 let (store, state) = (&m.store, &mut m.state);
                 let mut checkpoint = |p: &crate::state::CopyProgress| {
@@ -745,7 +879,7 @@ impl<'a> Machine<'a> {
                     state.updated_at = Utc::now();
                     store.save(state)
                 };
-                copy_missing_rows(
+                copy_rows(
                     restored.as_mut(),
                     production.as_mut(),
                     &job,
@@ -761,10 +895,69 @@ impl<'a> Machine<'a> {
         })
         .await?;
         let done = self.state.copy.clone();
-        self.finish(&format!(
-            "{} rows read, {} inserted, {} already present ({} of them differ and were kept)",
-            done.rows_read, done.inserted, done.already_present, done.present_differing
-        ))
+        self.finish(&match merge {
+            Merge::MissingRows => format!(
+                "{} rows read, {} inserted, {} already present ({} of them differ and were kept)",
+                done.rows_read, done.inserted, done.already_present, done.present_differing
+            ),
+            _ => format!(
+                "{} rows read, {} inserted, {} overwritten, {} deleted, {} already identical",
+                done.rows_read,
+                done.inserted,
+                done.updated,
+                done.deleted,
+                done.already_present - done.present_differing
+            ),
+        })
+    }
+
+    /// The production table was dropped: creates it from the restored copy's definition, with
+    /// the operator's consent (asked here, with the definition on screen, or `--recreate-table`).
+    /// Recorded before it is created, so a crash in between is finished on resume without
+    /// asking again. The copy then fills it.
+    async fn recreate_table(&mut self, mut source: Source, endpoint: &Endpoint) -> Result<Source> {
+        let table = self.state.plan.table.clone();
+        let mut restored = self.deps.db.connect(Side::Restored, endpoint).await?;
+        let definition = restored.show_create_table(&table).await?.ok_or_else(|| {
+            Error::SchemaMismatch(format!(
+                "`{table}` exists neither in production nor on the restored instance (it did not exist at {}): \
+                 check --database, --table and --time",
+                rfc3339(self.state.plan.restore_time)
+            ))
+        })?;
+        if self.state.resources.created_table.is_none() {
+            self.deps.ui.note(&format!(
+                "`{table}` does not exist in production. Its definition on the restored copy:\n{definition}"
+            ));
+            let agreed = self.state.plan.recreate_table
+                || (!self.settings.assume_yes
+                    && self
+                        .deps
+                        .prompter
+                        .confirm(&format!("Create `{table}` in production with this definition?"))?);
+            if !agreed {
+                return Err(Error::Declined);
+            }
+            self.state.resources.created_table = Some(table.clone());
+            self.save()?;
+        }
+        let mut production = self.deps.db.connect(Side::Production, &source.production).await?;
+        if production.table_schema(&table).await?.is_none() {
+            production.create_table_from(&table, &definition).await?;
+            crash_point!("recreate-after-create");
+            self.deps.ui.note(&format!("created `{table}` in production"));
+        }
+        let schema = production.table_schema(&table).await?.ok_or_else(|| {
+            Error::SchemaMismatch(format!("`{table}` was created in production but cannot be read back"))
+        })?;
+        if schema.key.is_empty() {
+            return Err(Error::NoPrimaryKey {
+                database: table.database.clone(),
+                table: table.table.clone(),
+            });
+        }
+        source.schema = Some(schema);
+        Ok(source)
     }
 
     // ---- 6. verify ----
@@ -779,7 +972,7 @@ impl<'a> Machine<'a> {
             ));
         }
         self.begin(Step::Verify, "every restored row against production, by key")?;
-        let schema = source.schema.clone();
+        let schema = source.schema()?.clone();
         self.with_reconnects(source, endpoint, |m| {
             let schema = schema.clone();
             Box::pin(async move {
@@ -795,6 +988,7 @@ impl<'a> Machine<'a> {
                     chunk_size: plan.chunk_size,
                     filter: plan.where_predicate.as_deref(),
                     dry: plan.dump_only,
+                    merge: plan.merge(),
                 };
                 let v = verify(
                     restored.as_mut(),
@@ -1139,13 +1333,23 @@ impl<'a> Machine<'a> {
 }
 
 /// The whole plan on one screen: what will be created, opened and written, and where.
-pub fn plan_text(plan: &Plan, source: &Instance) -> String {
+pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool) -> String {
     let class = plan
         .instance_class
         .as_deref()
         .or(source.class.as_deref())
         .unwrap_or("the source's class");
     let written = match &plan.drill {
+        None if plan.mode == Mode::Overwrite => format!(
+            "OVERWRITE: insert into production `{}` the restored rows missing there, and set the rows whose \
+             values differ back to their restored values (counted and shown before the first write)",
+            plan.table
+        ),
+        None if plan.mode == Mode::ReplaceAll => format!(
+            "REPLACE ALL: make production `{}` equal to its restored copy: rows written since are DELETED, \
+             differing rows overwritten, missing rows inserted (counted and shown before the first write)",
+            plan.table
+        ),
         None => format!(
             "insert into production `{}` the restored rows whose primary key is missing there \
              (missing-rows: rows written since are never overwritten)",
@@ -1201,6 +1405,18 @@ pub fn plan_text(plan: &Plan, source: &Instance) -> String {
         ),
         format!("  write           {written}"),
     ];
+    if table_missing {
+        lines.push(format!(
+            "  TABLE MISSING   `{}` does not exist in production now: it is created from the restored copy's \
+             SHOW CREATE TABLE, {}",
+            plan.table,
+            if plan.recreate_table {
+                "as --recreate-table asks"
+            } else {
+                "shown to you first and only if you agree"
+            }
+        ));
+    }
     if let Some(w) = &plan.where_predicate {
         lines.push(format!("  only rows       WHERE {w}"));
     }
@@ -1224,6 +1440,22 @@ pub fn plan_text(plan: &Plan, source: &Instance) -> String {
         }
     ));
     lines.join("\n")
+}
+
+/// The changes counted before an overwrite or replace-all writes anything.
+fn changes_text(plan: &Plan, c: &crate::state::PlannedChanges) -> String {
+    let mut s = format!(
+        "Production `{}` ({}): {} rows to insert, {} to overwrite",
+        plan.table,
+        plan.mode.name(),
+        c.insert,
+        c.update
+    );
+    if plan.mode == Mode::ReplaceAll {
+        s.push_str(&format!(", {} to DELETE", c.delete));
+    }
+    s.push_str(&format!(", {} already identical", c.unchanged));
+    s
 }
 
 /// Asks a server whether `--where` is valid SQL for the table (before anything is written).
@@ -1384,6 +1616,8 @@ mod tests {
                 drill: None,
                 dump_file: None,
                 dump_only: false,
+                confirm_table: None,
+                recreate_table: false,
             }
         }
 
@@ -1617,6 +1851,123 @@ mod tests {
             .await
             .expect("a /32 needs one answer");
         assert_eq!(script.asked.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn overwrite_sets_changed_rows_back_and_keeps_rows_written_since() {
+        let w = World::new();
+        let mut req = w.request();
+        req.mode = Mode::Overwrite;
+        let state = w.run_with(req, None, true).await.expect("overwrite run");
+        let production = w.production();
+        let restored = w.db.restored.lock().unwrap().clone();
+        for (k, r) in &restored {
+            assert_eq!(production.get(k), Some(r), "row {k}");
+        }
+        assert_eq!(production.len(), 12, "rows 11 and 12, written since, stay");
+        assert_eq!((state.copy.inserted, state.copy.updated, state.copy.deleted), (5, 1, 0));
+        assert_eq!(
+            state.copy.planned,
+            Some(crate::state::PlannedChanges {
+                insert: 5,
+                update: 1,
+                delete: 0,
+                unchanged: 4
+            })
+        );
+        assert!(state.verification.unwrap().passed);
+    }
+
+    #[tokio::test]
+    async fn replace_all_in_scripts_needs_the_table_name_typed_ahead() {
+        let w = World::new();
+        let mut req = w.request();
+        req.mode = Mode::ReplaceAll;
+        let failure = w.run_with(req.clone(), None, true).await.unwrap_err();
+        assert!(
+            failure.error.to_string().contains("--confirm-table billing"),
+            "{}",
+            failure.error
+        );
+        w.assert_nothing_created();
+        assert_eq!(w.production().len(), 7, "production untouched");
+
+        req.confirm_table = Some("billing".into());
+        let state = w.run_with(req, None, true).await.expect("replace-all run");
+        assert_eq!(
+            w.production(),
+            *w.db.restored.lock().unwrap(),
+            "production equals the restored table"
+        );
+        assert_eq!((state.copy.inserted, state.copy.updated, state.copy.deleted), (5, 1, 2));
+        assert!(state.verification.unwrap().passed);
+    }
+
+    #[tokio::test]
+    async fn replace_all_at_a_prompt_needs_the_name_typed_then_the_counts_accepted() {
+        let w = World::new();
+        let mut req = w.request();
+        req.mode = Mode::ReplaceAll;
+        // Proceed, then the name typed wrong: nothing is created.
+        let script = Script {
+            answers: Mutex::new(vec![true, false]),
+            asked: Mutex::new(vec![]),
+        };
+        let failure = w.run_prompted(req.clone(), &script, false).await.unwrap_err();
+        assert!(matches!(failure.error, Error::Declined), "{}", failure.error);
+        assert_eq!(
+            script.asked.lock().unwrap()[1],
+            "Type the table name (billing) to replace it"
+        );
+        w.assert_nothing_created();
+
+        // Proceed, the name, then no to the counted changes: production is not written.
+        let script = Script {
+            answers: Mutex::new(vec![true, true, false]),
+            asked: Mutex::new(vec![]),
+        };
+        let failure = w.run_prompted(req.clone(), &script, false).await.unwrap_err();
+        assert!(matches!(failure.error, Error::Declined), "{}", failure.error);
+        assert_eq!(script.asked.lock().unwrap()[2], "Write these changes?");
+        assert_eq!(w.production().len(), 7, "production untouched");
+        assert!(w.ec2.group_ids().is_empty(), "access revoked");
+        assert_eq!(
+            w.rds.ids(),
+            vec!["prod-db".to_string()],
+            "restored instance deleted (--on-failure teardown)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_table_is_recreated_from_the_restored_definition_only_with_consent() {
+        let w = World::new();
+        w.db.production.lock().unwrap().clear();
+        *w.db.production_dropped.lock().unwrap() = true;
+        // At a prompt: the plan, then the definition; no to the second creates nothing in
+        // production, and the restored instance goes.
+        let script = Script {
+            answers: Mutex::new(vec![true, false]),
+            asked: Mutex::new(vec![]),
+        };
+        let failure = w.run_prompted(w.request(), &script, false).await.unwrap_err();
+        assert!(matches!(failure.error, Error::Declined), "{}", failure.error);
+        assert_eq!(
+            script.asked.lock().unwrap()[1],
+            "Create `shop.billing` in production with this definition?"
+        );
+        assert!(*w.db.production_dropped.lock().unwrap(), "not created");
+        assert_eq!(w.rds.ids(), vec!["prod-db".to_string()]);
+
+        let mut req = w.request();
+        req.recreate_table = true;
+        let state = w.run_with(req, None, true).await.expect("recreated and filled");
+        assert!(!*w.db.production_dropped.lock().unwrap());
+        assert_eq!(w.production(), *w.db.restored.lock().unwrap());
+        assert_eq!(
+            state.resources.created_table.as_ref().map(|t| t.to_string()).as_deref(),
+            Some("shop.billing")
+        );
+        assert!(state.verification.unwrap().passed);
     }
 
     #[tokio::test]

@@ -14,7 +14,10 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Params, SslOpts, TxOpts};
 
 use crate::error::{Error, Result, Side};
-use crate::ports::{ChunkOutcome, Column, Connector, Endpoint, Row, Session, TableRef, TableSchema, Value};
+use crate::ports::{
+    ChunkOutcome, Column, Connector, Endpoint, KeyRange, Merge, RangeChecksum, Row, Session, TableRef, TableSchema,
+    Value,
+};
 use crate::rowcodec::encode_values;
 
 /// MySQL's limit on placeholders in one prepared statement.
@@ -282,7 +285,6 @@ fn key_columns(schema: &TableSchema) -> Vec<String> {
 #[derive(Clone, Copy)]
 enum Bound {
     After,
-    AtLeast,
     AtMost,
 }
 
@@ -292,7 +294,6 @@ enum Bound {
 fn key_predicate(cols: &[String], bound: Bound) -> (String, Vec<usize>) {
     let (strict, inclusive) = match bound {
         Bound::After => (">", None),
-        Bound::AtLeast => (">", Some(">=")),
         Bound::AtMost => ("<", Some("<=")),
     };
     let mut terms = Vec::new();
@@ -316,19 +317,69 @@ fn bind(values: &[Value], positions: &[usize]) -> Vec<Value> {
     positions.iter().map(|&i| values[i].clone()).collect()
 }
 
-fn range_query(table: &TableRef, schema: &TableSchema, first: &[Value], last: &[Value]) -> (String, Vec<Value>) {
+/// ` WHERE ...` for a key range and an optional (checked) `--where` predicate, with its
+/// parameters; empty when nothing restricts the rows.
+fn range_where(schema: &TableSchema, range: KeyRange<'_>, filter: Option<&str>) -> (String, Vec<Value>) {
     let cols = key_columns(schema);
-    let (lo, lo_binds) = key_predicate(&cols, Bound::AtLeast);
-    let (hi, hi_binds) = key_predicate(&cols, Bound::AtMost);
+    let mut conditions = Vec::new();
+    let mut params = Vec::new();
+    for (bound, key) in [(Bound::After, range.after), (Bound::AtMost, range.upto)] {
+        if let Some(key) = key {
+            let (pred, binds) = key_predicate(&cols, bound);
+            conditions.push(pred);
+            params.extend(bind(key, &binds));
+        }
+    }
+    if let Some(f) = filter {
+        // Checked by plan::check_predicate: one predicate, balanced, no comment.
+        conditions.push(format!("({f})"));
+    }
+    if conditions.is_empty() {
+        (String::new(), params)
+    } else {
+        (format!(" WHERE {}", conditions.join(" AND ")), params)
+    }
+}
+
+fn range_query(
+    table: &TableRef,
+    schema: &TableSchema,
+    range: KeyRange<'_>,
+    filter: Option<&str>,
+) -> (String, Vec<Value>) {
+    let (filter, params) = range_where(schema, range, filter);
     let sql = format!(
-        "SELECT {} FROM {} WHERE {lo} AND {hi} ORDER BY {}",
+        "SELECT {} FROM {}{filter} ORDER BY {}",
         column_list(schema),
         qualified(table),
-        cols.join(", ")
+        key_columns(schema).join(", ")
     );
-    let mut params = bind(first, &lo_binds);
-    params.extend(bind(last, &hi_binds));
     (sql, params)
+}
+
+/// One row's canonical form in SQL, the same on any server for the same values: each column as
+/// its length and bytes (so no separator can be ambiguous), NULL as `-`. `CAST(.. AS BINARY)`
+/// gives the bytes of strings in their own character set and the text of numbers and times
+/// (in the session's UTC).
+fn canonical_row_sql(schema: &TableSchema) -> String {
+    let parts: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| {
+            let b = format!("CAST({} AS BINARY)", quote_ident(&c.name));
+            format!("COALESCE(CONCAT(LENGTH({b}), ':', {b}), '-')")
+        })
+        .collect();
+    format!("CONCAT({})", parts.join(", "))
+}
+
+/// A key as `a = ? AND b = ?` with its values.
+fn key_equals(schema: &TableSchema) -> String {
+    key_columns(schema)
+        .iter()
+        .map(|c| format!("{c} = ?"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 fn rows_of(rows: Vec<mysql_async::Row>) -> Vec<Row> {
@@ -388,6 +439,44 @@ impl Session for MysqlSession {
         Ok(got.flatten() == Some(1))
     }
 
+    async fn missing_privileges(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        merge: Merge,
+    ) -> Result<Vec<&'static str>> {
+        let Some(column) = schema.columns.first().map(|c| quote_ident(&c.name)) else {
+            return Ok(vec![]);
+        };
+        let mut probes = Vec::new();
+        if merge != Merge::MissingRows {
+            probes.push((
+                "UPDATE",
+                format!("UPDATE {} SET {column} = {column} WHERE 1 = 0", qualified(table)),
+            ));
+        }
+        if merge == Merge::ReplaceAll {
+            probes.push(("DELETE", format!("DELETE FROM {} WHERE 1 = 0", qualified(table))));
+        }
+        let side = self.side;
+        let mut missing = Vec::new();
+        let mut tx = self
+            .conn
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(|e| db_error(side, e))?;
+        for (privilege, sql) in probes {
+            match tx.query_drop(sql).await {
+                Ok(()) => {}
+                // 1142: command denied on the table; 1143: on a column.
+                Err(mysql_async::Error::Server(e)) if e.code == 1142 || e.code == 1143 => missing.push(privilege),
+                Err(e) => return Err(db_error(side, e)),
+            }
+        }
+        tx.rollback().await.map_err(|e| db_error(side, e))?;
+        Ok(missing)
+    }
+
     async fn insert_triggers(&mut self, table: &TableRef) -> Result<Vec<String>> {
         let rows: Vec<(String, String)> = self
             .conn
@@ -424,6 +513,32 @@ impl Session for MysqlSession {
             )
             .await
             .map_err(|e| self.db_err(e))
+    }
+
+    async fn show_create_table(&mut self, table: &TableRef) -> Result<Option<String>> {
+        match self
+            .conn
+            .query_first::<(String, String), _>(format!("SHOW CREATE TABLE {}", qualified(table)))
+            .await
+        {
+            Ok(found) => Ok(found.map(|(_, ddl)| ddl)),
+            // 1146: no such table.
+            Err(mysql_async::Error::Server(e)) if e.code == 1146 => Ok(None),
+            Err(e) => Err(self.db_err(e)),
+        }
+    }
+
+    async fn create_table_from(&mut self, table: &TableRef, definition: &str) -> Result<()> {
+        // The server writes `CREATE TABLE `name` (`; the name is qualified so the table lands in
+        // the right database whatever the session's default.
+        let prefix = format!("CREATE TABLE {} ", quote_ident(&table.table));
+        let Some(rest) = definition.strip_prefix(&prefix) else {
+            return Err(Error::SchemaMismatch(format!(
+                "the restored definition of {table} does not start with `{prefix}`; create the table by hand"
+            )));
+        };
+        let sql = format!("CREATE TABLE {} {rest}", qualified(table));
+        self.conn.query_drop(sql).await.map_err(|e| self.db_err(e))
     }
 
     async fn create_table_like(&mut self, table: &TableRef, like: &TableRef) -> Result<()> {
@@ -465,29 +580,9 @@ impl Session for MysqlSession {
         filter: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Row>> {
-        let cols = key_columns(schema);
-        let mut conditions = Vec::new();
-        let mut params = Vec::new();
-        if let Some(after) = after {
-            let (pred, binds) = key_predicate(&cols, Bound::After);
-            conditions.push(pred);
-            params = bind(after, &binds);
-        }
-        if let Some(f) = filter {
-            // Checked by plan::check_predicate: one predicate, balanced, no comment.
-            conditions.push(format!("({f})"));
-        }
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {} FROM {}{filter} ORDER BY {} LIMIT {limit}",
-            column_list(schema),
-            qualified(table),
-            cols.join(", ")
-        );
+        let range = KeyRange { after, upto: None };
+        let (sql, params) = range_query(table, schema, range, filter);
+        let sql = format!("{sql} LIMIT {limit}");
         let rows: Vec<mysql_async::Row> = self
             .conn
             .exec(sql, Params::Positional(params))
@@ -496,47 +591,105 @@ impl Session for MysqlSession {
         Ok(rows_of(rows))
     }
 
-    async fn insert_missing(
+    async fn merge_chunk(
         &mut self,
         table: &TableRef,
         schema: &TableSchema,
         rows: &[Row],
+        range: KeyRange<'_>,
+        merge: Merge,
         dry: bool,
     ) -> Result<ChunkOutcome> {
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-            return Ok(ChunkOutcome::default());
-        };
-        let first: Vec<Value> = schema.key_of(first).into_iter().cloned().collect();
-        let last: Vec<Value> = schema.key_of(last).into_iter().cloned().collect();
         let side = self.side;
         let err = |e: mysql_async::Error| db_error(side, e);
         let mut tx = self.conn.start_transaction(TxOpts::default()).await.map_err(err)?;
         // Locks the chunk's key range (rows and gaps), so no concurrent writer can slip a row
-        // in between this look-up and the insert below.
-        let (sql, params) = range_query(table, schema, &first, &last);
-        let lock = if dry { "" } else { " FOR UPDATE" };
-        let present: Vec<mysql_async::Row> = tx
-            .exec(format!("{sql}{lock}"), Params::Positional(params))
-            .await
-            .map_err(err)?;
-        let present: HashMap<Vec<u8>, Row> = rows_of(present)
-            .into_iter()
-            .map(|row| (encode_values(schema.key_of(&row)), row))
+        // in between this look-up and the writes below. Without a key there is nothing to
+        // match: the table is a new side table, and every row goes in.
+        let present = if schema.key.is_empty() {
+            Vec::new()
+        } else {
+            let (sql, params) = range_query(table, schema, range, None);
+            let lock = if dry { "" } else { " FOR UPDATE" };
+            let present: Vec<mysql_async::Row> = tx
+                .exec(format!("{sql}{lock}"), Params::Positional(params))
+                .await
+                .map_err(err)?;
+            rows_of(present)
+        };
+        let index: HashMap<Vec<u8>, usize> = present
+            .iter()
+            .enumerate()
+            .map(|(j, row)| (encode_values(schema.key_of(row)), j))
             .collect();
+        let mut matched = vec![false; present.len()];
         let mut outcome = ChunkOutcome::default();
         for (i, row) in rows.iter().enumerate() {
-            match present.get(&encode_values(schema.key_of(row))) {
-                Some(existing) => {
+            match index.get(&encode_values(schema.key_of(row))) {
+                Some(&j) => {
+                    matched[j] = true;
                     outcome.already_present += 1;
-                    if existing != row {
-                        outcome.present_differing += 1;
+                    if present[j] != *row {
+                        outcome.differing.push(i);
                     }
                 }
                 None => outcome.missing.push(i),
             }
         }
+        if merge == Merge::ReplaceAll {
+            // The rows of the range no restored row matched: the ones the restored table lacks.
+            outcome.extra = present
+                .iter()
+                .zip(&matched)
+                .filter(|(_, &m)| !m)
+                .map(|(row, _)| schema.key_of(row).into_iter().cloned().collect())
+                .collect();
+        }
         if dry {
             return Ok(outcome);
+        }
+        let check = |what: &str, affected: u64, expected: u64| -> Result<()> {
+            if affected == expected {
+                return Ok(());
+            }
+            Err(Error::Db {
+                side,
+                detail: format!(
+                    "{what} {affected} rows of {table} where {expected} were expected (a concurrent change?); the chunk was rolled back"
+                ),
+            })
+        };
+        if !outcome.extra.is_empty() {
+            let sql = format!("DELETE FROM {} WHERE {}", qualified(table), key_equals(schema));
+            for key in &outcome.extra {
+                tx.exec_drop(sql.as_str(), Params::Positional(key.clone()))
+                    .await
+                    .map_err(err)?;
+                check("deleted", tx.affected_rows(), 1)?;
+                outcome.deleted += 1;
+            }
+        }
+        if merge != Merge::MissingRows && !outcome.differing.is_empty() {
+            let values: Vec<usize> = (0..schema.columns.len()).filter(|i| !schema.key.contains(i)).collect();
+            let set: Vec<String> = values
+                .iter()
+                .map(|&i| format!("{} = ?", quote_ident(&schema.columns[i].name)))
+                .collect();
+            let sql = format!(
+                "UPDATE {} SET {} WHERE {}",
+                qualified(table),
+                set.join(", "),
+                key_equals(schema)
+            );
+            for &i in &outcome.differing {
+                let mut params = bind(&rows[i], &values);
+                params.extend(schema.key_of(&rows[i]).into_iter().cloned());
+                tx.exec_drop(sql.as_str(), Params::Positional(params))
+                    .await
+                    .map_err(err)?;
+                check("updated", tx.affected_rows(), 1)?;
+                outcome.updated += 1;
+            }
         }
         let missing: Vec<&Row> = outcome.missing.iter().map(|&i| &rows[i]).collect();
         let per_statement = (MAX_PLACEHOLDERS / schema.columns.len().max(1)).max(1);
@@ -550,19 +703,13 @@ impl Session for MysqlSession {
             );
             let params: Vec<Value> = batch.iter().flat_map(|r| r.iter().cloned()).collect();
             tx.exec_drop(sql, Params::Positional(params)).await.map_err(err)?;
-            if tx.affected_rows() != batch.len() as u64 {
-                return Err(Error::Db {
-                    side,
-                    detail: format!(
-                        "inserted {} rows where {} were expected; rolled back",
-                        tx.affected_rows(),
-                        batch.len()
-                    ),
-                });
-            }
+            check("inserted", tx.affected_rows(), batch.len() as u64)?;
             outcome.inserted += batch.len() as u64;
         }
-        tracing::debug!(table = %table, rows = rows.len(), inserted = outcome.inserted, "chunk merged");
+        tracing::debug!(
+            table = %table, rows = rows.len(), inserted = outcome.inserted,
+            updated = outcome.updated, deleted = outcome.deleted, "chunk merged"
+        );
         crate::crash_point!("copy-chunk-before-commit");
         tx.commit().await.map_err(err)?;
         Ok(outcome)
@@ -572,16 +719,107 @@ impl Session for MysqlSession {
         &mut self,
         table: &TableRef,
         schema: &TableSchema,
-        first: &[Value],
-        last: &[Value],
+        range: KeyRange<'_>,
+        filter: Option<&str>,
     ) -> Result<Vec<Row>> {
-        let (sql, params) = range_query(table, schema, first, last);
+        let (sql, params) = range_query(table, schema, range, filter);
         let rows: Vec<mysql_async::Row> = self
             .conn
             .exec(sql, Params::Positional(params))
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(rows_of(rows))
+    }
+
+    async fn scan(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        filter: Option<&str>,
+        batch: usize,
+        out: tokio::sync::mpsc::Sender<Vec<Row>>,
+    ) -> Result<()> {
+        let (filter, params) = range_where(schema, KeyRange::default(), filter);
+        let sql = format!("SELECT {} FROM {}{filter}", column_list(schema), qualified(table));
+        let side = self.side;
+        let mut result = self
+            .conn
+            .exec_iter(sql, Params::Positional(params))
+            .await
+            .map_err(|e| db_error(side, e))?;
+        let mut rows = Vec::with_capacity(batch);
+        while let Some(row) = result.next().await.map_err(|e| db_error(side, e))? {
+            rows.push(row.unwrap());
+            if rows.len() == batch && out.send(std::mem::take(&mut rows)).await.is_err() {
+                // The writer stopped (an error, or Ctrl-C): drain what the server still sends.
+                result.drop_result().await.map_err(|e| db_error(side, e))?;
+                return Ok(());
+            }
+        }
+        if !rows.is_empty() {
+            let _ = out.send(rows).await;
+        }
+        Ok(())
+    }
+
+    async fn range_checksum(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        range: KeyRange<'_>,
+        filter: Option<&str>,
+    ) -> Result<RangeChecksum> {
+        let (filter, params) = range_where(schema, range, filter);
+        // Two 60-bit slices of each row's SHA-256, summed exactly (DECIMAL) over the range:
+        // a sum does not depend on row order and, unlike XOR, two equal rows (possible in a
+        // table without a key) do not cancel out. The count is compared as well.
+        let sql = format!(
+            "SELECT COUNT(*), \
+             CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 1, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR), \
+             CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 16, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) \
+             FROM (SELECT SHA2({}, 256) AS h FROM {}{filter}) AS canonical",
+            canonical_row_sql(schema),
+            qualified(table)
+        );
+        let got: Option<(u64, String, String)> = self
+            .conn
+            .exec_first(sql, Params::Positional(params))
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let (rows, a, b) = got.unwrap_or_default();
+        Ok(RangeChecksum {
+            rows,
+            hash: format!("{a}/{b}"),
+        })
+    }
+
+    async fn chunk_end(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        after: Option<&[Value]>,
+        filter: Option<&str>,
+        size: usize,
+    ) -> Result<Option<(Row, bool)>> {
+        let cols = key_columns(schema);
+        let (filter, params) = range_where(schema, KeyRange { after, upto: None }, filter);
+        let base = format!("SELECT {} FROM {}{filter} ORDER BY ", cols.join(", "), qualified(table));
+        let asc = format!("{base}{} LIMIT 1 OFFSET {}", cols.join(", "), size.max(1) - 1);
+        let found: Option<mysql_async::Row> = self
+            .conn
+            .exec_first(asc, Params::Positional(params.clone()))
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if let Some(row) = found {
+            return Ok(Some((row.unwrap(), true)));
+        }
+        let desc: Vec<String> = cols.iter().map(|c| format!("{c} DESC")).collect();
+        let last: Option<mysql_async::Row> = self
+            .conn
+            .exec_first(format!("{base}{} LIMIT 1", desc.join(", ")), Params::Positional(params))
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(last.map(|row| (row.unwrap(), false)))
     }
 }
 
@@ -603,7 +841,7 @@ mod tests {
         assert_eq!(binds, vec![0, 0, 1]);
         let (sql, _) = key_predicate(&cols, Bound::AtMost);
         assert_eq!(sql, "(`a` < ? OR (`a` = ? AND `b` <= ?))");
-        let (sql, binds) = key_predicate(&cols[..1], Bound::AtLeast);
-        assert_eq!((sql.as_str(), binds), ("(`a` >= ?)", vec![0]));
+        let (sql, binds) = key_predicate(&cols[..1], Bound::AtMost);
+        assert_eq!((sql.as_str(), binds), ("(`a` <= ?)", vec![0]));
     }
 }

@@ -27,9 +27,26 @@ const RDS_ID_MAX: usize = 63;
 pub enum Mode {
     /// Insert only the restored rows whose primary key is absent in production.
     MissingRows,
+    /// Also overwrite the rows present on both sides whose values differ (the counts of each are
+    /// shown before anything is written).
+    Overwrite,
     /// Load the restored rows into a new table `<table>__restored_<time>` in production, kept,
     /// and touch nothing else: the safest mode, for a merge done by hand.
     SideTable,
+    /// Make the production table equal to the restored one: also deletes the rows written since.
+    /// Needs the table's name typed at the prompt, or `--yes --confirm-table <name>`.
+    ReplaceAll,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::MissingRows => "missing-rows",
+            Mode::Overwrite => "overwrite",
+            Mode::SideTable => "side-table",
+            Mode::ReplaceAll => "replace-all",
+        }
+    }
 }
 
 /// What to do with the restored instance when a step fails (network access is revoked anyway).
@@ -67,6 +84,11 @@ pub struct Request {
     pub dump_file: Option<std::path::PathBuf>,
     /// `--dump-only`: write the SQL, never production.
     pub dump_only: bool,
+    /// `--confirm-table`: the table name typed ahead, which replace-all needs with `--yes`.
+    pub confirm_table: Option<String>,
+    /// `--recreate-table`: if the table is gone from production (DROP TABLE), create it from
+    /// the restored copy's `SHOW CREATE TABLE` without asking.
+    pub recreate_table: bool,
 }
 
 /// What `drill` adds to a request.
@@ -118,6 +140,10 @@ pub struct Plan {
     pub dump_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub dump_only: bool,
+    #[serde(default)]
+    pub confirm_table: Option<String>,
+    #[serde(default)]
+    pub recreate_table: bool,
 }
 
 impl Plan {
@@ -158,6 +184,33 @@ impl Plan {
             ));
         }
         let where_predicate = req.where_predicate.as_deref().map(check_predicate).transpose()?;
+        if req.mode == Mode::ReplaceAll && where_predicate.is_some() {
+            return Err(Error::InvalidInput(
+                "--mode replace-all makes the whole table equal to the restored one, so it cannot take --where: \
+                 use --mode overwrite with --where to bring back some rows"
+                    .into(),
+            ));
+        }
+        if let Some(c) = req.confirm_table.as_deref() {
+            if req.mode != Mode::ReplaceAll {
+                return Err(Error::InvalidInput(format!(
+                    "--confirm-table is only for --mode replace-all (the mode is {})",
+                    req.mode.name()
+                )));
+            }
+            if c != req.table {
+                return Err(Error::InvalidInput(format!(
+                    "--confirm-table `{c}` is not the table being replaced (`{}`): type its exact name",
+                    req.table
+                )));
+            }
+        }
+        if req.drill.is_some() && req.mode != Mode::MissingRows && req.mode != Mode::SideTable {
+            return Err(Error::InvalidInput(format!(
+                "a drill loads into a side table of its own, so --mode {} does not apply: leave --mode out",
+                req.mode.name()
+            )));
+        }
         if let Some(path) = &req.dump_file {
             let flag = if req.dump_only { "--dump-only" } else { "--dump-file" };
             if path.exists() {
@@ -205,6 +258,8 @@ impl Plan {
             where_predicate,
             dump_file: req.dump_file.clone(),
             dump_only: req.dump_only,
+            confirm_table: req.confirm_table.clone(),
+            recreate_table: req.recreate_table,
             drill: req.drill.as_ref().map(|d| Drill {
                 target: TableRef {
                     database: d.database.clone().unwrap_or_else(|| req.database.clone()),
@@ -230,6 +285,17 @@ impl Plan {
             }
             plan
         })
+    }
+
+    /// How rows are merged into the table written: a side table (drill, side-table mode) is
+    /// new, so it only ever receives inserts.
+    pub fn merge(&self) -> crate::ports::Merge {
+        use crate::ports::Merge;
+        match (self.drill.is_some(), self.mode) {
+            (true, _) | (_, Mode::MissingRows) | (_, Mode::SideTable) => Merge::MissingRows,
+            (false, Mode::Overwrite) => Merge::Overwrite,
+            (false, Mode::ReplaceAll) => Merge::ReplaceAll,
+        }
     }
 
     /// True for a rehearsal (`drill`), false for a real restore (whatever its mode).

@@ -154,15 +154,50 @@ impl std::fmt::Display for TableRef {
     }
 }
 
+/// How restored rows are merged into the table written, chunk by chunk (`--mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// Insert the restored rows whose key is absent; rows already there stay as they are.
+    MissingRows,
+    /// Also set the rows present on both sides with other values to the restored values.
+    Overwrite,
+    /// Also delete the rows the restored table lacks: the table ends equal to the restored one.
+    ReplaceAll,
+}
+
+/// A range of primary keys: after `after` (exclusive; `None` from the first key) up to `upto`
+/// (inclusive; `None` to the last). Successive chunks' ranges tile the key space, which is what
+/// lets replace-all find every row the restored table lacks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyRange<'a> {
+    pub after: Option<&'a [Value]>,
+    pub upto: Option<&'a [Value]>,
+}
+
 /// What one chunk's merge into production found and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChunkOutcome {
     /// The positions, in the chunk, of the rows production lacked (inserted, unless dry).
     pub missing: Vec<usize>,
+    /// The positions of the rows present in production with other values (overwritten in
+    /// overwrite and replace-all modes, unless dry; kept as they are in missing-rows mode).
+    pub differing: Vec<usize>,
+    /// The keys of the production rows in the range that the restored table lacks (found in
+    /// replace-all mode only, and deleted unless dry).
+    pub extra: Vec<Row>,
     pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
     pub already_present: u64,
-    /// Of the rows already present, how many differ from the restored version (kept as they are).
-    pub present_differing: u64,
+}
+
+/// A checksum of the rows in a key range, computed by the server over a canonical form of each
+/// row (the pt-table-checksum idea): equal on both sides means the same rows, without moving
+/// them over the network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RangeChecksum {
+    pub rows: u64,
+    pub hash: String,
 }
 
 /// A connection to one server, restored or production.
@@ -185,12 +220,25 @@ pub trait Session: Send {
         filter: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Row>>;
+    /// The privileges `merge` needs on `table` beyond reading and inserting (UPDATE, DELETE)
+    /// that this session's user lacks, found by statements that match no row, rolled back.
+    async fn missing_privileges(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        merge: Merge,
+    ) -> Result<Vec<&'static str>>;
     /// The triggers that fire on inserts into `table`, as `BEFORE INSERT name`.
     async fn insert_triggers(&mut self, table: &TableRef) -> Result<Vec<String>>;
     /// The databases a user could mean (system schemas left out), for the wizard.
     async fn list_databases(&mut self) -> Result<Vec<String>>;
     /// The base tables of a database with the server's row estimates, for the wizard.
     async fn list_tables(&mut self, database: &str) -> Result<Vec<(String, Option<u64>)>>;
+    /// `SHOW CREATE TABLE`: the table's definition, `None` when it does not exist.
+    async fn show_create_table(&mut self, table: &TableRef) -> Result<Option<String>>;
+    /// Runs a `CREATE TABLE` statement that `show_create_table` gave for `table` (another
+    /// server's), qualified with `table`'s database.
+    async fn create_table_from(&mut self, table: &TableRef, definition: &str) -> Result<()>;
     /// Creates `table` with the definition of `like` (a drill's side table).
     async fn create_table_like(&mut self, table: &TableRef, like: &TableRef) -> Result<()>;
     /// Drops `table` (only ever a drill's side table).
@@ -198,24 +246,58 @@ pub trait Session: Send {
     /// How many rows match a `--where` predicate; the server's error when it is not valid SQL
     /// for this table.
     async fn count_where(&mut self, table: &TableRef, predicate: &str) -> Result<u64>;
-    /// In one transaction: locks the key range the rows span, inserts the rows whose key is
-    /// absent, commits. Rows already present are left untouched.
-    /// With `dry`, only finds the missing rows (no lock, no write), for `--dump-only`.
-    async fn insert_missing(
+    /// In one transaction: locks `range` in production (rows and gaps, `FOR UPDATE`), compares
+    /// it with `rows` (the restored rows of that range, in key order), applies `merge` and
+    /// commits: deletes (replace-all), then updates (overwrite, replace-all), then inserts.
+    /// A table without a key (only ever a new side table) takes every row as missing.
+    /// With `dry`, only finds what it would do (no lock, no write), for counts and `--dump-only`.
+    async fn merge_chunk(
         &mut self,
         table: &TableRef,
         schema: &TableSchema,
         rows: &[Row],
+        range: KeyRange<'_>,
+        merge: Merge,
         dry: bool,
     ) -> Result<ChunkOutcome>;
-    /// The rows with keys in `[first, last]`, in key order (no locks).
+    /// The rows in `range` (matching `filter` if given), in key order (no locks).
     async fn rows_in_range(
         &mut self,
         table: &TableRef,
         schema: &TableSchema,
-        first: &[Value],
-        last: &[Value],
+        range: KeyRange<'_>,
+        filter: Option<&str>,
     ) -> Result<Vec<Row>>;
+    /// Streams every row matching `filter` (in no particular order) to `out` in batches of
+    /// `batch`, with memory bounded by the channel: the copy of a table without a primary key,
+    /// which keyset chunks cannot walk. Stops early, without error, if `out` is closed.
+    async fn scan(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        filter: Option<&str>,
+        batch: usize,
+        out: tokio::sync::mpsc::Sender<Vec<Row>>,
+    ) -> Result<()>;
+    /// The server-side checksum of the rows in `range` that match `filter`.
+    async fn range_checksum(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        range: KeyRange<'_>,
+        filter: Option<&str>,
+    ) -> Result<RangeChecksum>;
+    /// The key of the `size`-th row after `after` (matching `filter`), with `true`; or, when
+    /// fewer rows are left, the key of the last one with `false`; `None` when none is left.
+    /// The verification's chunk boundaries, found without reading the rows.
+    async fn chunk_end(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        after: Option<&[Value]>,
+        filter: Option<&str>,
+        size: usize,
+    ) -> Result<Option<(Row, bool)>>;
 }
 
 /// Opens sessions. `rds_endpoint` is the address RDS reports; the connector may dial elsewhere

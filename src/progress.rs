@@ -21,6 +21,9 @@ pub trait Progress: Send + Sync {
 pub trait Prompter: Send + Sync {
     /// Asks a yes/no question; `Err(Error::ConsentRequired)` when nobody can answer.
     fn confirm(&self, question: &str) -> Result<bool>;
+    /// Asks the operator to type `expected` (a table's name) to go on: true only for that exact
+    /// text. For the steps no yes/no is enough for.
+    fn type_to_confirm(&self, question: &str, expected: &str) -> Result<bool>;
 }
 
 /// Progress that goes nowhere (JSON output, `--quiet`, tests).

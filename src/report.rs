@@ -34,6 +34,12 @@ pub struct Report {
     pub rows_inserted: u64,
     pub rows_already_present: u64,
     pub rows_present_differing_kept: u64,
+    /// `--mode`: missing-rows, overwrite, side-table or replace-all.
+    pub mode: &'static str,
+    /// Rows set back to their restored values (overwrite, replace-all).
+    pub rows_updated: u64,
+    /// Rows deleted because the restored table lacks them (replace-all).
+    pub rows_deleted: u64,
     pub verification: Option<Verification>,
     pub steps: Vec<StepTime>,
     pub total_seconds: f64,
@@ -59,7 +65,13 @@ impl Report {
             rows_read: state.copy.rows_read,
             rows_inserted: state.copy.inserted,
             rows_already_present: state.copy.already_present,
-            rows_present_differing_kept: state.copy.present_differing,
+            rows_present_differing_kept: match state.plan.merge() {
+                crate::ports::Merge::MissingRows => state.copy.present_differing,
+                _ => 0,
+            },
+            mode: state.plan.mode.name(),
+            rows_updated: state.copy.updated,
+            rows_deleted: state.copy.deleted,
             verification: state.verification.clone(),
             steps: state
                 .steps
@@ -93,10 +105,15 @@ impl Report {
         ));
         out.push_str(&format!("  rows read from the restored copy  {}\n", self.rows_read));
         out.push_str(&format!("  rows inserted into production     {}\n", self.rows_inserted));
-        out.push_str(&format!(
-            "  rows already present (kept)       {} ({} of them differ from the restored copy)\n",
-            self.rows_already_present, self.rows_present_differing_kept
-        ));
+        if self.mode == "overwrite" || self.mode == "replace-all" {
+            out.push_str(&format!("  rows overwritten in production    {}\n", self.rows_updated));
+            out.push_str(&format!("  rows deleted from production      {}\n", self.rows_deleted));
+        } else {
+            out.push_str(&format!(
+                "  rows already present (kept)       {} ({} of them differ from the restored copy)\n",
+                self.rows_already_present, self.rows_present_differing_kept
+            ));
+        }
         if let Some(v) = &self.verification {
             out.push_str(&format!(
                 "  verification                      {}: {}\n",
@@ -191,12 +208,15 @@ pub fn timeline(state: &RunState) -> String {
             .unwrap_or_default()
     ));
     out.push_str(&format!(
-        "- rows: {} read from the restored copy, {} inserted into {}, {} already present ({} differ, kept)\n",
+        "- rows ({}): {} read from the restored copy, {} inserted into {}, {} already present ({} differ), {} overwritten, {} deleted\n",
+        state.plan.mode.name(),
         state.copy.rows_read,
         state.copy.inserted,
         state.plan.target_table(),
         state.copy.already_present,
-        state.copy.present_differing
+        state.copy.present_differing,
+        state.copy.updated,
+        state.copy.deleted
     ));
     if let Some(v) = &state.verification {
         out.push_str(&format!(

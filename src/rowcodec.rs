@@ -5,7 +5,6 @@
 //! the rows are equal bit for bit, not merely equal after some server-side conversion.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::ports::Value;
 
@@ -58,28 +57,6 @@ pub fn encode_values<'a>(values: impl IntoIterator<Item = &'a Value>) -> Vec<u8>
         encode_value(v, &mut out);
     }
     out
-}
-
-/// A running SHA-256 over canonical rows, in the order they are fed.
-#[derive(Default, Clone)]
-pub struct RowDigest {
-    hasher: Sha256,
-    rows: u64,
-}
-
-impl RowDigest {
-    pub fn add(&mut self, row: &[Value]) {
-        self.hasher.update(encode_values(row));
-        self.rows += 1;
-    }
-    /// Feeds a marker for "no row here", so a missing row changes the digest.
-    pub fn add_absent(&mut self) {
-        self.hasher.update([0xff, 0xfe]);
-        self.rows += 1;
-    }
-    pub fn finish(self) -> String {
-        hex::encode(self.hasher.finalize())
-    }
 }
 
 /// A key value as stored in the state file (the last key committed by the copy).

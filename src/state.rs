@@ -106,6 +106,10 @@ pub struct Resources {
     pub side_table: Option<crate::ports::TableRef>,
     #[serde(default)]
     pub side_table_dropped: bool,
+    /// A production table this run created from the restored definition (it was dropped),
+    /// recorded before it is created. Never dropped by the tool: it holds production data.
+    #[serde(default)]
+    pub created_table: Option<crate::ports::TableRef>,
 }
 
 impl Resources {
@@ -137,8 +141,26 @@ pub struct CopyProgress {
     pub rows_read: u64,
     pub inserted: u64,
     pub already_present: u64,
+    /// Rows present on both sides with other values: kept (missing-rows) or overwritten.
     pub present_differing: u64,
+    #[serde(default)]
+    pub updated: u64,
+    #[serde(default)]
+    pub deleted: u64,
     pub done: bool,
+    /// What overwrite and replace-all modes counted before writing, once the operator agreed.
+    #[serde(default)]
+    pub planned: Option<PlannedChanges>,
+}
+
+/// The changes a merge would make, counted on both servers before the first write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedChanges {
+    pub insert: u64,
+    pub update: u64,
+    pub delete: u64,
+    /// Rows the merge leaves as they are.
+    pub unchanged: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

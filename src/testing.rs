@@ -266,6 +266,10 @@ pub struct FakeDb {
     pub fail_insert_at: Option<i64>,
     /// Report inserts without storing them (a writer that loses rows).
     pub lose_inserts: bool,
+    /// Production's table was dropped (until `create_table_from` makes it again).
+    pub production_dropped: Arc<Mutex<bool>>,
+    /// What `missing_privileges` reports for overwrite and replace-all.
+    pub missing_privileges: Vec<&'static str>,
     /// Advisory locks held by open sessions.
     pub locks: Arc<Mutex<Vec<String>>>,
 }
@@ -288,6 +292,7 @@ impl Connector for FakeDb {
             db: self.clone(),
             table,
             held: Vec::new(),
+            side,
         }))
     }
 }
@@ -296,6 +301,7 @@ pub struct FakeSession {
     db: FakeDb,
     table: FakeTable,
     held: Vec<String>,
+    side: Side,
 }
 
 /// Like GET_LOCK, a lock ends with the session that took it.
@@ -317,7 +323,26 @@ impl Session for FakeSession {
         Ok(true)
     }
     async fn table_schema(&mut self, _t: &TableRef) -> Result<Option<TableSchema>> {
+        if self.side == Side::Production && *lock(&self.db.production_dropped) {
+            return Ok(None);
+        }
         Ok(self.db.schema.clone())
+    }
+    async fn show_create_table(&mut self, t: &TableRef) -> Result<Option<String>> {
+        Ok(self
+            .table_schema(t)
+            .await?
+            .map(|_| format!("CREATE TABLE `{}` (...)", t.table)))
+    }
+    async fn create_table_from(&mut self, _t: &TableRef, _definition: &str) -> Result<()> {
+        *lock(&self.db.production_dropped) = false;
+        Ok(())
+    }
+    async fn missing_privileges(&mut self, _t: &TableRef, _s: &TableSchema, merge: Merge) -> Result<Vec<&'static str>> {
+        Ok(match merge {
+            Merge::MissingRows => vec![],
+            _ => self.db.missing_privileges.clone(),
+        })
     }
     async fn insert_triggers(&mut self, _t: &TableRef) -> Result<Vec<String>> {
         Ok(vec![])
@@ -355,11 +380,13 @@ impl Session for FakeSession {
             .map(|(_, r)| r.clone())
             .collect())
     }
-    async fn insert_missing(
+    async fn merge_chunk(
         &mut self,
         _t: &TableRef,
         _s: &TableSchema,
         rows: &[Row],
+        range: KeyRange<'_>,
+        merge: Merge,
         dry: bool,
     ) -> Result<ChunkOutcome> {
         if self
@@ -379,20 +406,39 @@ impl Session for FakeSession {
                 Some(existing) => {
                     o.already_present += 1;
                     if existing != r {
-                        o.present_differing += 1;
+                        o.differing.push(i);
                     }
                 }
-                None => {
-                    o.missing.push(i);
-                    if dry {
-                        continue;
-                    }
-                    if !self.db.lose_inserts {
-                        t.insert(key_int(r), r.clone());
-                    }
-                    o.inserted += 1;
-                }
+                None => o.missing.push(i),
             }
+        }
+        if merge == Merge::ReplaceAll {
+            let wanted: std::collections::BTreeSet<i64> = rows.iter().map(|r| key_int(r)).collect();
+            o.extra = t
+                .range(bounds(range))
+                .filter(|(k, _)| !wanted.contains(k))
+                .map(|(&k, _)| vec![Value::Int(k)])
+                .collect();
+        }
+        if dry || self.db.lose_inserts {
+            if !dry {
+                o.inserted = o.missing.len() as u64;
+            }
+            return Ok(o);
+        }
+        for k in &o.extra {
+            t.remove(&key_int(k));
+            o.deleted += 1;
+        }
+        if merge != Merge::MissingRows {
+            for &i in &o.differing {
+                t.insert(key_int(&rows[i]), rows[i].clone());
+                o.updated += 1;
+            }
+        }
+        for &i in &o.missing {
+            t.insert(key_int(&rows[i]), rows[i].clone());
+            o.inserted += 1;
         }
         Ok(o)
     }
@@ -400,14 +446,68 @@ impl Session for FakeSession {
         &mut self,
         _t: &TableRef,
         _s: &TableSchema,
-        first: &[Value],
-        last: &[Value],
+        range: KeyRange<'_>,
+        _filter: Option<&str>,
     ) -> Result<Vec<Row>> {
-        Ok(lock(&self.table)
-            .range(key_int(first)..=key_int(last))
-            .map(|(_, r)| r.clone())
-            .collect())
+        Ok(lock(&self.table).range(bounds(range)).map(|(_, r)| r.clone()).collect())
     }
+    async fn scan(
+        &mut self,
+        _t: &TableRef,
+        _s: &TableSchema,
+        _filter: Option<&str>,
+        batch: usize,
+        out: tokio::sync::mpsc::Sender<Vec<Row>>,
+    ) -> Result<()> {
+        let rows: Vec<Row> = lock(&self.table).values().cloned().collect();
+        for chunk in rows.chunks(batch.max(1)) {
+            if out.send(chunk.to_vec()).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+    async fn range_checksum(
+        &mut self,
+        _t: &TableRef,
+        _s: &TableSchema,
+        range: KeyRange<'_>,
+        _filter: Option<&str>,
+    ) -> Result<RangeChecksum> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let t = lock(&self.table);
+        let rows: Vec<&Row> = t.range(bounds(range)).map(|(_, r)| r).collect();
+        for r in &rows {
+            h.update(crate::rowcodec::encode_values(r.iter()));
+        }
+        Ok(RangeChecksum {
+            rows: rows.len() as u64,
+            hash: hex::encode(h.finalize()),
+        })
+    }
+    async fn chunk_end(
+        &mut self,
+        _t: &TableRef,
+        _s: &TableSchema,
+        after: Option<&[Value]>,
+        _filter: Option<&str>,
+        size: usize,
+    ) -> Result<Option<(Row, bool)>> {
+        let range = KeyRange { after, upto: None };
+        let t = lock(&self.table);
+        let keys: Vec<i64> = t.range(bounds(range)).take(size).map(|(&k, _)| k).collect();
+        Ok(keys.last().map(|&k| (vec![Value::Int(k)], keys.len() == size)))
+    }
+}
+
+/// A key range as `BTreeMap` bounds over the fake's integer keys.
+fn bounds(range: KeyRange<'_>) -> (std::ops::Bound<i64>, std::ops::Bound<i64>) {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    (
+        range.after.map(|k| Excluded(key_int(k))).unwrap_or(Unbounded),
+        range.upto.map(|k| Included(key_int(k))).unwrap_or(Unbounded),
+    )
 }
 
 /// Answers the scripted answers in order, and records the questions.
@@ -425,12 +525,19 @@ impl Prompter for Script {
         }
         Ok(a.remove(0))
     }
+    /// A scripted `true` stands for the right name typed.
+    fn type_to_confirm(&self, q: &str, _expected: &str) -> Result<bool> {
+        self.confirm(q)
+    }
 }
 
 pub struct Answer(pub Option<bool>);
 
 impl Prompter for Answer {
     fn confirm(&self, _q: &str) -> Result<bool> {
+        self.0.ok_or(Error::ConsentRequired)
+    }
+    fn type_to_confirm(&self, _q: &str, _expected: &str) -> Result<bool> {
         self.0.ok_or(Error::ConsentRequired)
     }
 }
@@ -457,5 +564,7 @@ pub fn request() -> crate::plan::Request {
         drill: None,
         dump_file: None,
         dump_only: false,
+        confirm_table: None,
+        recreate_table: false,
     }
 }

@@ -211,12 +211,24 @@ impl Prompter for TtyPrompter {
             .interact()
             .map_err(|_| Error::ConsentRequired)
     }
+
+    fn type_to_confirm(&self, question: &str, expected: &str) -> Result<bool> {
+        let typed: String = dialoguer::Input::new()
+            .with_prompt(question)
+            .allow_empty(true)
+            .interact_text()
+            .map_err(|_| Error::ConsentRequired)?;
+        Ok(typed.trim() == expected)
+    }
 }
 
 pub struct NoPrompter;
 
 impl Prompter for NoPrompter {
     fn confirm(&self, _question: &str) -> Result<bool> {
+        Err(Error::ConsentRequired)
+    }
+    fn type_to_confirm(&self, _question: &str, _expected: &str) -> Result<bool> {
         Err(Error::ConsentRequired)
     }
 }

@@ -1,9 +1,12 @@
-//! Verification after the copy: every restored row is looked up in production by key and
-//! compared value for value; a SHA-256 over the canonical rows is computed on each side.
+//! Verification after the copy, chunk by chunk over the restored table's key ranges: each
+//! server computes a checksum of the canonical rows of the range (the pt-table-checksum idea),
+//! so identical ranges are confirmed without moving their rows. Only a range whose checksums
+//! differ is read from both sides and compared row by row, which names the keys that differ.
 //!
-//! In `missing-rows` mode production keeps its own version of rows that were already there, so
-//! rows may legitimately differ, but only as many as the copy found differing before it wrote
-//! anything. A restored row missing from production, or more differing rows than that, fails.
+//! What passes depends on the mode. In `missing-rows` production keeps its own version of rows
+//! that were already there, so rows may legitimately differ, but only as many as the copy found
+//! differing before it wrote anything. `overwrite` allows no differing row, and `replace-all`
+//! no production row the restored table lacks either. A restored row missing fails every mode.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,9 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::copy::CopyJob;
 use crate::error::{Error, Result};
-use crate::ports::{Row, Session};
+use crate::ports::{KeyRange, Merge, Row, Session};
 use crate::progress::Progress;
-use crate::rowcodec::{display_key, encode_values, RowDigest};
+use crate::rowcodec::{display_key, encode_values};
 use crate::state::CopyProgress;
 
 const SAMPLE: usize = 10;
@@ -26,12 +29,24 @@ pub struct Verification {
     pub identical: u64,
     pub differing: u64,
     pub missing: u64,
-    /// Rows the copy found already present and different, and left alone.
+    /// Production rows the restored table lacks, in the ranges compared (replace-all: the
+    /// whole table; otherwise rows written since, which are expected and not a failure).
+    #[serde(default)]
+    pub extra: u64,
+    /// Rows the copy found already present and different, and left alone (missing-rows).
     pub kept_differing_at_copy: u64,
+    /// Key ranges compared, and how many of them the servers' checksums confirmed whole.
+    #[serde(default)]
+    pub chunks: u64,
+    #[serde(default)]
+    pub chunks_matching: u64,
+    /// The checksums of each side: SHA-256 over the servers' per-range checksums.
     pub restored_checksum: String,
     pub production_checksum: String,
     pub sample_missing_keys: Vec<String>,
     pub sample_differing_keys: Vec<String>,
+    #[serde(default)]
+    pub sample_extra_keys: Vec<String>,
     pub passed: bool,
 }
 
@@ -41,15 +56,24 @@ impl Verification {
             "{} restored rows, {} in production, {} identical",
             self.restored_rows, self.present_in_production, self.identical
         );
-        if self.differing > 0 {
+        if self.differing > 0 && self.differing <= self.kept_differing_at_copy {
             s.push_str(&format!(
                 ", {} differ (production's own version kept; the copy found {} such rows before writing)",
                 self.differing, self.kept_differing_at_copy
             ));
+        } else if self.differing > 0 {
+            s.push_str(&format!(", {} DIFFER", self.differing));
         }
         if self.missing > 0 {
             s.push_str(&format!(", {} MISSING", self.missing));
         }
+        if self.extra > 0 {
+            s.push_str(&format!(", {} in production only", self.extra));
+        }
+        s.push_str(&format!(
+            "; {} of {} key ranges identical by server-side checksum",
+            self.chunks_matching, self.chunks
+        ));
         if self.restored_checksum == self.production_checksum {
             s.push_str(&format!("; checksums match (sha256 {})", &self.restored_checksum[..16]));
         } else {
@@ -77,6 +101,12 @@ impl Verification {
                 self.sample_differing_keys.join(", ")
             ));
         }
+        if !self.sample_extra_keys.is_empty() {
+            msg.push_str(&format!(
+                "; keys in production only include {}",
+                self.sample_extra_keys.join(", ")
+            ));
+        }
         Error::VerificationFailed(msg)
     }
 }
@@ -89,65 +119,163 @@ pub async fn verify(
     ui: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<Verification> {
+    use sha2::{Digest, Sha256};
     let mut v = Verification {
-        kept_differing_at_copy: copy.present_differing,
+        kept_differing_at_copy: if job.merge == Merge::MissingRows {
+            copy.present_differing
+        } else {
+            0
+        },
         ..Default::default()
     };
-    let (mut restored_digest, mut production_digest) = (RowDigest::default(), RowDigest::default());
+    if job.schema.key.is_empty() {
+        return verify_keyless(restored, production, job).await;
+    }
+    let (mut restored_digest, mut production_digest) = (Sha256::new(), Sha256::new());
     let mut after: Option<Row> = None;
     loop {
         if cancel.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
         }
-        let rows = restored
-            .read_chunk(job.source, job.schema, after.as_deref(), job.filter, job.chunk_size)
-            .await?;
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        let Some((end, full)) = restored
+            .chunk_end(job.source, job.schema, after.as_deref(), job.filter, job.chunk_size)
+            .await?
+        else {
             break;
         };
-        let first: Row = job.schema.key_of(first).into_iter().cloned().collect();
-        let last: Row = job.schema.key_of(last).into_iter().cloned().collect();
-        let in_production: HashMap<Vec<u8>, Row> = production
-            .rows_in_range(job.target, job.schema, &first, &last)
-            .await?
-            .into_iter()
-            .map(|row| (encode_values(job.schema.key_of(&row)), row))
-            .collect();
-        for row in &rows {
-            v.restored_rows += 1;
-            restored_digest.add(row);
-            let key = job.schema.key_of(row);
-            match in_production.get(&encode_values(key.iter().copied())) {
-                None => {
-                    v.missing += 1;
-                    production_digest.add_absent();
-                    if v.sample_missing_keys.len() < SAMPLE {
-                        v.sample_missing_keys.push(display_key(&key));
-                    }
+        let range = KeyRange {
+            after: after.as_deref(),
+            upto: Some(&end),
+        };
+        let r = restored
+            .range_checksum(job.source, job.schema, range, job.filter)
+            .await?;
+        let p = production
+            .range_checksum(job.target, job.schema, range, job.filter)
+            .await?;
+        for (digest, sum) in [(&mut restored_digest, &r), (&mut production_digest, &p)] {
+            digest.update(format!("{}:{};", sum.rows, sum.hash));
+        }
+        v.chunks += 1;
+        if r == p {
+            v.chunks_matching += 1;
+            v.restored_rows += r.rows;
+            v.present_in_production += r.rows;
+            v.identical += r.rows;
+        } else {
+            // Production is read without the filter: a restored row whose production version
+            // no longer matches `--where` is there, and differs.
+            let restored_rows = restored
+                .rows_in_range(job.source, job.schema, range, job.filter)
+                .await?;
+            let production_rows = production.rows_in_range(job.target, job.schema, range, None).await?;
+            compare(&mut v, job, &restored_rows, production_rows);
+        }
+        ui.copy_progress(v.restored_rows, 0);
+        after = Some(end);
+        if !full {
+            break;
+        }
+    }
+    if job.merge == Merge::ReplaceAll {
+        // Past the restored table's last key (all of it, for an empty restored table).
+        let tail = KeyRange {
+            after: after.as_deref(),
+            upto: None,
+        };
+        let p = production.range_checksum(job.target, job.schema, tail, None).await?;
+        production_digest.update(format!("{}:{};", p.rows, p.hash));
+        if p.rows > 0 {
+            v.extra += p.rows;
+            let sample = production
+                .read_chunk(job.target, job.schema, after.as_deref(), None, SAMPLE)
+                .await?;
+            for row in &sample {
+                if v.sample_extra_keys.len() < SAMPLE {
+                    v.sample_extra_keys.push(display_key(&job.schema.key_of(row)));
                 }
-                Some(p) => {
-                    v.present_in_production += 1;
-                    production_digest.add(p);
-                    if p == row {
-                        v.identical += 1;
-                    } else {
-                        v.differing += 1;
-                        if v.sample_differing_keys.len() < SAMPLE {
-                            v.sample_differing_keys.push(display_key(&key));
-                        }
+            }
+        }
+    }
+    v.restored_checksum = hex::encode(restored_digest.finalize());
+    v.production_checksum = hex::encode(production_digest.finalize());
+    v.passed =
+        v.missing == 0 && v.differing <= v.kept_differing_at_copy && (job.merge != Merge::ReplaceAll || v.extra == 0);
+    Ok(v)
+}
+
+/// Row-by-row comparison of one key range whose checksums differ.
+fn compare(v: &mut Verification, job: &CopyJob<'_>, restored: &[Row], production: Vec<Row>) {
+    let mut in_production: HashMap<Vec<u8>, Row> = production
+        .into_iter()
+        .map(|row| (encode_values(job.schema.key_of(&row)), row))
+        .collect();
+    for row in restored {
+        v.restored_rows += 1;
+        let key = job.schema.key_of(row);
+        match in_production.remove(&encode_values(key.iter().copied())) {
+            None => {
+                v.missing += 1;
+                if v.sample_missing_keys.len() < SAMPLE {
+                    v.sample_missing_keys.push(display_key(&key));
+                }
+            }
+            Some(p) => {
+                v.present_in_production += 1;
+                if p == *row {
+                    v.identical += 1;
+                } else {
+                    v.differing += 1;
+                    if v.sample_differing_keys.len() < SAMPLE {
+                        v.sample_differing_keys.push(display_key(&key));
                     }
                 }
             }
         }
-        ui.copy_progress(v.restored_rows, 0);
-        let done = rows.len() < job.chunk_size;
-        after = Some(last);
-        if done {
-            break;
+    }
+    // What is left was not restored: rows written since (or, in replace-all, rows to be gone).
+    // With `--where`, production rows outside the predicate are not the restore's business.
+    if job.filter.is_none() {
+        v.extra += in_production.len() as u64;
+        if job.merge == Merge::ReplaceAll {
+            let mut left: Vec<String> = in_production
+                .values()
+                .map(|row| display_key(&job.schema.key_of(row)))
+                .collect();
+            left.sort();
+            let room = SAMPLE.saturating_sub(v.sample_extra_keys.len());
+            v.sample_extra_keys.extend(left.into_iter().take(room));
         }
     }
-    v.restored_checksum = restored_digest.finish();
-    v.production_checksum = production_digest.finish();
-    v.passed = v.missing == 0 && v.differing <= v.kept_differing_at_copy;
-    Ok(v)
+}
+
+/// A table without a primary key (loaded into a new side table): rows cannot be paired, so the
+/// whole table's count and order-independent checksum are compared, each computed on its server.
+async fn verify_keyless(
+    restored: &mut dyn Session,
+    production: &mut dyn Session,
+    job: &CopyJob<'_>,
+) -> Result<Verification> {
+    let r = restored
+        .range_checksum(job.source, job.schema, KeyRange::default(), job.filter)
+        .await?;
+    let p = production
+        .range_checksum(job.target, job.schema, KeyRange::default(), None)
+        .await?;
+    let same = r == p;
+    Ok(Verification {
+        restored_rows: r.rows,
+        present_in_production: p.rows,
+        identical: if same { r.rows } else { 0 },
+        // Without a key a difference cannot be pinned to rows: the counts say how far apart.
+        missing: r.rows.saturating_sub(p.rows),
+        extra: p.rows.saturating_sub(r.rows),
+        differing: u64::from(!same && r.rows == p.rows),
+        chunks: 1,
+        chunks_matching: u64::from(same),
+        restored_checksum: r.hash,
+        production_checksum: p.hash,
+        passed: same,
+        ..Default::default()
+    })
 }

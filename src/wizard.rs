@@ -120,6 +120,14 @@ pub async fn fill(
                 Mode::SideTable,
                 "side-table: load the restored rows into a new table beside it and touch nothing else, to merge by hand",
             ),
+            (
+                Mode::Overwrite,
+                "overwrite: insert the missing rows and set rows changed since back to their restored values (counts shown first)",
+            ),
+            (
+                Mode::ReplaceAll,
+                "replace-all: make the table equal to its restored copy, DELETING rows written since (you type the table name)",
+            ),
         ];
         let items: Vec<String> = modes.iter().map(|(_, text)| text.to_string()).collect();
         c.mode = Some(modes[asker.choose("How to bring the rows back", &items)?].0);

@@ -77,20 +77,7 @@ async fn round_trip(sb: &Sandbox, table: &str, ddl: &str, rows: &[&str], acciden
             restored,
             "--dump-only wrote production"
         );
-        let url = std::env::var("SANDBOX_PRODUCTION_URL").unwrap();
-        let (creds, addr) = url.trim_start_matches("mysql://").split_once('@').unwrap();
-        let (user, pass) = creds.split_once(':').unwrap();
-        let (host, port) = addr.split('/').next().unwrap().split_once(':').unwrap();
-        let loaded = std::process::Command::new("mariadb")
-            .args(["-h", host, "-P", port, "-u", user, &format!("-p{pass}"), "shop"])
-            .stdin(std::fs::File::open(&dump).unwrap())
-            .output()
-            .unwrap();
-        assert!(
-            loaded.status.success(),
-            "the dump does not load: {}",
-            String::from_utf8_lossy(&loaded.stderr)
-        );
+        common::load_sql_into_production(&dump);
     }
     let after = all_rows(&sb.production, table, order).await;
     assert_eq!(after.len(), restored.len());

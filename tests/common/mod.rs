@@ -24,6 +24,30 @@ pub struct Sandbox {
     accident_sql: String,
 }
 
+/// Loads a SQL file into production's `shop` with the mariadb client, as an operator applying a
+/// `--dump-only` file by hand would.
+pub fn load_sql_into_production(path: &std::path::Path) {
+    let url = env("SANDBOX_PRODUCTION_URL");
+    let (creds, addr) = url.trim_start_matches("mysql://").split_once('@').unwrap();
+    let (user, pass) = creds.split_once(':').unwrap();
+    let (host, port) = addr.split('/').next().unwrap().split_once(':').unwrap();
+    let loaded = std::process::Command::new("mariadb")
+        .args(["-h", host, "-P", port, "-u", user, &format!("-p{pass}"), "shop"])
+        .stdin(std::fs::File::open(path).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        loaded.status.success(),
+        "the dump does not load: {}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+}
+
+/// A sandbox variable, or a panic that says how to start the sandbox.
+pub fn env_var(name: &str) -> String {
+    env(name)
+}
+
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(

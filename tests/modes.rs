@@ -1,0 +1,346 @@
+//! The merge modes that change rows production already has: `overwrite` and `replace-all`,
+//! run by the real binary against the sandbox. Rows are read back from MariaDB and resources
+//! from moto; the tool's report is only compared with them.
+
+mod common;
+
+use assert_cmd::Command;
+use common::{unique_table, Sandbox};
+use mysql_async::Value;
+
+/// The tool, as the writer user: the one with UPDATE and DELETE, which these modes need.
+fn writer(state_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::cargo_bin("rds-table-restore").unwrap();
+    cmd.env("RDS_TABLE_RESTORE_STATE_DIR", state_dir)
+        .env_remove("RDS_TABLE_RESTORE_YES")
+        .env("RDS_TABLE_RESTORE_DB_USER", common::env_var("SANDBOX_WRITER_USER"))
+        .env(
+            "RDS_TABLE_RESTORE_DB_PASSWORD",
+            common::env_var("SANDBOX_WRITER_PASSWORD"),
+        );
+    cmd
+}
+
+fn args<'a>(table: &'a str, time: &'a str, mode: &'a str) -> Vec<&'a str> {
+    vec![
+        "restore",
+        "--instance",
+        "prod-db",
+        "--database",
+        "shop",
+        "--table",
+        table,
+        "--time",
+        time,
+        "--mode",
+        mode,
+        "--chunk-size",
+        "700",
+    ]
+}
+
+fn id_of(row: &[Value]) -> i64 {
+    match row[0] {
+        Value::Int(i) => i,
+        ref v => panic!("unexpected id {v:?}"),
+    }
+}
+
+async fn assert_nothing_left_in_aws(sb: &Sandbox, table: &str) {
+    let (instances, groups) = sb.tool_resources(table).await;
+    assert!(
+        instances.is_empty() && groups.is_empty(),
+        "left in moto: {instances:?} {groups:?}"
+    );
+}
+
+#[tokio::test]
+async fn overwrite_sets_changed_rows_back_and_keeps_rows_written_since() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("billing_overwrite");
+    let time = sb.seed_with_accident(&table, 5_000).await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let before = Sandbox::rows(&sb.production, &table).await;
+    let state = tempfile::tempdir().unwrap();
+    let out = writer(state.path())
+        .args(args(&table, &time, "overwrite"))
+        .args(["--yes", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let summary = common::summary(&out.stdout);
+
+    let after = Sandbox::rows(&sb.production, &table).await;
+    let written_since: Vec<&Vec<Value>> = before.iter().filter(|r| id_of(r) > 5_000).collect();
+    assert_eq!(written_since.len(), 5);
+    assert_eq!(
+        after.len(),
+        restored.len() + 5,
+        "every restored row, plus the rows written since"
+    );
+    assert_eq!(
+        &after[..restored.len()],
+        &restored[..],
+        "every restored row has its restored values"
+    );
+    for (got, want) in after[restored.len()..].iter().zip(written_since) {
+        assert_eq!(got, want, "rows written since are kept");
+    }
+    assert_eq!(summary["mode"], "overwrite");
+    assert_eq!(
+        summary["rows_updated"], 1,
+        "row 2, changed after the accident, is set back"
+    );
+    assert_eq!(summary["rows_deleted"], 0);
+    assert_eq!(summary["rows_inserted"], (restored.len() - (before.len() - 5)) as u64);
+    assert_eq!(summary["verification"]["passed"], true);
+    assert_nothing_left_in_aws(&sb, &table).await;
+    sb.drop_table(&table).await;
+}
+
+#[tokio::test]
+async fn replace_all_needs_the_table_named_then_makes_production_equal_to_the_restored_table() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("billing_replace");
+    let time = sb.seed_with_accident(&table, 5_000).await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let before = Sandbox::rows(&sb.production, &table).await;
+    let state = tempfile::tempdir().unwrap();
+
+    // --yes alone is not enough, and a wrong name is refused: before anything is created.
+    for extra in [vec![], vec!["--confirm-table", "billing"]] {
+        let out = writer(state.path())
+            .args(args(&table, &time, "replace-all"))
+            .arg("--yes")
+            .args(&extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", common::describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--confirm-table"), "{stderr}");
+        assert_nothing_left_in_aws(&sb, &table).await;
+        assert_eq!(
+            Sandbox::rows(&sb.production, &table).await,
+            before,
+            "production untouched"
+        );
+    }
+
+    let out = writer(state.path())
+        .args(args(&table, &time, "replace-all"))
+        .args(["--yes", "--confirm-table", &table, "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let summary = common::summary(&out.stdout);
+    assert_eq!(
+        Sandbox::rows(&sb.production, &table).await,
+        restored,
+        "production equals the restored table, bit for bit"
+    );
+    assert_eq!(summary["rows_deleted"], 5, "the rows written since are gone");
+    assert_eq!(summary["rows_updated"], 1);
+    assert_eq!(summary["verification"]["passed"], true);
+    assert_nothing_left_in_aws(&sb, &table).await;
+    sb.drop_table(&table).await;
+}
+
+#[tokio::test]
+async fn replace_all_dump_only_writes_the_deletes_updates_and_inserts_it_would_run() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("billing_replace_dump");
+    let time = sb.seed_with_accident(&table, 3_000).await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let before = Sandbox::rows(&sb.production, &table).await;
+    let state = tempfile::tempdir().unwrap();
+    let dump = state.path().join("replace.sql");
+    let out = writer(state.path())
+        .args(args(&table, &time, "replace-all"))
+        .args(["--yes", "--confirm-table", &table, "--dump-only"])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    assert_eq!(
+        Sandbox::rows(&sb.production, &table).await,
+        before,
+        "--dump-only wrote production"
+    );
+    let sql = std::fs::read_to_string(&dump).unwrap();
+    assert_eq!(sql.matches("DELETE FROM").count(), 5, "{sql:.2000}");
+    assert_eq!(sql.matches("UPDATE ").count(), 1);
+
+    // Applied by hand, as the runbook does, it gives the restored table.
+    common::load_sql_into_production(&dump);
+    assert_eq!(Sandbox::rows(&sb.production, &table).await, restored);
+    assert_nothing_left_in_aws(&sb, &table).await;
+    sb.drop_table(&table).await;
+}
+
+#[tokio::test]
+async fn modes_that_change_rows_check_the_privileges_they_need_before_creating_anything() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("billing_privileges");
+    let time = sb.seed_with_accident(&table, 1_000).await;
+    let state = tempfile::tempdir().unwrap();
+    // The default sandbox user has SELECT, INSERT, LOCK TABLES, CREATE, DROP only.
+    let out = Command::cargo_bin("rds-table-restore")
+        .unwrap()
+        .env("RDS_TABLE_RESTORE_STATE_DIR", state.path())
+        .args(args(&table, &time, "overwrite"))
+        .arg("--yes")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", common::describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--mode overwrite needs UPDATE") && stderr.contains("--mode missing-rows"),
+        "{stderr}"
+    );
+    assert_nothing_left_in_aws(&sb, &table).await;
+    sb.drop_table(&table).await;
+}
+
+#[tokio::test]
+async fn a_dropped_table_is_recreated_from_the_restored_definition_only_when_asked() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("billing_dropped");
+    let time = sb.seed_with_accident(&table, 2_000).await;
+    Sandbox::exec(&sb.production, &format!("DROP TABLE `{table}`")).await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let state = tempfile::tempdir().unwrap();
+    let base = args(&table, &time, "missing-rows");
+
+    // In a script, --yes alone does not create a production table: it may be a typo.
+    let out = writer(state.path()).args(&base).arg("--yes").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", common::describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--recreate-table"));
+    assert_nothing_left_in_aws(&sb, &table).await;
+
+    let out = writer(state.path())
+        .args(&base)
+        .args(["--yes", "--recreate-table", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    assert_eq!(Sandbox::rows(&sb.production, &table).await, restored);
+    let definition = |pool: mysql_async::Pool| {
+        let table = table.clone();
+        async move {
+            use mysql_async::prelude::Queryable;
+            let mut c = pool.get_conn().await.unwrap();
+            let (_, ddl): (String, String) = c
+                .query_first(format!("SHOW CREATE TABLE shop.`{table}`"))
+                .await
+                .unwrap()
+                .unwrap();
+            // AUTO_INCREMENT's next value follows the rows, not the definition.
+            ddl.split(" AUTO_INCREMENT=").next().unwrap().to_string()
+        }
+    };
+    assert_eq!(
+        definition(sb.production.clone()).await,
+        definition(sb.restored.clone()).await,
+        "the same definition as the restored table"
+    );
+    assert_nothing_left_in_aws(&sb, &table).await;
+    sb.drop_table(&table).await;
+}
+
+/// Every row of a table without a key, sorted on every column (duplicates kept).
+async fn multiset(pool: &mysql_async::Pool, table: &str) -> Vec<Vec<Value>> {
+    use mysql_async::prelude::Queryable;
+    let mut c = pool.get_conn().await.unwrap();
+    let rows: Vec<mysql_async::Row> = c
+        .query(format!("SELECT * FROM shop.`{table}` ORDER BY 1, 2, 3"))
+        .await
+        .unwrap();
+    rows.into_iter().map(|r| r.unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_table_without_a_primary_key_is_refused_in_merge_modes_and_loaded_whole_in_side_table_mode() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("nokey");
+    for pool in [&sb.production, &sb.restored] {
+        Sandbox::exec(
+            pool,
+            &format!(
+                "CREATE TABLE `{table}` (account INT, note VARCHAR(40), amount DECIMAL(12,2)) DEFAULT CHARSET=utf8mb4"
+            ),
+        )
+        .await;
+        // Duplicates, NULLs, emoji: 3,000 rows, each of the first 1,000 twice.
+        Sandbox::exec(
+            pool,
+            &format!(
+                "INSERT INTO `{table}` SELECT seq % 1000, IF(seq % 7 = 0, NULL, CONCAT('n', seq % 1000, ' 🧾')), \
+                 (seq % 1000) * 1.25 FROM seq_1_to_2000; \
+                 INSERT INTO `{table}` SELECT seq, 'only once', NULL FROM seq_2001_to_3000"
+            ),
+        )
+        .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    Sandbox::exec(&sb.production, &format!("DELETE FROM `{table}` WHERE account < 500")).await;
+    let before = multiset(&sb.production, &table).await;
+    let restored = multiset(&sb.restored, &table).await;
+    let state = tempfile::tempdir().unwrap();
+
+    let out = writer(state.path())
+        .args(args(&table, &time, "missing-rows"))
+        .arg("--yes")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", common::describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no primary key") && stderr.contains("--mode side-table"),
+        "{stderr}"
+    );
+    assert_nothing_left_in_aws(&sb, &table).await;
+
+    // A crash after two of five batches; the resume empties the side table and loads it again.
+    let state = tempfile::tempdir().unwrap();
+    let crashed = writer(state.path())
+        .args(args(&table, &time, "side-table"))
+        .arg("--yes")
+        .env("FAILPOINTS", "copy-chunk-after-checkpoint=2*off->return")
+        .output()
+        .unwrap();
+    assert_eq!(
+        crashed.status.code(),
+        Some(rds_table_restore::CRASH_EXIT_CODE),
+        "{}",
+        common::describe(&crashed)
+    );
+    let run = common::state_files(state.path())[0].clone();
+    let run_id = run.file_stem().unwrap().to_string_lossy().to_string();
+    let out = writer(state.path())
+        .args(["resume", &run_id, "--yes", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let summary = common::summary(&out.stdout);
+    let side = summary["target_table"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("shop.")
+        .to_string();
+    assert_eq!(
+        multiset(&sb.production, &side).await,
+        restored,
+        "every restored row, duplicates included"
+    );
+    assert_eq!(
+        multiset(&sb.production, &table).await,
+        before,
+        "the real table is untouched"
+    );
+    assert_eq!(summary["verification"]["passed"], true);
+    assert_nothing_left_in_aws(&sb, &table).await;
+    Sandbox::exec(&sb.production, &format!("DROP TABLE `{side}`")).await;
+    sb.drop_table(&table).await;
+}
