@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::mysql::TlsMode;
+use crate::mysql::{LoadMethod, TlsMode};
 use crate::plan::{Mode, OnFailure};
 use crate::ports::Endpoint;
 
@@ -144,6 +144,11 @@ pub struct DbArgs {
     /// for restoring a child table whose parents were deleted too, in the right order.
     #[arg(long, env = "RDS_TABLE_RESTORE_DISABLE_FOREIGN_KEY_CHECKS")]
     pub disable_foreign_key_checks: bool,
+    /// How the rows production lacks are written: `LOAD DATA LOCAL INFILE` fed from memory
+    /// where the server allows it and every column has an exact text form (auto), or
+    /// multi-row INSERT.
+    #[arg(long, value_enum, default_value = "auto", env = "RDS_TABLE_RESTORE_LOAD_METHOD")]
+    pub load_method: LoadMethod,
     /// File holding the database password (instead of RDS_TABLE_RESTORE_DB_PASSWORD).
 
     #[arg(long, value_name = "FILE", env = "RDS_TABLE_RESTORE_DB_PASSWORD_FILE")]

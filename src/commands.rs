@@ -126,6 +126,7 @@ async fn connector(
         production_override: connection.production_endpoint.clone(),
         restored_override: connection.restored_endpoint.clone(),
         connect_timeout: Duration::from_secs(30),
+        load_method: db.load_method,
     };
     Ok((c, connection))
 }

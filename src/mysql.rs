@@ -37,6 +37,19 @@ pub enum TlsMode {
     Disabled,
 }
 
+/// How the rows a chunk lacks are written into production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoadMethod {
+    /// `LOAD DATA LOCAL INFILE` fed from memory where the server allows it and every column
+    /// type has an exact text form; multi-row INSERT otherwise.
+    Auto,
+    /// Multi-row prepared INSERT, values in the binary protocol.
+    Insert,
+    /// `LOAD DATA LOCAL INFILE` only: a server that refuses it is an error.
+    LoadData,
+}
+
 /// A password that never prints.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -108,6 +121,7 @@ pub struct MysqlConnector {
     pub production_override: Option<Endpoint>,
     pub restored_override: Option<Endpoint>,
     pub connect_timeout: Duration,
+    pub load_method: LoadMethod,
 }
 
 impl MysqlConnector {
@@ -190,7 +204,11 @@ impl Connector for MysqlConnector {
             Ok(Err(e)) => return Err(classify_connect_error(side, &self.user, address, e)),
             Ok(Ok(c)) => c,
         };
-        Ok(Box::new(MysqlSession { conn, side }))
+        Ok(Box::new(MysqlSession {
+            conn,
+            side,
+            load_method: self.load_method,
+        }))
     }
 }
 
@@ -232,13 +250,263 @@ fn classify_connect_error(side: Side, user: &str, address: String, e: mysql_asyn
 pub struct MysqlSession {
     conn: Conn,
     side: Side,
+    /// Falls back from `Auto` to `Insert` for the session once the server refuses LOAD DATA.
+    load_method: LoadMethod,
 }
 
 impl MysqlSession {
     fn db_err(&self, e: mysql_async::Error) -> Error {
         db_error(self.side, e)
     }
+
+    /// Fails a chunk whose statement did not do exactly what was expected.
+    fn check(&self, table: &TableRef, what: &str, affected: u64, expected: u64) -> Result<()> {
+        if affected == expected {
+            return Ok(());
+        }
+        Err(Error::Db {
+            side: self.side,
+            detail: format!(
+                "{what} {affected} rows of {table} where {expected} were expected (a concurrent change?); the chunk was rolled back"
+            ),
+        })
+    }
+
+    /// The body of `merge_chunk`, inside the transaction the caller opened and closes.
+    async fn merge_in_transaction(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        rows: &[Row],
+        range: KeyRange<'_>,
+        merge: Merge,
+        dry: bool,
+    ) -> Result<ChunkOutcome> {
+        let side = self.side;
+        let err = |e: mysql_async::Error| db_error(side, e);
+        // Locks the chunk's key range (rows and gaps), so no concurrent writer can slip a row
+        // in between this look-up and the writes below. Without a key there is nothing to
+        // match: the table is a new side table, and every row goes in.
+        let present = if schema.key.is_empty() {
+            Vec::new()
+        } else {
+            let (sql, params) = range_query(table, schema, range, None);
+            let lock = if dry { "" } else { " FOR UPDATE" };
+            let present: Vec<mysql_async::Row> = self
+                .conn
+                .exec(format!("{sql}{lock}"), Params::Positional(params))
+                .await
+                .map_err(err)?;
+            rows_of(present)
+        };
+        let index: HashMap<Vec<u8>, usize> = present
+            .iter()
+            .enumerate()
+            .map(|(j, row)| (encode_values(schema.key_of(row)), j))
+            .collect();
+        let mut matched = vec![false; present.len()];
+        let mut outcome = ChunkOutcome::default();
+        for (i, row) in rows.iter().enumerate() {
+            match index.get(&encode_values(schema.key_of(row))) {
+                Some(&j) => {
+                    matched[j] = true;
+                    outcome.already_present += 1;
+                    if present[j] != *row {
+                        outcome.differing.push(i);
+                    }
+                }
+                None => outcome.missing.push(i),
+            }
+        }
+        if merge == Merge::ReplaceAll {
+            // The rows of the range no restored row matched: the ones the restored table lacks.
+            outcome.extra = present
+                .iter()
+                .zip(&matched)
+                .filter(|(_, &m)| !m)
+                .map(|(row, _)| schema.key_of(row).into_iter().cloned().collect())
+                .collect();
+        }
+        if dry {
+            return Ok(outcome);
+        }
+        if !outcome.extra.is_empty() {
+            let sql = format!("DELETE FROM {} WHERE {}", qualified(table), key_equals(schema));
+            for key in &outcome.extra {
+                self.conn
+                    .exec_drop(sql.as_str(), Params::Positional(key.clone()))
+                    .await
+                    .map_err(err)?;
+                self.check(table, "deleted", self.conn.affected_rows(), 1)?;
+                outcome.deleted += 1;
+            }
+        }
+        if merge != Merge::MissingRows && !outcome.differing.is_empty() {
+            let values: Vec<usize> = (0..schema.columns.len()).filter(|i| !schema.key.contains(i)).collect();
+            let set: Vec<String> = values
+                .iter()
+                .map(|&i| format!("{} = ?", quote_ident(&schema.columns[i].name)))
+                .collect();
+            let sql = format!(
+                "UPDATE {} SET {} WHERE {}",
+                qualified(table),
+                set.join(", "),
+                key_equals(schema)
+            );
+            for &i in &outcome.differing {
+                let mut params = bind(&rows[i], &values);
+                params.extend(schema.key_of(&rows[i]).into_iter().cloned());
+                self.conn
+                    .exec_drop(sql.as_str(), Params::Positional(params))
+                    .await
+                    .map_err(err)?;
+                self.check(table, "updated", self.conn.affected_rows(), 1)?;
+                outcome.updated += 1;
+            }
+        }
+        let missing: Vec<&Row> = outcome.missing.iter().map(|&i| &rows[i]).collect();
+        self.insert_rows(table, schema, &missing).await?;
+        outcome.inserted = missing.len() as u64;
+        tracing::debug!(
+            table = %table, rows = rows.len(), inserted = outcome.inserted,
+            updated = outcome.updated, deleted = outcome.deleted, "chunk merged"
+        );
+        Ok(outcome)
+    }
+
+    /// Inserts `rows`, each counted: by LOAD DATA LOCAL when the method and the column types
+    /// allow it, by multi-row INSERT otherwise.
+    async fn insert_rows(&mut self, table: &TableRef, schema: &TableSchema, rows: &[&Row]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let loadable = schema.columns.iter().all(|c| crate::rowcodec::loadable(&c.column_type));
+        match (self.load_method, loadable) {
+            (LoadMethod::Insert, _) | (LoadMethod::Auto, false) => {}
+            (LoadMethod::LoadData, false) => {
+                return Err(Error::InvalidInput(format!(
+                    "--load-method load-data cannot carry every column of {table} exactly (spatial types): \
+                     use --load-method auto"
+                )))
+            }
+            (method, true) => match self.load_rows(table, schema, rows).await {
+                Err(Error::Db { detail, .. }) if method == LoadMethod::Auto && detail.starts_with(LOAD_REFUSED) => {
+                    tracing::warn!(%detail, "LOAD DATA LOCAL refused; inserting with INSERT from now on");
+                    self.load_method = LoadMethod::Insert;
+                }
+                other => return other,
+            },
+        }
+        let side = self.side;
+        let per_statement = (MAX_PLACEHOLDERS / schema.columns.len().max(1)).max(1);
+        let placeholders = format!("({})", vec!["?"; schema.columns.len()].join(", "));
+        for batch in rows.chunks(per_statement) {
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES {}",
+                qualified(table),
+                column_list(schema),
+                vec![placeholders.as_str(); batch.len()].join(", ")
+            );
+            let params: Vec<Value> = batch.iter().flat_map(|r| r.iter().cloned()).collect();
+            self.conn
+                .exec_drop(sql, Params::Positional(params))
+                .await
+                .map_err(|e| db_error(side, e))?;
+            self.check(table, "inserted", self.conn.affected_rows(), batch.len() as u64)?;
+        }
+        Ok(())
+    }
+
+    /// `LOAD DATA LOCAL INFILE`, the file being the rows encoded in memory. LOCAL makes the
+    /// server skip a bad row with a warning instead of failing, so the count of rows loaded and
+    /// of warnings are both checked: anything but all rows and no warning fails the chunk.
+    async fn load_rows(&mut self, table: &TableRef, schema: &TableSchema, rows: &[&Row]) -> Result<()> {
+        use futures_util::StreamExt;
+        let side = self.side;
+        let bits: Vec<bool> = schema
+            .columns
+            .iter()
+            .map(|c| crate::rowcodec::is_bit(&c.column_type))
+            .collect();
+        let mut data = Vec::with_capacity(rows.len() * 128);
+        for row in rows {
+            for (i, v) in row.iter().enumerate() {
+                if i > 0 {
+                    data.push(b'\t');
+                }
+                match v {
+                    Value::Bytes(b) if bits[i] => data.extend_from_slice(hex::encode(b).as_bytes()),
+                    v => crate::rowcodec::load_data_field(v, &mut data),
+                }
+            }
+            data.push(b'\n');
+        }
+        let targets: Vec<String> = schema
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if bits[i] {
+                    format!("@bit{i}")
+                } else {
+                    quote_ident(&c.name)
+                }
+            })
+            .collect();
+        let sets: Vec<String> = schema
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| bits[*i])
+            .map(|(i, c)| format!("{} = UNHEX(@bit{i})", quote_ident(&c.name)))
+            .collect();
+        let set = if sets.is_empty() {
+            String::new()
+        } else {
+            format!(" SET {}", sets.join(", "))
+        };
+        let data = bytes::Bytes::from(data);
+        self.conn
+            .set_infile_handler(async move { Ok(futures_util::stream::iter([Ok(data)]).boxed()) });
+        let sql = format!(
+            "LOAD DATA LOCAL INFILE 'rds-table-restore-chunk' INTO TABLE {} CHARACTER SET utf8mb4 \
+             FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({}){set}",
+            qualified(table),
+            targets.join(", ")
+        );
+        match self.conn.query_drop(sql).await {
+            Ok(()) => {}
+            // 1148: not allowed with this server's settings; 3948: local_infile is off.
+            Err(mysql_async::Error::Server(e)) if e.code == 1148 || e.code == 3948 => {
+                return Err(Error::Db {
+                    side,
+                    detail: format!("{LOAD_REFUSED}: {}", e.message),
+                })
+            }
+            Err(e) => return Err(db_error(side, e)),
+        }
+        let (loaded, warnings) = (self.conn.affected_rows(), self.conn.get_warnings());
+        if warnings > 0 {
+            let shown: Vec<(String, u32, String)> = self
+                .conn
+                .query("SHOW WARNINGS LIMIT 3")
+                .await
+                .map_err(|e| db_error(side, e))?;
+            let shown: Vec<String> = shown.into_iter().map(|(_, code, m)| format!("{code}: {m}")).collect();
+            return Err(Error::Db {
+                side,
+                detail: format!(
+                    "LOAD DATA into {table} gave {warnings} warnings ({}); the chunk was rolled back",
+                    shown.join("; ")
+                ),
+            });
+        }
+        self.check(table, "loaded", loaded, rows.len() as u64)
+    }
 }
+
+/// How a refused LOAD DATA LOCAL is told apart from other database errors.
+const LOAD_REFUSED: &str = "LOAD DATA LOCAL refused by the server";
 
 /// A lost connection is told apart from an error the server reported: the first is worth a
 /// reconnect (the server rolled back the chunk in flight), the second is not.
@@ -600,119 +868,28 @@ impl Session for MysqlSession {
         merge: Merge,
         dry: bool,
     ) -> Result<ChunkOutcome> {
-        let side = self.side;
-        let err = |e: mysql_async::Error| db_error(side, e);
-        let mut tx = self.conn.start_transaction(TxOpts::default()).await.map_err(err)?;
-        // Locks the chunk's key range (rows and gaps), so no concurrent writer can slip a row
-        // in between this look-up and the writes below. Without a key there is nothing to
-        // match: the table is a new side table, and every row goes in.
-        let present = if schema.key.is_empty() {
-            Vec::new()
-        } else {
-            let (sql, params) = range_query(table, schema, range, None);
-            let lock = if dry { "" } else { " FOR UPDATE" };
-            let present: Vec<mysql_async::Row> = tx
-                .exec(format!("{sql}{lock}"), Params::Positional(params))
-                .await
-                .map_err(err)?;
-            rows_of(present)
-        };
-        let index: HashMap<Vec<u8>, usize> = present
-            .iter()
-            .enumerate()
-            .map(|(j, row)| (encode_values(schema.key_of(row)), j))
-            .collect();
-        let mut matched = vec![false; present.len()];
-        let mut outcome = ChunkOutcome::default();
-        for (i, row) in rows.iter().enumerate() {
-            match index.get(&encode_values(schema.key_of(row))) {
-                Some(&j) => {
-                    matched[j] = true;
-                    outcome.already_present += 1;
-                    if present[j] != *row {
-                        outcome.differing.push(i);
-                    }
+        // An explicit transaction rather than mysql_async's wrapper: LOAD DATA LOCAL needs the
+        // connection itself for its data handler.
+        self.conn
+            .query_drop("START TRANSACTION")
+            .await
+            .map_err(|e| self.db_err(e))?;
+        match self.merge_in_transaction(table, schema, rows, range, merge, dry).await {
+            Ok(outcome) => {
+                if dry {
+                    self.conn.query_drop("ROLLBACK").await.map_err(|e| self.db_err(e))?;
+                } else {
+                    crate::crash_point!("copy-chunk-before-commit");
+                    self.conn.query_drop("COMMIT").await.map_err(|e| self.db_err(e))?;
                 }
-                None => outcome.missing.push(i),
+                Ok(outcome)
+            }
+            Err(e) => {
+                // A lost connection is rolled back by the server; otherwise roll back here.
+                let _ = self.conn.query_drop("ROLLBACK").await;
+                Err(e)
             }
         }
-        if merge == Merge::ReplaceAll {
-            // The rows of the range no restored row matched: the ones the restored table lacks.
-            outcome.extra = present
-                .iter()
-                .zip(&matched)
-                .filter(|(_, &m)| !m)
-                .map(|(row, _)| schema.key_of(row).into_iter().cloned().collect())
-                .collect();
-        }
-        if dry {
-            return Ok(outcome);
-        }
-        let check = |what: &str, affected: u64, expected: u64| -> Result<()> {
-            if affected == expected {
-                return Ok(());
-            }
-            Err(Error::Db {
-                side,
-                detail: format!(
-                    "{what} {affected} rows of {table} where {expected} were expected (a concurrent change?); the chunk was rolled back"
-                ),
-            })
-        };
-        if !outcome.extra.is_empty() {
-            let sql = format!("DELETE FROM {} WHERE {}", qualified(table), key_equals(schema));
-            for key in &outcome.extra {
-                tx.exec_drop(sql.as_str(), Params::Positional(key.clone()))
-                    .await
-                    .map_err(err)?;
-                check("deleted", tx.affected_rows(), 1)?;
-                outcome.deleted += 1;
-            }
-        }
-        if merge != Merge::MissingRows && !outcome.differing.is_empty() {
-            let values: Vec<usize> = (0..schema.columns.len()).filter(|i| !schema.key.contains(i)).collect();
-            let set: Vec<String> = values
-                .iter()
-                .map(|&i| format!("{} = ?", quote_ident(&schema.columns[i].name)))
-                .collect();
-            let sql = format!(
-                "UPDATE {} SET {} WHERE {}",
-                qualified(table),
-                set.join(", "),
-                key_equals(schema)
-            );
-            for &i in &outcome.differing {
-                let mut params = bind(&rows[i], &values);
-                params.extend(schema.key_of(&rows[i]).into_iter().cloned());
-                tx.exec_drop(sql.as_str(), Params::Positional(params))
-                    .await
-                    .map_err(err)?;
-                check("updated", tx.affected_rows(), 1)?;
-                outcome.updated += 1;
-            }
-        }
-        let missing: Vec<&Row> = outcome.missing.iter().map(|&i| &rows[i]).collect();
-        let per_statement = (MAX_PLACEHOLDERS / schema.columns.len().max(1)).max(1);
-        let placeholders = format!("({})", vec!["?"; schema.columns.len()].join(", "));
-        for batch in missing.chunks(per_statement) {
-            let sql = format!(
-                "INSERT INTO {} ({}) VALUES {}",
-                qualified(table),
-                column_list(schema),
-                vec![placeholders.as_str(); batch.len()].join(", ")
-            );
-            let params: Vec<Value> = batch.iter().flat_map(|r| r.iter().cloned()).collect();
-            tx.exec_drop(sql, Params::Positional(params)).await.map_err(err)?;
-            check("inserted", tx.affected_rows(), batch.len() as u64)?;
-            outcome.inserted += batch.len() as u64;
-        }
-        tracing::debug!(
-            table = %table, rows = rows.len(), inserted = outcome.inserted,
-            updated = outcome.updated, deleted = outcome.deleted, "chunk merged"
-        );
-        crate::crash_point!("copy-chunk-before-commit");
-        tx.commit().await.map_err(err)?;
-        Ok(outcome)
     }
 
     async fn rows_in_range(
@@ -770,14 +947,15 @@ impl Session for MysqlSession {
         filter: Option<&str>,
     ) -> Result<RangeChecksum> {
         let (filter, params) = range_where(schema, range, filter);
-        // Two 60-bit slices of each row's SHA-256, summed exactly (DECIMAL) over the range:
+        // Two 60-bit slices of each row's MD5, summed exactly (DECIMAL) over the range (MD5 for
+        // speed: this guards against mistakes, not against an adversary):
         // a sum does not depend on row order and, unlike XOR, two equal rows (possible in a
         // table without a key) do not cancel out. The count is compared as well.
         let sql = format!(
             "SELECT COUNT(*), \
              CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 1, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR), \
              CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 16, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) \
-             FROM (SELECT SHA2({}, 256) AS h FROM {}{filter}) AS canonical",
+             FROM (SELECT MD5({}) AS h FROM {}{filter}) AS canonical",
             canonical_row_sql(schema),
             qualified(table)
         );

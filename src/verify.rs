@@ -133,26 +133,42 @@ pub async fn verify(
     }
     let (mut restored_digest, mut production_digest) = (Sha256::new(), Sha256::new());
     let mut after: Option<Row> = None;
+    let mut next = restored
+        .chunk_end(job.source, job.schema, None, job.filter, job.chunk_size)
+        .await?;
     loop {
         if cancel.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
         }
-        let Some((end, full)) = restored
-            .chunk_end(job.source, job.schema, after.as_deref(), job.filter, job.chunk_size)
-            .await?
-        else {
+        let Some((end, full)) = next.take() else {
             break;
         };
         let range = KeyRange {
             after: after.as_deref(),
             upto: Some(&end),
         };
-        let r = restored
-            .range_checksum(job.source, job.schema, range, job.filter)
-            .await?;
-        let p = production
-            .range_checksum(job.target, job.schema, range, job.filter)
-            .await?;
+        // Both servers compute at once; the restored one also finds where the next range ends
+        // while production is still summing this one.
+        let restored_side = async {
+            let sum = restored
+                .range_checksum(job.source, job.schema, range, job.filter)
+                .await?;
+            let next = match full {
+                true => {
+                    restored
+                        .chunk_end(job.source, job.schema, Some(&end), job.filter, job.chunk_size)
+                        .await?
+                }
+                false => None,
+            };
+            Ok::<_, Error>((sum, next))
+        };
+        let (r, p) = tokio::join!(
+            restored_side,
+            production.range_checksum(job.target, job.schema, range, job.filter)
+        );
+        let ((r, following), p) = (r?, p?);
+        next = following;
         for (digest, sum) in [(&mut restored_digest, &r), (&mut production_digest, &p)] {
             digest.update(format!("{}:{};", sum.rows, sum.hash));
         }
@@ -256,12 +272,11 @@ async fn verify_keyless(
     production: &mut dyn Session,
     job: &CopyJob<'_>,
 ) -> Result<Verification> {
-    let r = restored
-        .range_checksum(job.source, job.schema, KeyRange::default(), job.filter)
-        .await?;
-    let p = production
-        .range_checksum(job.target, job.schema, KeyRange::default(), None)
-        .await?;
+    let (r, p) = tokio::join!(
+        restored.range_checksum(job.source, job.schema, KeyRange::default(), job.filter),
+        production.range_checksum(job.target, job.schema, KeyRange::default(), None)
+    );
+    let (r, p) = (r?, p?);
     let same = r == p;
     Ok(Verification {
         restored_rows: r.rows,

@@ -344,3 +344,44 @@ async fn a_table_without_a_primary_key_is_refused_in_merge_modes_and_loaded_whol
     Sandbox::exec(&sb.production, &format!("DROP TABLE `{side}`")).await;
     sb.drop_table(&table).await;
 }
+
+#[tokio::test]
+async fn replace_all_resumed_after_a_crash_mid_copy_ends_equal_to_the_restored_table() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("billing_replace_crash");
+    let time = sb.seed_with_accident(&table, 5_000).await;
+    // Rows written since, spread over the key space: some fall in ranges the crashed run had
+    // already merged, some in ranges still ahead, some past the restored table's last key.
+    Sandbox::exec(
+        &sb.production,
+        &format!("UPDATE `{table}` SET description = 'later' WHERE id IN (10, 2500, 4999)"),
+    )
+    .await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let state = tempfile::tempdir().unwrap();
+    let crashed = writer(state.path())
+        .args(args(&table, &time, "replace-all"))
+        .args(["--yes", "--confirm-table", &table])
+        .env("FAILPOINTS", "copy-chunk-after-checkpoint=3*off->return")
+        .output()
+        .unwrap();
+    assert_eq!(
+        crashed.status.code(),
+        Some(rds_table_restore::CRASH_EXIT_CODE),
+        "{}",
+        common::describe(&crashed)
+    );
+    let run = common::state_files(state.path())[0].clone();
+    let run_id = run.file_stem().unwrap().to_string_lossy().to_string();
+    let out = writer(state.path())
+        .args(["resume", &run_id, "--yes", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let summary = common::summary(&out.stdout);
+    assert_eq!(Sandbox::rows(&sb.production, &table).await, restored);
+    assert_eq!(summary["rows_deleted"], 5);
+    assert_eq!(summary["rows_updated"], 4, "row 2 and the three changed above");
+    assert_nothing_left_in_aws(&sb, &table).await;
+    sb.drop_table(&table).await;
+}

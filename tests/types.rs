@@ -26,8 +26,19 @@ async fn checksum(pool: &mysql_async::Pool, table: &str) -> Option<i64> {
 /// Creates `table` on both servers with `ddl` and `rows`, deletes `accident` on production
 /// after the restore time, restores, and checks production equals the restored server.
 /// With `dump_only`, the run must leave production alone and write the SQL instead, which is
-/// then loaded with the mariadb command-line client, as an operator would.
-async fn round_trip(sb: &Sandbox, table: &str, ddl: &str, rows: &[&str], accident: &str, order: &str, dump_only: bool) {
+/// then loaded with the mariadb command-line client, as an operator would. The rows go in
+/// through `--load-method` `method` (`auto` takes LOAD DATA LOCAL on the sandbox).
+#[allow(clippy::too_many_arguments)]
+async fn round_trip(
+    sb: &Sandbox,
+    table: &str,
+    ddl: &str,
+    rows: &[&str],
+    accident: &str,
+    order: &str,
+    dump_only: bool,
+    method: &str,
+) {
     for pool in [&sb.production, &sb.restored] {
         Sandbox::exec(pool, &format!("DROP TABLE IF EXISTS `{table}`")).await;
         Sandbox::exec(pool, &format!("CREATE TABLE `{table}` ({ddl}) DEFAULT CHARSET=utf8mb4")).await;
@@ -61,7 +72,7 @@ async fn round_trip(sb: &Sandbox, table: &str, ddl: &str, rows: &[&str], acciden
             &time,
             "--yes",
         ])
-        .args(["--chunk-size", "2"])
+        .args(["--chunk-size", "2", "--load-method", method])
         .args(if dump_only {
             vec!["--dump-only".to_string(), dump.display().to_string()]
         } else {
@@ -139,7 +150,9 @@ async fn every_column_type_round_trips_bit_for_bit() {
     let table = unique_table("types");
     let (ddl, rows) = all_types();
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
-    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 3)", "id", false).await;
+    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 3, 4)", "id", false, "load-data").await;
+    let table = unique_table("types_insert");
+    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 4)", "id", false, "insert").await;
 }
 
 #[tokio::test]
@@ -148,7 +161,7 @@ async fn dump_only_writes_sql_that_loads_to_the_same_bits_and_leaves_production_
     let table = unique_table("dumponly");
     let (ddl, rows) = all_types();
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
-    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 3, 4)", "id", true).await;
+    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 3, 4)", "id", true, "auto").await;
 }
 
 #[tokio::test]
@@ -173,6 +186,7 @@ async fn composite_and_non_integer_primary_keys_work() {
         "region = 'us' OR (region = 'ap' AND seq = 2)",
         "region, day, seq",
         false,
+        "auto",
     )
     .await;
 }
