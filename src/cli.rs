@@ -217,6 +217,10 @@ pub struct RestoreArgs {
     /// about).
     #[arg(long, env = "RDS_TABLE_RESTORE_RECREATE_TABLE")]
     pub recreate_table: bool,
+    /// Writers copying disjoint key ranges at once, each with its own connections and
+    /// checkpoint (not with --dump-file; a table without a primary key uses one).
+    #[arg(long, default_value_t = 1, value_name = "N", env = "RDS_TABLE_RESTORE_PARALLEL")]
+    pub parallel: usize,
     /// Restore only the rows matching this condition (one SQL predicate on the table's columns,
     /// checked on both servers before anything is written).
     #[arg(long = "where", value_name = "PREDICATE", env = "RDS_TABLE_RESTORE_WHERE")]

@@ -183,6 +183,7 @@ fn request_of(args: &RestoreArgs, drill: Option<DrillRequest>) -> Request {
         dump_only: args.dump_only.is_some(),
         confirm_table: args.confirm_table.clone(),
         recreate_table: args.recreate_table,
+        parallel: args.parallel,
     }
 }
 

@@ -23,6 +23,12 @@ pub struct CopyJob<'a> {
     /// `--dump-only`: find the missing rows and write them to the dump file, never to production.
     pub dry: bool,
     pub merge: Merge,
+    /// The key range this copy covers, for one of `--parallel` writers: after `start` up to
+    /// `end` (`None`: from the first key, to the last).
+    pub start: Option<&'a [Value]>,
+    pub end: Option<&'a [Value]>,
+    /// Stop after this many chunks (not done): how parallel writers take their first turns.
+    pub max_chunks: Option<u64>,
 }
 
 /// `--dump-file` / `--dump-only`: the SQL the copy applies (or would apply), per chunk in the
@@ -153,6 +159,14 @@ impl DumpFile {
     }
 }
 
+/// How many times a chunk is run again after a deadlock or a lock wait timeout.
+const CONFLICT_RETRIES: u32 = 12;
+
+/// The keys after `after` up to `end`.
+fn within<'k>(after: Option<&'k [Value]>, end: Option<&'k [Value]>) -> KeyRange<'k> {
+    KeyRange { after, upto: end }
+}
+
 /// Decodes the checkpointed key.
 pub fn decode_key(stored: &[StoredValue]) -> Result<Vec<Value>> {
     stored
@@ -178,7 +192,10 @@ pub async fn copy_rows(
     ui: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<CopyProgress> {
-    let mut after = progress.last_key.as_deref().map(decode_key).transpose()?;
+    let mut after = match progress.last_key.as_deref() {
+        Some(k) => Some(decode_key(k)?),
+        None => job.start.map(<[Value]>::to_vec),
+    };
     if progress.done {
         return Ok(progress);
     }
@@ -189,8 +206,15 @@ pub async fn copy_rows(
     // production: the two sessions are independent, and the checkpoint still follows each
     // commit in order.
     let mut rows = restored
-        .read_chunk(job.source, job.schema, after.as_deref(), job.filter, job.chunk_size)
+        .read_chunk(
+            job.source,
+            job.schema,
+            within(after.as_deref(), job.end),
+            job.filter,
+            job.chunk_size,
+        )
         .await?;
+    let mut taken = 0;
     while !progress.done {
         if cancel.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
@@ -201,30 +225,56 @@ pub async fn copy_rows(
             .last()
             .map(|last| job.schema.key_of(last).into_iter().cloned().collect());
         // Each chunk covers the keys after the previous one up to its own last key; in
-        // replace-all the last one runs to the end, so production rows past the restored
-        // table's last key are found too (and an empty restored table empties production).
+        // replace-all the last one runs to the end of the copy's range, so production rows past
+        // the restored table's last key are found too (and an empty restored table empties
+        // production).
         let replace_all = job.merge == Merge::ReplaceAll;
         let range = KeyRange {
             after: after.as_deref(),
             upto: if replace_all && last_chunk {
-                None
+                job.end
             } else {
                 key.as_deref()
             },
         };
         let write = async {
-            match rows.is_empty() && !(replace_all && last_chunk) {
-                true => Ok(None),
-                false => production
+            if rows.is_empty() && !(replace_all && last_chunk) {
+                return Ok(None);
+            }
+            // A deadlock or a lock wait timeout rolled the chunk back: run it again, a few
+            // times, with growing pauses (parallel writers meet this at their ranges' edges on
+            // a sparse table; an application's transactions can cause it too).
+            let mut conflicts = 0;
+            loop {
+                match production
                     .merge_chunk(job.target, job.schema, &rows, range, job.merge, job.dry)
                     .await
-                    .map(Some),
+                {
+                    Err(Error::DbConflict { side, detail }) => {
+                        conflicts += 1;
+                        if conflicts > CONFLICT_RETRIES {
+                            return Err(Error::DbConflict { side, detail });
+                        }
+                        tracing::debug!(%detail, conflicts, "lock conflict; running the chunk again");
+                        // InnoDB finds a deadlock at once, so a short pause is enough; a random
+                        // part keeps two writers from meeting again in step.
+                        let pause = 5 * u64::from(conflicts) + u64::from(rand::random::<u8>() % 20);
+                        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                    }
+                    other => return other.map(Some),
+                }
             }
         };
         let read = async {
             match (&key, last_chunk) {
                 (Some(k), false) => restored
-                    .read_chunk(job.source, job.schema, Some(k), job.filter, job.chunk_size)
+                    .read_chunk(
+                        job.source,
+                        job.schema,
+                        within(Some(k), job.end),
+                        job.filter,
+                        job.chunk_size,
+                    )
                     .await
                     .map(Some),
                 _ => Ok(None),
@@ -254,6 +304,10 @@ pub async fn copy_rows(
         crate::crash_point!("copy-chunk-after-checkpoint");
         ui.copy_progress(progress.rows_read, progress.inserted + progress.updated);
         rows = next?.unwrap_or_default();
+        taken += 1;
+        if job.max_chunks.is_some_and(|max| taken >= max) {
+            return Ok(progress);
+        }
     }
     Ok(progress)
 }
@@ -272,8 +326,12 @@ pub async fn count_changes(
         if cancel.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
         }
+        let range = KeyRange {
+            after: after.as_deref(),
+            upto: None,
+        };
         let rows = restored
-            .read_chunk(job.source, job.schema, after.as_deref(), job.filter, job.chunk_size)
+            .read_chunk(job.source, job.schema, range, job.filter, job.chunk_size)
             .await?;
         let last_chunk = rows.len() < job.chunk_size;
         let key: Option<Vec<Value>> = rows

@@ -122,6 +122,9 @@ pub enum Error {
     #[error("lost the connection to {side}: {detail}")]
     DbConnectionLost { side: Side, detail: String },
 
+    #[error("{side} kept answering with lock conflicts ({detail}): another transaction holds the rows or gaps this chunk needs; find it (SHOW ENGINE INNODB STATUS), then resume")]
+    DbConflict { side: Side, detail: String },
+
     #[error("run {run_id} for this table is unfinished (last step: {step}): continue it with `rds-table-restore resume {run_id}` or end it with `rds-table-restore abort {run_id}` before starting another")]
     Unfinished { run_id: String, step: String },
 

@@ -811,8 +811,10 @@ impl<'a> Machine<'a> {
         }
         let mut announced = false;
         let schema = source.schema()?.clone();
+        let endpoints = (endpoint.clone(), source.production.clone());
         self.with_reconnects(source, endpoint, |m| {
             let schema = schema.clone();
+            let (restored_at, production_at) = endpoints.clone();
             let first = !announced;
             announced = true;
             Box::pin(async move {
@@ -829,6 +831,9 @@ impl<'a> Machine<'a> {
                     filter: plan.where_predicate.as_deref(),
                     dry: plan.dump_only,
                     merge,
+                    start: None,
+                    end: None,
+                    max_chunks: None,
                 };
                 if merge != Merge::MissingRows && m.state.copy.planned.is_none() {
                     m.deps
@@ -871,6 +876,49 @@ impl<'a> Machine<'a> {
                     m.state.copy = Default::default();
                     m.state.updated_at = Utc::now();
                     m.store.save(&m.state)?;
+                }
+                let writers = match schema.key.is_empty() || plan.dump_file.is_some() {
+                    true => 1,
+                    false => plan.parallel.max(1),
+                };
+                if writers > 1 || !m.state.copy.workers.is_empty() {
+                    if m.state.copy.workers.is_empty() {
+                        let ranges = split(restored.as_mut(), &job, writers).await?;
+                        m.state.copy.workers = ranges;
+                        m.state.updated_at = Utc::now();
+                        m.store.save(&m.state)?;
+                    }
+                    // The first writer uses the run's sessions; each other one opens its own.
+                    let mut extra = Vec::new();
+                    for _ in 1..m.state.copy.workers.len() {
+                        extra.push((
+                            m.deps.db.connect(Side::Restored, &restored_at).await?,
+                            m.deps.db.connect(Side::Production, &production_at).await?,
+                        ));
+                    }
+                    let mut pairs: Vec<(&mut dyn Session, &mut dyn Session)> = vec![(restored.as_mut(), production.as_mut())];
+                    pairs.extend(extra.iter_mut().map(|(r, p)| (r.as_mut(), p.as_mut())));
+                    let (ui, cancel) = (m.deps.ui, &m.cancel);
+                    let first_chunks: Vec<bool> = m.state.copy.workers.iter().map(|w| w.copy.chunks == 0).collect();
+                    let shared = std::sync::Mutex::new((&mut m.state, &m.store));
+                    // On a sparse table every writer's locking read would take the same gap and
+                    // they would deadlock each other. So the writers' first chunks go one at a
+                    // time, from the highest range down: each then finds the rows of the range
+                    // above it in place, which bound its gap locks.
+                    for (i, (r, p)) in pairs.iter_mut().enumerate().skip(1).rev() {
+                        if first_chunks[i] {
+                            run_writer(i, &mut **r, &mut **p, &job, &shared, ui, cancel, true).await?;
+                        }
+                    }
+                    let runs = pairs
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, (r, p))| run_writer(i, r, p, &job, &shared, ui, cancel, false));
+                    // Every writer runs to its end or its error; the first error is the run's.
+                    for result in futures_util::future::join_all(runs).await {
+                        result?;
+                    }
+                    return Ok(());
                 }
                 let start = m.state.copy.clone();
                 let (store, state) = (&m.store, &mut m.state);
@@ -989,6 +1037,9 @@ impl<'a> Machine<'a> {
                     filter: plan.where_predicate.as_deref(),
                     dry: plan.dump_only,
                     merge: plan.merge(),
+                    start: None,
+                    end: None,
+                    max_chunks: None,
                 };
                 let v = verify(
                     restored.as_mut(),
@@ -1442,6 +1493,87 @@ pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool) -> String 
     lines.join("\n")
 }
 
+type SharedState<'s> = std::sync::Mutex<(&'s mut RunState, &'s StateStore)>;
+
+/// One of `--parallel` writers: copies its key range from its checkpoint, recording each chunk
+/// in its own slot of the state (and the totals); with `first_only`, one chunk and no more.
+#[allow(clippy::too_many_arguments)]
+async fn run_writer(
+    i: usize,
+    restored: &mut dyn Session,
+    production: &mut dyn Session,
+    job: &CopyJob<'_>,
+    shared: &SharedState<'_>,
+    ui: &dyn Progress,
+    cancel: &AtomicBool,
+    first_only: bool,
+) -> Result<()> {
+    let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
+    let w = lock().0.copy.workers[i].clone();
+    let start = w.start.as_deref().map(crate::copy::decode_key).transpose()?;
+    let end = w.end.as_deref().map(crate::copy::decode_key).transpose()?;
+    let job = CopyJob {
+        start: start.as_deref(),
+        end: end.as_deref(),
+        max_chunks: first_only.then_some(1),
+        ..*job
+    };
+    let mut checkpoint = |progress: &crate::state::CopyProgress| {
+        let mut guard = lock();
+        let (state, store) = &mut *guard;
+        state.copy.workers[i].copy = progress.clone();
+        state.copy.sum_workers();
+        state.updated_at = Utc::now();
+        ui.copy_progress(state.copy.rows_read, state.copy.inserted + state.copy.updated);
+        store.save(state)
+    };
+    copy_rows(
+        restored,
+        production,
+        &job,
+        w.copy,
+        &mut checkpoint,
+        None,
+        &crate::progress::Silent,
+        cancel,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Splits the restored table's keys into `writers` ranges of about the same number of rows
+/// (fewer when the table is small), as `--parallel` writers' checkpoints to start from.
+async fn split(
+    restored: &mut dyn Session,
+    job: &CopyJob<'_>,
+    writers: usize,
+) -> Result<Vec<crate::state::WorkerProgress>> {
+    use crate::rowcodec::StoredValue;
+    let rows = restored.count_where(job.source, job.filter.unwrap_or("TRUE")).await?;
+    let writers = (writers as u64).min(rows / job.chunk_size.max(1) as u64).max(1);
+    let mut bounds: Vec<Vec<StoredValue>> = Vec::new();
+    for k in 1..writers {
+        let offset = (rows * k / writers) as usize;
+        if let Some((key, true)) = restored
+            .chunk_end(job.source, job.schema, None, job.filter, offset)
+            .await?
+        {
+            bounds.push(key.iter().map(StoredValue::from).collect());
+        }
+    }
+    let mut ranges = Vec::new();
+    let mut start = None;
+    for end in bounds.into_iter().map(Some).chain([None]) {
+        ranges.push(crate::state::WorkerProgress {
+            start: start.clone(),
+            end: end.clone(),
+            copy: Default::default(),
+        });
+        start = end;
+    }
+    Ok(ranges)
+}
+
 /// The changes counted before an overwrite or replace-all writes anything.
 fn changes_text(plan: &Plan, c: &crate::state::PlannedChanges) -> String {
     let mut s = format!(
@@ -1618,6 +1750,7 @@ mod tests {
                 dump_only: false,
                 confirm_table: None,
                 recreate_table: false,
+                parallel: 1,
             }
         }
 
@@ -1968,6 +2101,41 @@ mod tests {
             Some("shop.billing")
         );
         assert!(state.verification.unwrap().passed);
+    }
+
+    #[tokio::test]
+    async fn parallel_writers_split_the_keys_and_each_checkpoints_its_own_range() {
+        for mode in [Mode::MissingRows, Mode::ReplaceAll] {
+            let w = World::new();
+            let mut req = w.request();
+            req.mode = mode;
+            req.confirm_table = (mode == Mode::ReplaceAll).then(|| "billing".into());
+            req.parallel = 3;
+            let state = w.run_with(req, None, true).await.expect("parallel run");
+            assert_eq!(
+                state.copy.workers.len(),
+                3,
+                "{mode:?}: 10 rows in chunks of 3 make 3 writers"
+            );
+            assert!(state.copy.workers.iter().all(|w| w.copy.done));
+            assert_eq!(state.copy.workers[0].start, None);
+            assert_eq!(state.copy.workers[2].end, None);
+            assert_eq!(
+                state.copy.workers[0].end, state.copy.workers[1].start,
+                "ranges tile the keys"
+            );
+            assert_eq!(state.copy.rows_read, 10);
+            let restored = w.db.restored.lock().unwrap().clone();
+            let production = w.production();
+            match mode {
+                Mode::ReplaceAll => assert_eq!(production, restored),
+                _ => {
+                    assert_eq!(state.copy.inserted, 5);
+                    assert_eq!(production.len(), 12);
+                }
+            }
+            assert!(state.verification.unwrap().passed);
+        }
     }
 
     #[tokio::test]

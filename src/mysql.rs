@@ -511,6 +511,16 @@ const LOAD_REFUSED: &str = "LOAD DATA LOCAL refused by the server";
 /// A lost connection is told apart from an error the server reported: the first is worth a
 /// reconnect (the server rolled back the chunk in flight), the second is not.
 fn db_error(side: Side, e: mysql_async::Error) -> Error {
+    // 1213: deadlock, the transaction was rolled back; 1205: lock wait timeout. Both are worth
+    // running the chunk again, as InnoDB's manual says of any transaction.
+    if let mysql_async::Error::Server(s) = &e {
+        if s.code == 1213 || s.code == 1205 {
+            return Error::DbConflict {
+                side,
+                detail: e.to_string(),
+            };
+        }
+    }
     if e.is_fatal() {
         Error::DbConnectionLost {
             side,
@@ -844,11 +854,10 @@ impl Session for MysqlSession {
         &mut self,
         table: &TableRef,
         schema: &TableSchema,
-        after: Option<&[Value]>,
+        range: KeyRange<'_>,
         filter: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Row>> {
-        let range = KeyRange { after, upto: None };
         let (sql, params) = range_query(table, schema, range, filter);
         let sql = format!("{sql} LIMIT {limit}");
         let rows: Vec<mysql_async::Row> = self

@@ -89,6 +89,8 @@ pub struct Request {
     /// `--recreate-table`: if the table is gone from production (DROP TABLE), create it from
     /// the restored copy's `SHOW CREATE TABLE` without asking.
     pub recreate_table: bool,
+    /// `--parallel`: writers on disjoint key ranges.
+    pub parallel: usize,
 }
 
 /// What `drill` adds to a request.
@@ -144,6 +146,12 @@ pub struct Plan {
     pub confirm_table: Option<String>,
     #[serde(default)]
     pub recreate_table: bool,
+    #[serde(default = "one")]
+    pub parallel: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Plan {
@@ -184,6 +192,18 @@ impl Plan {
             ));
         }
         let where_predicate = req.where_predicate.as_deref().map(check_predicate).transpose()?;
+        if req.parallel == 0 || req.parallel > 16 {
+            return Err(Error::InvalidInput(
+                "--parallel must be between 1 and 16 writers".into(),
+            ));
+        }
+        if req.parallel > 1 && req.dump_file.is_some() {
+            return Err(Error::InvalidInput(
+                "--parallel writes chunks in no set order, which a --dump-file or --dump-only needs: \
+                 leave out --parallel"
+                    .into(),
+            ));
+        }
         if req.mode == Mode::ReplaceAll && where_predicate.is_some() {
             return Err(Error::InvalidInput(
                 "--mode replace-all makes the whole table equal to the restored one, so it cannot take --where: \
@@ -260,6 +280,7 @@ impl Plan {
             dump_only: req.dump_only,
             confirm_table: req.confirm_table.clone(),
             recreate_table: req.recreate_table,
+            parallel: req.parallel,
             drill: req.drill.as_ref().map(|d| Drill {
                 target: TableRef {
                     database: d.database.clone().unwrap_or_else(|| req.database.clone()),

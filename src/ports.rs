@@ -210,13 +210,13 @@ pub trait Session: Send {
     async fn try_advisory_lock(&mut self, name: &str) -> Result<bool>;
     /// The server's row estimate (information_schema), for progress only.
     async fn estimate_rows(&mut self, table: &TableRef) -> Result<Option<u64>>;
-    /// Up to `limit` rows whose key is greater than `after` (and that match `filter`, a checked
-    /// `--where` predicate), in key order.
+    /// Up to `limit` rows of the key range (that match `filter`, a checked `--where`
+    /// predicate), in key order.
     async fn read_chunk(
         &mut self,
         table: &TableRef,
         schema: &TableSchema,
-        after: Option<&[Value]>,
+        range: KeyRange<'_>,
         filter: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Row>>;

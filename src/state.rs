@@ -151,6 +151,37 @@ pub struct CopyProgress {
     /// What overwrite and replace-all modes counted before writing, once the operator agreed.
     #[serde(default)]
     pub planned: Option<PlannedChanges>,
+    /// `--parallel N`: the key range of each writer and its own checkpoint; the fields above
+    /// are then their sums.
+    #[serde(default)]
+    pub workers: Vec<WorkerProgress>,
+}
+
+impl CopyProgress {
+    /// Recomputes the totals from the writers' checkpoints.
+    pub fn sum_workers(&mut self) {
+        if self.workers.is_empty() {
+            return;
+        }
+        let w = &self.workers;
+        self.chunks = w.iter().map(|w| w.copy.chunks).sum();
+        self.rows_read = w.iter().map(|w| w.copy.rows_read).sum();
+        self.inserted = w.iter().map(|w| w.copy.inserted).sum();
+        self.already_present = w.iter().map(|w| w.copy.already_present).sum();
+        self.present_differing = w.iter().map(|w| w.copy.present_differing).sum();
+        self.updated = w.iter().map(|w| w.copy.updated).sum();
+        self.deleted = w.iter().map(|w| w.copy.deleted).sum();
+        self.done = w.iter().all(|w| w.copy.done);
+    }
+}
+
+/// One of `--parallel` writers: the keys after `start` up to `end` (`None`: open), and how far
+/// it got.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerProgress {
+    pub start: Option<Vec<StoredValue>>,
+    pub end: Option<Vec<StoredValue>>,
+    pub copy: CopyProgress,
 }
 
 /// The changes a merge would make, counted on both servers before the first write.

@@ -369,13 +369,12 @@ impl Session for FakeSession {
         &mut self,
         _t: &TableRef,
         _s: &TableSchema,
-        after: Option<&[Value]>,
+        range: KeyRange<'_>,
         _filter: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Row>> {
-        let from = after.map(|k| key_int(k) + 1).unwrap_or(i64::MIN);
         Ok(lock(&self.table)
-            .range(from..)
+            .range(bounds(range))
             .take(limit)
             .map(|(_, r)| r.clone())
             .collect())
@@ -566,5 +565,6 @@ pub fn request() -> crate::plan::Request {
         dump_only: false,
         confirm_table: None,
         recreate_table: false,
+        parallel: 1,
     }
 }

@@ -204,7 +204,7 @@ pub async fn verify(
         if p.rows > 0 {
             v.extra += p.rows;
             let sample = production
-                .read_chunk(job.target, job.schema, after.as_deref(), None, SAMPLE)
+                .read_chunk(job.target, job.schema, tail, None, SAMPLE)
                 .await?;
             for row in &sample {
                 if v.sample_extra_keys.len() < SAMPLE {

@@ -385,3 +385,49 @@ async fn replace_all_resumed_after_a_crash_mid_copy_ends_equal_to_the_restored_t
     assert_nothing_left_in_aws(&sb, &table).await;
     sb.drop_table(&table).await;
 }
+
+#[tokio::test]
+async fn parallel_writers_crashed_mid_copy_resume_each_from_their_own_checkpoint() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("billing_parallel");
+    let time = sb.seed_with_accident(&table, 9_000).await;
+    let before = Sandbox::rows(&sb.production, &table).await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let state = tempfile::tempdir().unwrap();
+    let crashed = writer(state.path())
+        .args(args(&table, &time, "missing-rows"))
+        .args(["--yes", "--parallel", "3"])
+        .env("FAILPOINTS", "copy-chunk-after-checkpoint=4*off->return")
+        .output()
+        .unwrap();
+    assert_eq!(
+        crashed.status.code(),
+        Some(rds_table_restore::CRASH_EXIT_CODE),
+        "{}",
+        common::describe(&crashed)
+    );
+    let run = common::state_files(state.path())[0].clone();
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&run).unwrap()).unwrap();
+    let workers = saved["copy"]["workers"].as_array().expect("writers in the state file");
+    assert_eq!(workers.len(), 3);
+    assert!(
+        workers.iter().all(|w| w["copy"]["done"] == false),
+        "the crash came mid-copy"
+    );
+    let run_id = run.file_stem().unwrap().to_string_lossy().to_string();
+    let out = writer(state.path())
+        .args(["resume", &run_id, "--yes", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let summary = common::summary(&out.stdout);
+    common::compare_rows(
+        &Sandbox::rows(&sb.production, &table).await,
+        &common::expected_after(&before, &restored),
+    )
+    .unwrap();
+    assert_eq!(summary["rows_read"], restored.len() as u64);
+    assert_eq!(summary["verification"]["passed"], true);
+    assert_nothing_left_in_aws(&sb, &table).await;
+    sb.drop_table(&table).await;
+}
