@@ -726,7 +726,10 @@ impl<'a> Machine<'a> {
                 rfc3339(plan.restore_time)
             ))
         })?;
-        compare_schemas(&restored_schema, source.schema()?)?;
+        // A side table is made from the restored definition, so only a merge needs them equal.
+        if plan.drill.is_none() {
+            compare_schemas(&restored_schema, source.schema()?)?;
+        }
         if let Some(p) = &plan.where_predicate {
             let n = check_where(restored.as_mut(), &plan.table, p, "the restored instance").await?;
             self.deps.ui.note(&format!("--where matches {n} restored rows"));
@@ -792,8 +795,9 @@ impl<'a> Machine<'a> {
             ),
         )?;
         if let Some(drill) = plan.drill.clone() {
-            self.create_side_table(&drill.target, &plan.table).await?;
+            self.create_side_table(&drill.target, endpoint).await?;
         }
+        let schema = self.data_schema(source, endpoint).await?;
         if let Some(path) = plan.dump_file.clone() {
             let header = format!(
                 "rds-table-restore run {}: rows of {} restored from {} as of {} that production lacked",
@@ -805,12 +809,11 @@ impl<'a> Machine<'a> {
             self.dump = Some(crate::copy::DumpFile::open(
                 &path,
                 plan.target_table(),
-                source.schema()?,
+                &schema,
                 &header,
             )?);
         }
         let mut announced = false;
-        let schema = source.schema()?.clone();
         let endpoints = (endpoint.clone(), source.production.clone());
         self.with_reconnects(source, endpoint, |m| {
             let schema = schema.clone();
@@ -870,9 +873,12 @@ impl<'a> Machine<'a> {
                     m.deps.ui.warn(&format!(
                         "`{target}` holds a partial load of a table without a primary key: emptying it and loading again"
                     ));
+                    let definition = restored.show_create_table(&plan.table).await?.ok_or_else(|| {
+                        Error::SchemaMismatch(format!("`{}` no longer exists on the restored instance", plan.table))
+                    })?;
                     let session = m.lock_session.as_mut().ok_or(Error::Interrupted)?;
                     session.drop_table(target).await?;
-                    session.create_table_like(target, &plan.table).await?;
+                    session.create_table_from(target, &plan.table.table, &definition).await?;
                     m.state.copy = Default::default();
                     m.state.updated_at = Utc::now();
                     m.store.save(&m.state)?;
@@ -991,7 +997,7 @@ impl<'a> Machine<'a> {
         }
         let mut production = self.deps.db.connect(Side::Production, &source.production).await?;
         if production.table_schema(&table).await?.is_none() {
-            production.create_table_from(&table, &definition).await?;
+            production.create_table_from(&table, &table.table, &definition).await?;
             crash_point!("recreate-after-create");
             self.deps.ui.note(&format!("created `{table}` in production"));
         }
@@ -1020,7 +1026,7 @@ impl<'a> Machine<'a> {
             ));
         }
         self.begin(Step::Verify, "every restored row against production, by key")?;
-        let schema = source.schema()?.clone();
+        let schema = self.data_schema(source, endpoint).await?;
         self.with_reconnects(source, endpoint, |m| {
             let schema = schema.clone();
             Box::pin(async move {
@@ -1157,25 +1163,66 @@ impl<'a> Machine<'a> {
         self.finish(&summary)
     }
 
-    /// Creates the drill's side table like the production table. Recorded first, so a crash
-    /// between the two is adopted on resume rather than refused as someone else's table.
-    async fn create_side_table(
-        &mut self,
-        target: &crate::ports::TableRef,
-        like: &crate::ports::TableRef,
-    ) -> Result<()> {
-        if target == like {
+    /// Creates the side table (drill, side-table mode) with the restored table's definition,
+    /// so it takes the restored rows even if production's table has changed since. Recorded
+    /// first, so a crash between the two is adopted on resume rather than refused as someone
+    /// else's table.
+    async fn create_side_table(&mut self, target: &crate::ports::TableRef, endpoint: &Endpoint) -> Result<()> {
+        let table = self.state.plan.table.clone();
+        if *target == table {
             return Err(Error::InvalidInput("a drill never writes the real table".into()));
         }
         if self.state.resources.side_table.is_none() {
             self.state.resources.side_table = Some(target.clone());
             self.save()?;
         }
-        let session = self.lock_session.as_mut().ok_or(Error::Interrupted)?;
-        if session.table_schema(target).await?.is_none() {
-            session.create_table_like(target, like).await?;
+        if self
+            .lock_session
+            .as_mut()
+            .ok_or(Error::Interrupted)?
+            .table_schema(target)
+            .await?
+            .is_none()
+        {
+            let definition = self
+                .deps
+                .db
+                .connect(Side::Restored, endpoint)
+                .await?
+                .show_create_table(&table)
+                .await?
+                .ok_or_else(|| {
+                    Error::SchemaMismatch(format!(
+                        "`{table}` does not exist on the restored instance (it did not exist at {})",
+                        rfc3339(self.state.plan.restore_time)
+                    ))
+                })?;
+            let session = self.lock_session.as_mut().ok_or(Error::Interrupted)?;
+            session.create_table_from(target, &table.table, &definition).await?;
         }
         Ok(())
+    }
+
+    /// The schema the copy and the verification work with: production's for a merge (checked
+    /// equal to the restored one), the restored table's for a new side table (production's may
+    /// have changed since, which side-table mode is for).
+    async fn data_schema(&mut self, source: &Source, endpoint: &Endpoint) -> Result<TableSchema> {
+        if self.state.plan.drill.is_none() {
+            return Ok(source.schema()?.clone());
+        }
+        let table = self.state.plan.table.clone();
+        self.deps
+            .db
+            .connect(Side::Restored, endpoint)
+            .await?
+            .table_schema(&table)
+            .await?
+            .ok_or_else(|| {
+                Error::SchemaMismatch(format!(
+                    "`{table}` does not exist on the restored instance (it did not exist at {})",
+                    rfc3339(self.state.plan.restore_time)
+                ))
+            })
     }
 
     /// Drops the drill's side table: only the one this run recorded, never the real table.

@@ -806,21 +806,16 @@ impl Session for MysqlSession {
         }
     }
 
-    async fn create_table_from(&mut self, table: &TableRef, definition: &str) -> Result<()> {
-        // The server writes `CREATE TABLE `name` (`; the name is qualified so the table lands in
-        // the right database whatever the session's default.
-        let prefix = format!("CREATE TABLE {} ", quote_ident(&table.table));
+    async fn create_table_from(&mut self, table: &TableRef, named: &str, definition: &str) -> Result<()> {
+        // The server writes `CREATE TABLE `name` (`; the name is replaced by the qualified target
+        // so the table lands in the right database whatever the session's default.
+        let prefix = format!("CREATE TABLE {} ", quote_ident(named));
         let Some(rest) = definition.strip_prefix(&prefix) else {
             return Err(Error::SchemaMismatch(format!(
                 "the restored definition of {table} does not start with `{prefix}`; create the table by hand"
             )));
         };
         let sql = format!("CREATE TABLE {} {rest}", qualified(table));
-        self.conn.query_drop(sql).await.map_err(|e| self.db_err(e))
-    }
-
-    async fn create_table_like(&mut self, table: &TableRef, like: &TableRef) -> Result<()> {
-        let sql = format!("CREATE TABLE {} LIKE {}", qualified(table), qualified(like));
         self.conn.query_drop(sql).await.map_err(|e| self.db_err(e))
     }
 

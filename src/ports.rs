@@ -236,11 +236,10 @@ pub trait Session: Send {
     async fn list_tables(&mut self, database: &str) -> Result<Vec<(String, Option<u64>)>>;
     /// `SHOW CREATE TABLE`: the table's definition, `None` when it does not exist.
     async fn show_create_table(&mut self, table: &TableRef) -> Result<Option<String>>;
-    /// Runs a `CREATE TABLE` statement that `show_create_table` gave for `table` (another
-    /// server's), qualified with `table`'s database.
-    async fn create_table_from(&mut self, table: &TableRef, definition: &str) -> Result<()>;
-    /// Creates `table` with the definition of `like` (a drill's side table).
-    async fn create_table_like(&mut self, table: &TableRef, like: &TableRef) -> Result<()>;
+    /// Creates `table` from a `CREATE TABLE` statement that `show_create_table` gave for a table
+    /// named `named` (on the restored server): the recreated production table, or a side table
+    /// with the restored schema.
+    async fn create_table_from(&mut self, table: &TableRef, named: &str, definition: &str) -> Result<()>;
     /// Drops `table` (only ever a drill's side table).
     async fn drop_table(&mut self, table: &TableRef) -> Result<()>;
     /// How many rows match a `--where` predicate; the server's error when it is not valid SQL

@@ -334,8 +334,10 @@ impl Session for FakeSession {
             .await?
             .map(|_| format!("CREATE TABLE `{}` (...)", t.table)))
     }
-    async fn create_table_from(&mut self, _t: &TableRef, _definition: &str) -> Result<()> {
-        *lock(&self.db.production_dropped) = false;
+    async fn create_table_from(&mut self, t: &TableRef, named: &str, _definition: &str) -> Result<()> {
+        if t.table == named {
+            *lock(&self.db.production_dropped) = false;
+        }
         Ok(())
     }
     async fn missing_privileges(&mut self, _t: &TableRef, _s: &TableSchema, merge: Merge) -> Result<Vec<&'static str>> {
@@ -352,9 +354,6 @@ impl Session for FakeSession {
     }
     async fn list_tables(&mut self, _d: &str) -> Result<Vec<(String, Option<u64>)>> {
         Ok(vec![("billing".into(), Some(lock(&self.table).len() as u64))])
-    }
-    async fn create_table_like(&mut self, _t: &TableRef, _l: &TableRef) -> Result<()> {
-        Ok(())
     }
     async fn drop_table(&mut self, _t: &TableRef) -> Result<()> {
         Ok(())

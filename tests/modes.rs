@@ -431,3 +431,51 @@ async fn parallel_writers_crashed_mid_copy_resume_each_from_their_own_checkpoint
     assert_nothing_left_in_aws(&sb, &table).await;
     sb.drop_table(&table).await;
 }
+
+#[tokio::test]
+async fn a_table_altered_since_is_refused_by_the_merge_modes_and_taken_by_side_table_with_its_old_schema() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("billing_altered");
+    let time = sb.seed_with_accident(&table, 2_000).await;
+    Sandbox::exec(
+        &sb.production,
+        &format!("ALTER TABLE `{table}` ADD COLUMN region VARCHAR(8) NULL AFTER currency"),
+    )
+    .await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let state = tempfile::tempdir().unwrap();
+
+    let out = writer(state.path())
+        .args(args(&table, &time, "missing-rows"))
+        .arg("--yes")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", common::describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("region"), "the difference is named: {stderr}");
+    let run = common::state_files(state.path())[0].clone();
+    let run_id = run.file_stem().unwrap().to_string_lossy().to_string();
+    let aborted = writer(state.path()).args(["abort", &run_id, "--yes"]).output().unwrap();
+    assert!(aborted.status.success(), "{}", common::describe(&aborted));
+
+    let out = writer(state.path())
+        .args(args(&table, &time, "side-table"))
+        .args(["--yes", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let summary = common::summary(&out.stdout);
+    let side = summary["target_table"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("shop.")
+        .to_string();
+    assert_eq!(
+        Sandbox::rows(&sb.production, &side).await,
+        restored,
+        "the side table has the restored schema and rows"
+    );
+    assert_nothing_left_in_aws(&sb, &table).await;
+    Sandbox::exec(&sb.production, &format!("DROP TABLE `{side}`")).await;
+    sb.drop_table(&table).await;
+}
