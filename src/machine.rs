@@ -949,20 +949,32 @@ impl<'a> Machine<'a> {
         })
         .await?;
         let done = self.state.copy.clone();
-        self.finish(&match merge {
-            Merge::MissingRows => format!(
-                "{} rows read, {} inserted, {} already present ({} of them differ and were kept)",
-                done.rows_read, done.inserted, done.already_present, done.present_differing
-            ),
-            _ => format!(
-                "{} rows read, {} inserted, {} overwritten, {} deleted, {} already identical",
-                done.rows_read,
-                done.inserted,
-                done.updated,
-                done.deleted,
-                done.already_present - done.present_differing
-            ),
-        })
+        let method = self
+            .production_session
+            .as_ref()
+            .map(|s| s.write_method())
+            .unwrap_or("INSERT");
+        let writers = match done.workers.len() {
+            0 | 1 => String::new(),
+            n => format!(", {n} writers"),
+        };
+        let how = format!(" (rows written with {method}{writers})");
+        self.finish(
+            &(match merge {
+                Merge::MissingRows => format!(
+                    "{} rows read, {} inserted, {} already present ({} of them differ and were kept)",
+                    done.rows_read, done.inserted, done.already_present, done.present_differing
+                ),
+                _ => format!(
+                    "{} rows read, {} inserted, {} overwritten, {} deleted, {} already identical",
+                    done.rows_read,
+                    done.inserted,
+                    done.updated,
+                    done.deleted,
+                    done.already_present - done.present_differing
+                ),
+            } + &how),
+        )
     }
 
     /// The production table was dropped: creates it from the restored copy's definition, with

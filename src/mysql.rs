@@ -208,6 +208,7 @@ impl Connector for MysqlConnector {
             conn,
             side,
             load_method: self.load_method,
+            fell_back: false,
         }))
     }
 }
@@ -252,6 +253,7 @@ pub struct MysqlSession {
     side: Side,
     /// Falls back from `Auto` to `Insert` for the session once the server refuses LOAD DATA.
     load_method: LoadMethod,
+    fell_back: bool,
 }
 
 impl MysqlSession {
@@ -393,6 +395,7 @@ impl MysqlSession {
                 Err(Error::Db { detail, .. }) if method == LoadMethod::Auto && detail.starts_with(LOAD_REFUSED) => {
                     tracing::warn!(%detail, "LOAD DATA LOCAL refused; inserting with INSERT from now on");
                     self.load_method = LoadMethod::Insert;
+                    self.fell_back = true;
                 }
                 other => return other,
             },
@@ -476,8 +479,9 @@ impl MysqlSession {
         );
         match self.conn.query_drop(sql).await {
             Ok(()) => {}
-            // 1148: not allowed with this server's settings; 3948: local_infile is off.
-            Err(mysql_async::Error::Server(e)) if e.code == 1148 || e.code == 3948 => {
+            // 1148: not allowed with this server's settings; 3948 (MySQL 8) and 4166 (MariaDB):
+            // local_infile is off.
+            Err(mysql_async::Error::Server(e)) if matches!(e.code, 1148 | 3948 | 4166) => {
                 return Err(Error::Db {
                     side,
                     detail: format!("{LOAD_REFUSED}: {}", e.message),
@@ -666,6 +670,14 @@ fn rows_of(rows: Vec<mysql_async::Row>) -> Vec<Row> {
 
 #[async_trait]
 impl Session for MysqlSession {
+    fn write_method(&self) -> &'static str {
+        match (self.load_method, self.fell_back) {
+            (LoadMethod::Insert, true) => "INSERT, as the server refused LOAD DATA LOCAL (local_infile)",
+            (LoadMethod::Insert, false) => "INSERT",
+            _ => "LOAD DATA LOCAL",
+        }
+    }
+
     async fn table_schema(&mut self, table: &TableRef) -> Result<Option<TableSchema>> {
         let cols: Vec<(String, String, String, String)> = self
             .conn

@@ -205,6 +205,10 @@ pub struct RangeChecksum {
 pub trait Session: Send {
     /// `None` when the table does not exist.
     async fn table_schema(&mut self, table: &TableRef) -> Result<Option<TableSchema>>;
+    /// How this session writes missing rows, for the copy's summary (a fallback shows there).
+    fn write_method(&self) -> &'static str {
+        "INSERT"
+    }
     /// Takes the named advisory lock (`GET_LOCK`) for as long as this session lives; false when
     /// another session holds it.
     async fn try_advisory_lock(&mut self, name: &str) -> Result<bool>;
