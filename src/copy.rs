@@ -31,6 +31,24 @@ pub struct CopyJob<'a> {
     pub max_chunks: Option<u64>,
 }
 
+impl<'a> CopyJob<'a> {
+    /// The whole table, as the plan says.
+    pub fn of(plan: &'a crate::plan::Plan, schema: &'a TableSchema) -> CopyJob<'a> {
+        CopyJob {
+            source: &plan.table,
+            target: plan.target_table(),
+            schema,
+            chunk_size: plan.chunk_size,
+            filter: plan.where_predicate.as_deref(),
+            dry: plan.dump_only,
+            merge: plan.merge(),
+            start: None,
+            end: None,
+            max_chunks: None,
+        }
+    }
+}
+
 /// `--dump-file` / `--dump-only`: the SQL the copy applies (or would apply), per chunk in the
 /// order it runs: a DELETE per row removed (replace-all), an UPDATE per row overwritten, one
 /// multi-row INSERT; written after the chunk commits, synced, readable by the owner only.

@@ -826,18 +826,7 @@ impl<'a> Machine<'a> {
                 else {
                     return Err(Error::Interrupted);
                 };
-                let job = CopyJob {
-                    source: &plan.table,
-                    target: plan.target_table(),
-                    schema: &schema,
-                    chunk_size: plan.chunk_size,
-                    filter: plan.where_predicate.as_deref(),
-                    dry: plan.dump_only,
-                    merge,
-                    start: None,
-                    end: None,
-                    max_chunks: None,
-                };
+                let job = CopyJob::of(&plan, &schema);
                 if merge != Merge::MissingRows && m.state.copy.planned.is_none() {
                     m.deps
                         .ui
@@ -1047,18 +1036,7 @@ impl<'a> Machine<'a> {
                 else {
                     return Err(Error::Interrupted);
                 };
-                let job = CopyJob {
-                    source: &plan.table,
-                    target: plan.target_table(),
-                    schema: &schema,
-                    chunk_size: plan.chunk_size,
-                    filter: plan.where_predicate.as_deref(),
-                    dry: plan.dump_only,
-                    merge: plan.merge(),
-                    start: None,
-                    end: None,
-                    max_chunks: None,
-                };
+                let job = CopyJob::of(&plan, &schema);
                 let v = verify(
                     restored.as_mut(),
                     production.as_mut(),

@@ -39,6 +39,31 @@ fn args<'a>(table: &'a str, time: &'a str, mode: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// Runs the tool with a crash point armed, checks it crashed there, resumes the run and
+/// returns the resumed run's JSON summary.
+fn crash_then_resume(state: &std::path::Path, args: &[&str], extra: &[&str], failpoint: &str) -> serde_json::Value {
+    let crashed = writer(state)
+        .args(args)
+        .args(extra)
+        .env("FAILPOINTS", failpoint)
+        .output()
+        .unwrap();
+    assert_eq!(
+        crashed.status.code(),
+        Some(rds_table_restore::CRASH_EXIT_CODE),
+        "{}",
+        common::describe(&crashed)
+    );
+    let run = common::state_files(state)[0].clone();
+    let run_id = run.file_stem().unwrap().to_string_lossy().to_string();
+    let out = writer(state)
+        .args(["resume", &run_id, "--yes", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    common::summary(&out.stdout)
+}
+
 fn id_of(row: &[Value]) -> i64 {
     match row[0] {
         Value::Int(i) => i,
@@ -304,26 +329,12 @@ async fn a_table_without_a_primary_key_is_refused_in_merge_modes_and_loaded_whol
 
     // A crash after two of five batches; the resume empties the side table and loads it again.
     let state = tempfile::tempdir().unwrap();
-    let crashed = writer(state.path())
-        .args(args(&table, &time, "side-table"))
-        .arg("--yes")
-        .env("FAILPOINTS", "copy-chunk-after-checkpoint=2*off->return")
-        .output()
-        .unwrap();
-    assert_eq!(
-        crashed.status.code(),
-        Some(rds_table_restore::CRASH_EXIT_CODE),
-        "{}",
-        common::describe(&crashed)
+    let summary = crash_then_resume(
+        state.path(),
+        &args(&table, &time, "side-table"),
+        &["--yes"],
+        "copy-chunk-after-checkpoint=2*off->return",
     );
-    let run = common::state_files(state.path())[0].clone();
-    let run_id = run.file_stem().unwrap().to_string_lossy().to_string();
-    let out = writer(state.path())
-        .args(["resume", &run_id, "--yes", "--output", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::describe(&out));
-    let summary = common::summary(&out.stdout);
     let side = summary["target_table"]
         .as_str()
         .unwrap()
@@ -359,26 +370,12 @@ async fn replace_all_resumed_after_a_crash_mid_copy_ends_equal_to_the_restored_t
     .await;
     let restored = Sandbox::rows(&sb.restored, &table).await;
     let state = tempfile::tempdir().unwrap();
-    let crashed = writer(state.path())
-        .args(args(&table, &time, "replace-all"))
-        .args(["--yes", "--confirm-table", &table])
-        .env("FAILPOINTS", "copy-chunk-after-checkpoint=3*off->return")
-        .output()
-        .unwrap();
-    assert_eq!(
-        crashed.status.code(),
-        Some(rds_table_restore::CRASH_EXIT_CODE),
-        "{}",
-        common::describe(&crashed)
+    let summary = crash_then_resume(
+        state.path(),
+        &args(&table, &time, "replace-all"),
+        &["--yes", "--confirm-table", &table],
+        "copy-chunk-after-checkpoint=3*off->return",
     );
-    let run = common::state_files(state.path())[0].clone();
-    let run_id = run.file_stem().unwrap().to_string_lossy().to_string();
-    let out = writer(state.path())
-        .args(["resume", &run_id, "--yes", "--output", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::describe(&out));
-    let summary = common::summary(&out.stdout);
     assert_eq!(Sandbox::rows(&sb.production, &table).await, restored);
     assert_eq!(summary["rows_deleted"], 5);
     assert_eq!(summary["rows_updated"], 4, "row 2 and the three changed above");
