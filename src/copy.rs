@@ -180,6 +180,32 @@ impl DumpFile {
 /// How many times a chunk is run again after a deadlock or a lock wait timeout.
 const CONFLICT_RETRIES: u32 = 12;
 
+/// The key of a chunk's last row, and whether the chunk is the last one (keyset reads return
+/// fewer rows than asked only at the end).
+fn chunk_end(job: &CopyJob<'_>, rows: &[crate::ports::Row]) -> (Option<Vec<Value>>, bool) {
+    let key = rows
+        .last()
+        .map(|last| job.schema.key_of(last).into_iter().cloned().collect());
+    (key, rows.len() < job.chunk_size)
+}
+
+/// The production keys a chunk's merge covers: after the previous chunk's last key up to its
+/// own. In replace-all the last chunk runs to the end of the copy's range, so production rows
+/// past the restored table's last key are found too (and an empty restored table empties
+/// production).
+fn chunk_range<'k>(
+    job: &CopyJob<'k>,
+    after: Option<&'k [Value]>,
+    key: Option<&'k [Value]>,
+    last_chunk: bool,
+) -> KeyRange<'k> {
+    let upto = match job.merge == Merge::ReplaceAll && last_chunk {
+        true => job.end,
+        false => key,
+    };
+    KeyRange { after, upto }
+}
+
 /// The keys after `after` up to `end`.
 fn within<'k>(after: Option<&'k [Value]>, end: Option<&'k [Value]>) -> KeyRange<'k> {
     KeyRange { after, upto: end }
@@ -237,24 +263,9 @@ pub async fn copy_rows(
         if cancel.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
         }
-        // A short chunk is the last one: keyset reads return fewer rows only at the end.
-        let last_chunk = rows.len() < job.chunk_size;
-        let key: Option<Vec<Value>> = rows
-            .last()
-            .map(|last| job.schema.key_of(last).into_iter().cloned().collect());
-        // Each chunk covers the keys after the previous one up to its own last key; in
-        // replace-all the last one runs to the end of the copy's range, so production rows past
-        // the restored table's last key are found too (and an empty restored table empties
-        // production).
+        let (key, last_chunk) = chunk_end(job, &rows);
+        let range = chunk_range(job, after.as_deref(), key.as_deref(), last_chunk);
         let replace_all = job.merge == Merge::ReplaceAll;
-        let range = KeyRange {
-            after: after.as_deref(),
-            upto: if replace_all && last_chunk {
-                job.end
-            } else {
-                key.as_deref()
-            },
-        };
         let write = async {
             if rows.is_empty() && !(replace_all && last_chunk) {
                 return Ok(None);
@@ -351,18 +362,8 @@ pub async fn count_changes(
         let rows = restored
             .read_chunk(job.source, job.schema, range, job.filter, job.chunk_size)
             .await?;
-        let last_chunk = rows.len() < job.chunk_size;
-        let key: Option<Vec<Value>> = rows
-            .last()
-            .map(|last| job.schema.key_of(last).into_iter().cloned().collect());
-        let range = KeyRange {
-            after: after.as_deref(),
-            upto: if job.merge == Merge::ReplaceAll && last_chunk {
-                None
-            } else {
-                key.as_deref()
-            },
-        };
+        let (key, last_chunk) = chunk_end(job, &rows);
+        let range = chunk_range(job, after.as_deref(), key.as_deref(), last_chunk);
         let o = production
             .merge_chunk(job.target, job.schema, &rows, range, job.merge, true)
             .await?;

@@ -719,13 +719,10 @@ impl<'a> Machine<'a> {
     async fn connect_pair(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
         let plan = &self.state.plan;
         let mut restored = self.deps.db.connect(Side::Restored, endpoint).await?;
-        let restored_schema = restored.table_schema(&plan.table).await?.ok_or_else(|| {
-            Error::SchemaMismatch(format!(
-                "`{}` does not exist on the restored instance (it did not exist at {})",
-                plan.table,
-                rfc3339(plan.restore_time)
-            ))
-        })?;
+        let restored_schema = restored
+            .table_schema(&plan.table)
+            .await?
+            .ok_or_else(|| missing_on_restored(plan))?;
         // A side table is made from the restored definition, so only a merge needs them equal.
         if plan.drill.is_none() {
             compare_schemas(&restored_schema, source.schema()?)?;
@@ -822,6 +819,24 @@ impl<'a> Machine<'a> {
             announced = true;
             Box::pin(async move {
                 let plan = m.state.plan.clone();
+                if schema.key.is_empty() && m.state.copy.chunks > 0 && !m.state.copy.done {
+                    // Without a key, what was loaded cannot be told apart: the side table (ours,
+                    // new) is emptied and loaded again.
+                    let target = plan.target_table();
+                    if m.state.resources.side_table.as_ref() != Some(target) || *target == plan.table {
+                        return Err(Error::InvalidInput(format!(
+                            "refusing to empty {target}: it is not a side table this run created"
+                        )));
+                    }
+                    m.deps.ui.warn(&format!(
+                        "`{target}` holds a partial load of a table without a primary key: emptying it and loading again"
+                    ));
+                    m.lock_session.as_mut().ok_or(Error::Interrupted)?.drop_table(target).await?;
+                    m.create_side_table(target, &restored_at).await?;
+                    m.state.copy = Default::default();
+                    m.state.updated_at = Utc::now();
+                    m.store.save(&m.state)?;
+                }
                 let (Some(restored), Some(production)) = (m.restored_session.as_mut(), m.production_session.as_mut())
                 else {
                     return Err(Error::Interrupted);
@@ -849,28 +864,6 @@ impl<'a> Machine<'a> {
                 if first {
                     let estimate = restored.estimate_rows(&plan.table).await.unwrap_or(None);
                     m.deps.ui.copy_started(estimate);
-                }
-                if schema.key.is_empty() && m.state.copy.chunks > 0 && !m.state.copy.done {
-                    // Without a key, what was loaded cannot be told apart: the side table (ours,
-                    // new) is emptied and loaded again.
-                    let target = plan.target_table();
-                    if m.state.resources.side_table.as_ref() != Some(target) || *target == plan.table {
-                        return Err(Error::InvalidInput(format!(
-                            "refusing to empty {target}: it is not a side table this run created"
-                        )));
-                    }
-                    m.deps.ui.warn(&format!(
-                        "`{target}` holds a partial load of a table without a primary key: emptying it and loading again"
-                    ));
-                    let definition = restored.show_create_table(&plan.table).await?.ok_or_else(|| {
-                        Error::SchemaMismatch(format!("`{}` no longer exists on the restored instance", plan.table))
-                    })?;
-                    let session = m.lock_session.as_mut().ok_or(Error::Interrupted)?;
-                    session.drop_table(target).await?;
-                    session.create_table_from(target, &plan.table.table, &definition).await?;
-                    m.state.copy = Default::default();
-                    m.state.updated_at = Utc::now();
-                    m.store.save(&m.state)?;
                 }
                 let writers = match schema.key.is_empty() || plan.dump_file.is_some() {
                     true => 1,
@@ -1181,12 +1174,7 @@ impl<'a> Machine<'a> {
                 .await?
                 .show_create_table(&table)
                 .await?
-                .ok_or_else(|| {
-                    Error::SchemaMismatch(format!(
-                        "`{table}` does not exist on the restored instance (it did not exist at {})",
-                        rfc3339(self.state.plan.restore_time)
-                    ))
-                })?;
+                .ok_or_else(|| missing_on_restored(&self.state.plan))?;
             let session = self.lock_session.as_mut().ok_or(Error::Interrupted)?;
             session.create_table_from(target, &table.table, &definition).await?;
         }
@@ -1207,12 +1195,7 @@ impl<'a> Machine<'a> {
             .await?
             .table_schema(&table)
             .await?
-            .ok_or_else(|| {
-                Error::SchemaMismatch(format!(
-                    "`{table}` does not exist on the restored instance (it did not exist at {})",
-                    rfc3339(self.state.plan.restore_time)
-                ))
-            })
+            .ok_or_else(|| missing_on_restored(&self.state.plan))
     }
 
     /// Drops the drill's side table: only the one this run recorded, never the real table.
@@ -1609,6 +1592,16 @@ async fn split(
         start = end;
     }
     Ok(ranges)
+}
+
+/// The table is not on the restored instance: it did not exist yet at the restore time (or the
+/// name is wrong).
+fn missing_on_restored(plan: &Plan) -> Error {
+    Error::SchemaMismatch(format!(
+        "`{}` does not exist on the restored instance (it did not exist at {})",
+        plan.table,
+        rfc3339(plan.restore_time)
+    ))
 }
 
 /// The changes counted before an overwrite or replace-all writes anything.
