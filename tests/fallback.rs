@@ -39,24 +39,12 @@ async fn without_local_infile_auto_falls_back_to_insert_and_load_data_fails() {
     let before = Sandbox::rows(&sb.production, &table).await;
     let restored = Sandbox::rows(&sb.restored, &table).await;
     let _off = LocalInfileOff::new(&sb.production).await;
-    let args = [
-        "restore",
-        "--instance",
-        "prod-db",
-        "--database",
-        "shop",
-        "--table",
-        &table,
-        "--time",
-        &time,
-        "--yes",
-        "--on-failure",
-        "teardown",
-    ];
+    let mut args = common::restore_args(&table, &time);
+    args.extend(["--yes", "--on-failure", "teardown"]);
 
     let state = tempfile::tempdir().unwrap();
     let refused = command(state.path())
-        .args(args)
+        .args(&args)
         .args(["--load-method", "load-data"])
         .output()
         .await
@@ -71,7 +59,7 @@ async fn without_local_infile_auto_falls_back_to_insert_and_load_data_fails() {
 
     let state = tempfile::tempdir().unwrap();
     let out = command(state.path())
-        .args(args)
+        .args(&args)
         .args(["--output", "json"])
         .output()
         .await

@@ -143,7 +143,7 @@ async fn cell(sb: &Sandbox, spec: Option<&str>, env: Vec<(&str, String)>, then: 
                     .first()
                     .cloned()
                     .ok_or("no state file after the crash")?;
-                let run_id = run.file_stem().unwrap().to_string_lossy().to_string();
+                let run_id = common::run_id_of(&run);
                 let verb = if then == Then::Resume { "resume" } else { "abort" };
                 let second = tool(state.path(), &[verb, &run_id, "--yes"], &env).await;
                 if !second.status.success() {
@@ -226,7 +226,7 @@ async fn signal_cell(sb: &Sandbox, signals: &[&str], then: Then) -> Result<Strin
             return Err(format!("expected exit 130, got {}", describe(&out)));
         }
         let run = state_files(state.path()).first().cloned().ok_or("no state file")?;
-        let run_id = run.file_stem().unwrap().to_string_lossy().to_string();
+        let run_id = common::run_id_of(&run);
         if signals.len() == 1 {
             if !stderr.contains(&format!("rds-table-restore resume {run_id}")) || !stderr.contains("abort") {
                 return Err(format!("the resume and abort commands are not printed: {stderr}"));
@@ -276,20 +276,9 @@ async fn wait_for_copy(dir: &Path) -> Result<(), String> {
 }
 
 fn restore_args<'a>(table: &'a str, time: &'a str) -> Vec<&'a str> {
-    vec![
-        "restore",
-        "--instance",
-        "prod-db",
-        "--database",
-        "shop",
-        "--table",
-        table,
-        "--time",
-        time,
-        "--yes",
-        "--chunk-size",
-        CHUNK,
-    ]
+    let mut args = common::restore_args(table, time);
+    args.extend(["--yes", "--chunk-size", CHUNK]);
+    args
 }
 
 /// Two runs of one table at once: refused by the state directory's lock, or by the production

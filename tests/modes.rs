@@ -22,21 +22,9 @@ fn writer(state_dir: &std::path::Path) -> Command {
 }
 
 fn args<'a>(table: &'a str, time: &'a str, mode: &'a str) -> Vec<&'a str> {
-    vec![
-        "restore",
-        "--instance",
-        "prod-db",
-        "--database",
-        "shop",
-        "--table",
-        table,
-        "--time",
-        time,
-        "--mode",
-        mode,
-        "--chunk-size",
-        "700",
-    ]
+    let mut args = common::restore_args(table, time);
+    args.extend(["--mode", mode, "--chunk-size", "700"]);
+    args
 }
 
 /// Runs the tool with a crash point armed, checks it crashed there, resumes the run and
@@ -55,7 +43,7 @@ fn crash_then_resume(state: &std::path::Path, args: &[&str], extra: &[&str], fai
         common::describe(&crashed)
     );
     let run = common::state_files(state)[0].clone();
-    let run_id = run.file_stem().unwrap().to_string_lossy().to_string();
+    let run_id = common::run_id_of(&run);
     let out = writer(state)
         .args(["resume", &run_id, "--yes", "--output", "json"])
         .output()
@@ -411,7 +399,7 @@ async fn parallel_writers_crashed_mid_copy_resume_each_from_their_own_checkpoint
         workers.iter().all(|w| w["copy"]["done"] == false),
         "the crash came mid-copy"
     );
-    let run_id = run.file_stem().unwrap().to_string_lossy().to_string();
+    let run_id = common::run_id_of(&run);
     let out = writer(state.path())
         .args(["resume", &run_id, "--yes", "--output", "json"])
         .output()
@@ -451,7 +439,7 @@ async fn a_table_altered_since_is_refused_by_the_merge_modes_and_taken_by_side_t
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("region"), "the difference is named: {stderr}");
     let run = common::state_files(state.path())[0].clone();
-    let run_id = run.file_stem().unwrap().to_string_lossy().to_string();
+    let run_id = common::run_id_of(&run);
     let aborted = writer(state.path()).args(["abort", &run_id, "--yes"]).output().unwrap();
     assert!(aborted.status.success(), "{}", common::describe(&aborted));
 

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use assert_cmd::Command;
-use common::{unique_table, Sandbox};
+use common::{restore_args, unique_table, Sandbox};
 use mysql_async::Value;
 use predicates::str::contains;
 
@@ -16,20 +16,6 @@ fn tool(state_dir: &std::path::Path) -> Command {
     cmd.env("RDS_TABLE_RESTORE_STATE_DIR", state_dir)
         .env_remove("RDS_TABLE_RESTORE_YES");
     cmd
-}
-
-fn restore_args<'a>(table: &'a str, time: &'a str) -> Vec<&'a str> {
-    vec![
-        "restore",
-        "--instance",
-        "prod-db",
-        "--database",
-        "shop",
-        "--table",
-        table,
-        "--time",
-        time,
-    ]
 }
 
 fn id_of(row: &[Value]) -> i64 {

@@ -24,6 +24,26 @@ pub struct Sandbox {
     accident_sql: String,
 }
 
+/// `restore` of `shop.<table>` from `prod-db` to `time`; tests add their own flags.
+pub fn restore_args<'a>(table: &'a str, time: &'a str) -> Vec<&'a str> {
+    vec![
+        "restore",
+        "--instance",
+        "prod-db",
+        "--database",
+        "shop",
+        "--table",
+        table,
+        "--time",
+        time,
+    ]
+}
+
+/// The run id of a state file (its name without `.json`).
+pub fn run_id_of(state_file: &std::path::Path) -> String {
+    state_file.file_stem().unwrap().to_string_lossy().to_string()
+}
+
 /// Loads a SQL file into production's `shop` with the mariadb client, as an operator applying a
 /// `--dump-only` file by hand would.
 pub fn load_sql_into_production(path: &std::path::Path) {
