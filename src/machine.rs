@@ -988,6 +988,7 @@ impl<'a> Machine<'a> {
             }
             self.state.resources.created_table = Some(table.clone());
             self.save()?;
+            crash_point!("recreate-after-record");
         }
         let mut production = self.deps.db.connect(Side::Production, &source.production).await?;
         if production.table_schema(&table).await?.is_none() {

@@ -464,3 +464,25 @@ async fn a_table_altered_since_is_refused_by_the_merge_modes_and_taken_by_side_t
     Sandbox::exec(&sb.production, &format!("DROP TABLE `{side}`")).await;
     sb.drop_table(&table).await;
 }
+
+#[tokio::test]
+async fn a_crash_just_before_or_after_recreating_a_dropped_table_resumes_to_the_restored_rows() {
+    let sb = Sandbox::connect().await;
+    for point in ["recreate-after-record", "recreate-after-create"] {
+        let table = unique_table("billing_recreate_crash");
+        let time = sb.seed_with_accident(&table, 1_500).await;
+        Sandbox::exec(&sb.production, &format!("DROP TABLE `{table}`")).await;
+        let restored = Sandbox::rows(&sb.restored, &table).await;
+        let state = tempfile::tempdir().unwrap();
+        let summary = crash_then_resume(
+            state.path(),
+            &args(&table, &time, "missing-rows"),
+            &["--yes", "--recreate-table"],
+            &format!("{point}=return"),
+        );
+        assert_eq!(Sandbox::rows(&sb.production, &table).await, restored, "{point}");
+        assert_eq!(summary["rows_inserted"], restored.len() as u64, "{point}");
+        assert_nothing_left_in_aws(&sb, &table).await;
+        sb.drop_table(&table).await;
+    }
+}
