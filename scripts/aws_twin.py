@@ -83,6 +83,7 @@ LOG_LIMIT = 20000
 SECRET_FIELD = re.compile(r"password|secret|token", re.I)
 RDS_XMLNS = "http://rds.amazonaws.com/doc/2014-10-31/"
 TICK_SECONDS = 0.2
+SEEDED_AGE_DAYS = 19
 
 TWIN = None  # the running Twin, read by the patches of moto below
 
@@ -179,7 +180,55 @@ def patched_create_db_instance(self, db_kwargs):
     return database
 
 
+def as_datetime(value):
+    if isinstance(value, datetime.datetime):
+        return utc(value)
+    text = str(value).strip()
+    try:
+        return utc(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return datetime.datetime.fromtimestamp(float(text), datetime.timezone.utc)
+
+
+def restore_window(database, now):
+    """(earliest, latest) restorable time of an instance with backups."""
+    created = utc(database.instance_create_time)
+    return max(created, now - datetime.timedelta(days=database.backup_retention_period)), now
+
+
+def check_restore_source(backend, source_db_identifier, overrides):
+    """What real RDS refuses and moto lets through."""
+    if not source_db_identifier:
+        raise RDSClientError("InvalidParameterValue",
+                             "The parameter SourceDBInstanceIdentifier must be provided.")
+    source = backend.describe_db_instances(source_db_identifier)[0]  # NotFound while invisible
+    if source.status in ("creating", "deleting"):
+        raise RDSClientError("InvalidDBInstanceState",
+                             f"Instance {source.db_instance_identifier} is currently {source.status}.")
+    if not source.backup_retention_period:
+        raise RDSClientError("PointInTimeRestoreNotEnabled",
+                             f"Point-in-time restore is not enabled for {source.db_instance_identifier}: "
+                             f"its backup retention period is 0.")
+    restore_time = overrides.get("restore_time")
+    latest = overrides.get("use_latest_restorable_time") in (True, "true")
+    if restore_time and latest:
+        raise InvalidParameterCombination(
+            "Cannot specify both RestoreTime and UseLatestRestorableTime.")
+    if not restore_time and not latest:
+        raise InvalidParameterCombination("Either RestoreTime or UseLatestRestorableTime must be specified.")
+    if restore_time:
+        when = as_datetime(restore_time)
+        earliest, latest_time = restore_window(source, datetime.datetime.now(datetime.timezone.utc))
+        if not earliest <= when <= latest_time:
+            raise RDSClientError(
+                "InvalidRestoreFault",
+                f"Restore time {iso(when)} is outside the restorable window of "
+                f"{source.db_instance_identifier}: {iso(earliest)} to {iso(latest_time)}.")
+
+
 def patched_restore(self, source_db_identifier, target_db_identifier, overrides):
+    if TWIN is not None and TWIN.enabled:
+        check_restore_source(self, source_db_identifier, overrides)
     database = ORIG["restore"](self, source_db_identifier, target_db_identifier, overrides)
     # moto copies the source's values and then applies only truthy overrides, so
     # BackupRetentionPeriod=0 and DeletionProtection=false are lost, and with no
@@ -606,10 +655,10 @@ class Twin:
         for ident, database in sorted(backend.databases.items()):
             if self.invisible(backend, ident) or not database.backup_retention_period:
                 continue
-            created = utc(database.instance_create_time)
-            earliest = max(created, now - datetime.timedelta(days=database.backup_retention_period))
+            earliest, latest = restore_window(database, now)
             entries.append(self.backup_entry(backend, database, ident, database.dbi_resource_id,
-                                             "active", earliest, now, created))
+                                             "active", earliest, latest,
+                                             utc(database.instance_create_time)))
         for n, (ident, days) in enumerate(sorted(self.settings["retained_backups"].items()), 1):
             resource_id = self.retained_ids.setdefault(
                 ident, "db-RETAINEDOLDERINSTANCE" + f"{n:04d}")
@@ -761,6 +810,15 @@ def start_up(twin, port, seed):
             sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
             import sandbox_moto
             sandbox_moto.seed()
+            # A production instance has existed for a while: 19 days ago, after the older
+            # instance of the same name whose backups are retained (restorable 30 to 20 days
+            # ago), so its restorable window is its whole backup retention period.
+            with twin.lock:
+                for backend in list(twin.rds_backends):
+                    for database in backend.databases.values():
+                        database.created = database.instance_create_time = (
+                            datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+                            - datetime.timedelta(days=SEEDED_AGE_DAYS))
     except Exception as err:  # noqa: BLE001 - any failure here must end the process visibly
         print(f"aws_twin: start-up failed: {err!r}", file=sys.stderr, flush=True)
         os._exit(1)  # the main thread is inside run_simple; exit the whole process

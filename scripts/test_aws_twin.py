@@ -4,6 +4,7 @@
 
 The last line printed is `N passed, M failed`.
 """
+import datetime
 import json
 import os
 import socket
@@ -208,6 +209,42 @@ class Restore(TwinCase):
         self.assertEqual(final["VpcSecurityGroups"],
                          [{"VpcSecurityGroupId": self.default_group(), "Status": "active"}])
         self.assertNotIn(self.default_group(), source_groups)
+
+    def test_restore_time_must_be_in_the_restorable_window(self):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        for when in (now - datetime.timedelta(days=8), now + datetime.timedelta(minutes=10)):
+            target = unique("restore-window")
+            self.assertError("InvalidRestoreFault", 400, self.rds.restore_db_instance_to_point_in_time,
+                             SourceDBInstanceIdentifier="prod-db", TargetDBInstanceIdentifier=target,
+                             RestoreTime=when)
+            self.assertIsNone(self.describe(target))
+        self.assertError("InvalidParameterCombination", 400, self.rds.restore_db_instance_to_point_in_time,
+                         SourceDBInstanceIdentifier="prod-db", TargetDBInstanceIdentifier=unique("r"),
+                         RestoreTime=now - datetime.timedelta(hours=1), UseLatestRestorableTime=True)
+        target = unique("restore-window-ok")
+        db = self.rds.restore_db_instance_to_point_in_time(
+            SourceDBInstanceIdentifier="prod-db", TargetDBInstanceIdentifier=target,
+            RestoreTime=now - datetime.timedelta(days=6))["DBInstance"]
+        self.assertEqual(db["DBInstanceStatus"], "creating")
+
+    def test_restore_needs_a_source_with_backups_that_exists(self):
+        self.assertError("DBInstanceNotFound", 404, self.rds.restore_db_instance_to_point_in_time,
+                         SourceDBInstanceIdentifier="no-such-db", TargetDBInstanceIdentifier=unique("r"),
+                         UseLatestRestorableTime=True)
+        no_backups = unique("restore-src-nobackup")
+        self.restore(no_backups, BackupRetentionPeriod=0)
+        # Invisible first, then creating: neither can be restored from.
+        self.assertError("DBInstanceNotFound", 404, self.rds.restore_db_instance_to_point_in_time,
+                         SourceDBInstanceIdentifier=no_backups, TargetDBInstanceIdentifier=unique("r"),
+                         UseLatestRestorableTime=True)
+        self.watch(no_backups, "creating", 5)
+        self.assertError("InvalidDBInstanceState", 400, self.rds.restore_db_instance_to_point_in_time,
+                         SourceDBInstanceIdentifier=no_backups, TargetDBInstanceIdentifier=unique("r"),
+                         UseLatestRestorableTime=True)
+        self.watch(no_backups, "available", 5)
+        self.assertError("PointInTimeRestoreNotEnabled", 400, self.rds.restore_db_instance_to_point_in_time,
+                         SourceDBInstanceIdentifier=no_backups, TargetDBInstanceIdentifier=unique("r"),
+                         UseLatestRestorableTime=True)
 
     def test_second_restore_of_the_same_target_already_exists(self):
         target = unique("restore-twice")
@@ -429,10 +466,12 @@ class AutomatedBackups(TwinCase):
         self.assertEqual(retained["DbiResourceId"], "db-RETAINEDOLDERINSTANCE0001")
         self.assertEqual((active["Engine"], active["BackupRetentionPeriod"]), ("mysql", 7))
         now = time.time()
-        earliest = active["RestoreWindow"]["EarliestTime"].timestamp()
-        self.assertAlmostEqual(earliest, source["InstanceCreateTime"].timestamp(), delta=1)
-        self.assertAlmostEqual(active["RestoreWindow"]["LatestTime"].timestamp(), now, delta=5)
         day = 86400
+        # The seeded prod-db was "created" 19 days ago; it keeps 7 days of backups.
+        self.assertAlmostEqual(source["InstanceCreateTime"].timestamp(), now - 19 * day, delta=60)
+        earliest = active["RestoreWindow"]["EarliestTime"].timestamp()
+        self.assertAlmostEqual(earliest, now - 7 * day, delta=60)
+        self.assertAlmostEqual(active["RestoreWindow"]["LatestTime"].timestamp(), now, delta=5)
         self.assertAlmostEqual(retained["RestoreWindow"]["EarliestTime"].timestamp(), now - 30 * day, delta=60)
         self.assertAlmostEqual(retained["RestoreWindow"]["LatestTime"].timestamp(), now - 20 * day, delta=60)
 
