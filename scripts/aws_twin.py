@@ -11,6 +11,9 @@ sandbox's venv python).
 It serves moto's own WSGI application (the one `moto_server` runs) on 127.0.0.1:N, in-process,
 and adds what moto leaves out (every duration is a setting; defaults are short, for tests):
 
+* RestoreDBInstanceToPointInTime checks its source: it must exist, be neither creating nor
+  deleting, keep backups, and RestoreTime must lie in its restorable window (the seeded prod-db
+  was created 19 days ago and keeps 7 days). moto checks none of that.
 * A restored instance is unknown (DBInstanceNotFound) for restore_invisible_seconds, then
   `creating` without an Endpoint for creating_seconds, then `backing-up` for backing_up_seconds
   (skipped when the restore asked for BackupRetentionPeriod=0), then `available`. It keeps the
@@ -18,7 +21,9 @@ and adds what moto leaves out (every duration is a setting; defaults are short, 
   exactly the VpcSecurityGroupIds it sent, or the VPC's `default` group when it sent none.
 * ModifyDBInstance and DeleteDBInstance need an `available` instance (InvalidDBInstanceState).
   A modify leaves the instance `modifying` for modifying_seconds (groups `adding`/`removing`); a
-  delete leaves it `deleting`, with its groups, for deleting_seconds before moto deletes it.
+  delete leaves it `deleting`, with its groups, for deleting_seconds before moto deletes it. A
+  delete needs SkipFinalSnapshot or FinalDBSnapshotIdentifier. Each instance has its own
+  DbiResourceId (moto gives all the same one).
 * DeleteSecurityGroup answers DependencyViolation while an RDS instance holds the group and for
   dependency_linger_seconds after the last one let it go. A new group is unknown
   (InvalidGroup.NotFound) and left out of DescribeSecurityGroups for group_invisible_seconds.
@@ -300,6 +305,9 @@ def patched_delete_db_instance(self, db_instance_identifier, final_db_snapshot_i
     if database.deletion_protection:
         raise InvalidParameterCombination(
             "Cannot delete protected DB Instance, please disable deletion protection and try again.")
+    if not final_db_snapshot_identifier and skip_final_snapshot in (None, False, "false"):
+        raise InvalidParameterCombination(
+            "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
     if final_db_snapshot_identifier and not skip_final_snapshot:
         self.create_db_snapshot(database.db_instance_identifier, final_db_snapshot_identifier,
                                 snapshot_type="manual")
@@ -519,8 +527,14 @@ class Twin:
             with self.lock:
                 self.log.clear()
             return self.respond(start_response, "200 OK", b'{"cleared": true}', "application/json")
-        if path.startswith("/moto-api"):
-            return self.app(environ, start_response)  # moto's dashboard/reset API: untouched
+        if path.startswith("/moto-api"):  # moto's dashboard/reset API: no faults
+            with self.lock:
+                if path.startswith("/moto-api/reset"):  # moto forgets everything: so does the twin
+                    self.tracked.clear()
+                    self.rds_backends.clear()
+                    self.group_created.clear()
+                    self.group_released.clear()
+                return self.app(environ, start_response)
 
         form = self.read_form(environ)
         action = form.get("Action", [""])[0]

@@ -309,6 +309,9 @@ class ModifyAndDelete(TwinCase):
                                  DBInstanceIdentifier=creating, SkipFinalSnapshot=True)
         self.assertIn("creating", error["Message"])
 
+        self.assertError("InvalidParameterCombination", 400, self.rds.delete_db_instance,
+                         DBInstanceIdentifier=ident)
+        self.assertEqual(self.describe(ident)["DBInstanceStatus"], "available")
         db = self.rds.delete_db_instance(DBInstanceIdentifier=ident, SkipFinalSnapshot=True)["DBInstance"]
         started = time.monotonic()
         self.assertEqual(db["DBInstanceStatus"], "deleting")
