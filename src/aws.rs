@@ -1,7 +1,10 @@
 //! The AWS adapters of the control-plane ports, on aws-sdk-rds and aws-sdk-ec2.
 //!
 //! Throttling, 5xx and transport errors are retried by the SDK's standard retry mode (set up in
-//! `connect`); what reaches the machine is an error worth telling the operator about.
+//! `load_config`); what reaches the machine is an error worth telling the operator about, as an
+//! [`AwsError`] (operation, code, message, request id). Each call here is one attempt at one
+//! thing: waiting out AWS's states (`modifying`, `deleting`, eventual consistency) is the
+//! machine's, which knows how long a step may take.
 
 use std::time::Duration;
 
@@ -10,11 +13,12 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Ipv6Range, ResourceType, TagSpecification};
-use backon::BackoffBuilder;
+use aws_sdk_rds::error::SdkError;
+use aws_sdk_rds::operation::RequestId;
 use chrono::{DateTime, Utc};
 
-use crate::error::{Error, Result};
-use crate::ports::{Ec2, Endpoint, Group, Instance, Rds, RestoreRequest};
+use crate::error::{AwsError, Error, Result};
+use crate::ports::{Deletion, Ec2, Endpoint, Group, Instance, Rds, RestoreRequest};
 
 /// Loads the AWS configuration the usual way (env, profile, SSO, instance role), honouring
 /// `AWS_ENDPOINT_URL`, with the SDK's standard retries.
@@ -30,14 +34,47 @@ pub async fn load_config(region: Option<String>) -> SdkConfig {
     loader.load().await
 }
 
-fn aws_err<E>(operation: &'static str, e: E) -> Error
+/// One line from an SDK error: the service's code and message when AWS answered, else the
+/// chain of causes (a timeout, a refused connection), never the SDK's debug structure.
+fn aws_err<E, R>(operation: &'static str, e: SdkError<E, R>) -> Error
 where
-    E: std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+    SdkError<E, R>: RequestId,
 {
-    Error::Aws {
+    let request_id = e.request_id().map(str::to_string);
+    let (code, message) = match &e {
+        SdkError::ServiceError(s) => (
+            s.err().code().map(str::to_string),
+            s.err().message().map(str::to_string).unwrap_or_else(|| causes(s.err())),
+        ),
+        other => (None, causes(other)),
+    };
+    tracing::debug!(operation, ?code, %message, ?request_id, "AWS error");
+    Error::Aws(AwsError {
         operation,
-        detail: aws_sdk_rds::error::DisplayErrorContext(&e).to_string(),
+        code,
+        message,
+        request_id,
+    })
+}
+
+/// "timeout: connect: connection refused": each cause once, without the SDK's debug dump.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
     }
+    parts.join(": ")
+}
+
+fn no_answer(operation: &'static str, what: &str) -> Error {
+    Error::Aws(AwsError::new(operation, None, format!("the answer {what}")))
 }
 
 fn chrono_time(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
@@ -92,12 +129,25 @@ fn instance_of(db: &aws_sdk_rds::types::DbInstance) -> Instance {
             .iter()
             .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
             .collect(),
+        security_group_status: db
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|g| {
+                Some((
+                    g.vpc_security_group_id()?.to_string(),
+                    g.status().unwrap_or("unknown").to_string(),
+                ))
+            })
+            .collect(),
         publicly_accessible: db.publicly_accessible().unwrap_or(false),
         tags: db
             .tag_list()
             .iter()
             .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
             .collect(),
+        dbi_resource_id: db.dbi_resource_id().map(str::to_string),
+        cluster: db.db_cluster_identifier().map(str::to_string),
+        ca_certificate: db.ca_certificate_identifier().map(str::to_string),
     }
 }
 
@@ -128,7 +178,7 @@ impl Rds for AwsRds {
         }
     }
 
-    async fn earliest_restorable_time(&self, id: &str) -> Result<Option<DateTime<Utc>>> {
+    async fn earliest_restorable_time(&self, id: &str, dbi_resource_id: Option<&str>) -> Result<Option<DateTime<Utc>>> {
         match self
             .client
             .describe_db_instance_automated_backups()
@@ -136,11 +186,15 @@ impl Rds for AwsRds {
             .send()
             .await
         {
+            // Only the active backup of this very instance: a retained one of an older instance
+            // of the same name would widen the window to times this one cannot be restored to.
             Ok(out) => Ok(out
                 .db_instance_automated_backups()
                 .iter()
+                .filter(|b| b.status() == Some("active"))
+                .filter(|b| dbi_resource_id.is_none() || b.dbi_resource_id() == dbi_resource_id)
                 .filter_map(|b| b.restore_window()?.earliest_time().and_then(chrono_time))
-                .min()),
+                .max()),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_db_instance_automated_backup_not_found_fault()) =>
@@ -168,6 +222,10 @@ impl Rds for AwsRds {
             .set_db_parameter_group_name(r.parameter_group.clone())
             .set_db_instance_class(r.class.clone())
             .publicly_accessible(r.publicly_accessible)
+            .set_vpc_security_group_ids(Some(r.security_groups.clone()))
+            // No backups of a copy that lives an hour: no backing-up phase, no backup storage.
+            .backup_retention_period(0)
+            .set_ca_certificate_identifier(r.ca_certificate.clone())
             .deletion_protection(false)
             .multi_az(false)
             .copy_tags_to_snapshot(false)
@@ -176,50 +234,43 @@ impl Rds for AwsRds {
             .send()
             .await
             .map_err(|e| aws_err("RestoreDBInstanceToPointInTime", e))?;
-        out.db_instance().map(instance_of).ok_or_else(|| Error::Aws {
-            operation: "RestoreDBInstanceToPointInTime",
-            detail: "the answer described no instance".into(),
-        })
+        out.db_instance()
+            .map(instance_of)
+            .ok_or_else(|| no_answer("RestoreDBInstanceToPointInTime", "described no instance"))
     }
 
-    async fn set_security_groups(&self, id: &str, groups: &[String]) -> Result<()> {
-        tracing::debug!(instance = id, ?groups, "ModifyDBInstance");
-        self.client
-            .modify_db_instance()
-            .db_instance_identifier(id)
-            .set_vpc_security_group_ids(Some(groups.to_vec()))
-            .apply_immediately(true)
-            .send()
-            .await
-            .map_err(|e| aws_err("ModifyDBInstance", e))?;
-        Ok(())
-    }
-
-    async fn delete_instance(&self, id: &str) -> Result<()> {
+    async fn delete_instance(&self, id: &str) -> Result<Deletion> {
         tracing::debug!(instance = id, "DeleteDBInstance");
-        self.client
+        match self
+            .client
             .delete_db_instance()
             .db_instance_identifier(id)
             .skip_final_snapshot(true)
             .delete_automated_backups(true)
             .send()
             .await
-            .map_err(|e| aws_err("DeleteDBInstance", e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(Deletion::Requested),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_db_instance_not_found_fault()) => Ok(Deletion::Gone),
+            Err(e)
+                if e.code() == Some("InvalidDBInstanceState")
+                    && e.message().is_some_and(|m| m.contains("already being deleted")) =>
+            {
+                Ok(Deletion::AlreadyDeleting)
+            }
+            Err(e) => Err(aws_err("DeleteDBInstance", e)),
+        }
     }
 }
 
 pub struct AwsEc2 {
     client: aws_sdk_ec2::Client,
-    /// How long a group still attached to a network interface is waited for before deleting it.
-    pub dependency_wait: Duration,
 }
 
 impl AwsEc2 {
     pub fn new(config: &SdkConfig) -> AwsEc2 {
         AwsEc2 {
             client: aws_sdk_ec2::Client::new(config),
-            dependency_wait: Duration::from_secs(600),
         }
     }
 }
@@ -334,10 +385,9 @@ impl Ec2 for AwsEc2 {
             .send()
             .await
             .map_err(|e| aws_err("CreateSecurityGroup", e))?;
-        out.group_id().map(str::to_string).ok_or_else(|| Error::Aws {
-            operation: "CreateSecurityGroup",
-            detail: "the answer named no group id".into(),
-        })
+        out.group_id()
+            .map(str::to_string)
+            .ok_or_else(|| no_answer("CreateSecurityGroup", "named no group id"))
     }
 
     async fn security_group_tags(&self, group_id: &str) -> Result<Option<Vec<(String, String)>>> {
@@ -392,24 +442,10 @@ impl Ec2 for AwsEc2 {
 
     async fn delete_security_group(&self, group_id: &str) -> Result<()> {
         tracing::debug!(group = group_id, "DeleteSecurityGroup");
-        // After ModifyDBInstance detaches the group, RDS releases the network interface a little
-        // later; until then EC2 answers DependencyViolation. Wait for it, within a bound.
-        let started = std::time::Instant::now();
-        let mut delays = backon::ExponentialBuilder::default()
-            .with_min_delay(Duration::from_secs(2))
-            .with_max_delay(Duration::from_secs(30))
-            .with_jitter()
-            .without_max_times()
-            .build();
-        loop {
-            match self.client.delete_security_group().group_id(group_id).send().await {
-                Ok(_) => return Ok(()),
-                Err(e) if e.code() == Some("InvalidGroup.NotFound") => return Ok(()),
-                Err(e) if e.code() == Some("DependencyViolation") && started.elapsed() < self.dependency_wait => {
-                    tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(30))).await;
-                }
-                Err(e) => return Err(aws_err("DeleteSecurityGroup", e)),
-            }
+        match self.client.delete_security_group().group_id(group_id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("InvalidGroup.NotFound") => Ok(()),
+            Err(e) => Err(aws_err("DeleteSecurityGroup", e)),
         }
     }
 }

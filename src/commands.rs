@@ -16,8 +16,10 @@ use rds_table_restore::cli::{CommonArgs, DbArgs, DrillArgs, Output, RestoreArgs,
 use rds_table_restore::error::{Error, Side};
 use rds_table_restore::machine::{is_open, Deps, Machine, RunFailure, Settings};
 use rds_table_restore::mysql::{Credential, MysqlConnector, Secret, TlsMode};
-use rds_table_restore::plan::{new_run_id, DrillRequest, Mode, Plan, Request, TAG_RUN_ID, TAG_TOOL, TOOL_NAME};
-use rds_table_restore::ports::{Connector, Ec2, Endpoint, Rds, Session};
+use rds_table_restore::plan::{
+    new_run_id, DrillRequest, Mode, Plan, Request, TAG_EXPIRES, TAG_RUN_ID, TAG_TOOL, TOOL_NAME,
+};
+use rds_table_restore::ports::{Connector, Deletion, Ec2, Endpoint, Rds, Session};
 use rds_table_restore::report::{drill_markdown, timeline, Report};
 use rds_table_restore::state::{default_state_dir, list_runs, write_private, Connection, RunState, StateStore};
 use rds_table_restore::ui;
@@ -282,11 +284,7 @@ pub async fn plan(mut args: RestoreArgs) -> u8 {
         ui: progress.as_ref(),
         prompter: prompter.as_ref(),
     };
-    let settings = Settings {
-        region: aws.region.clone(),
-        assume_yes: true,
-        ..Settings::default()
-    };
+    let settings = settings(&aws.region, true);
     let machine = match Machine::new(
         deps,
         settings,
@@ -359,11 +357,7 @@ async fn run_machine(
         ui: progress.as_ref(),
         prompter: prompter.as_ref(),
     };
-    let settings = Settings {
-        region: aws.region.clone(),
-        assume_yes: common.yes,
-        ..Settings::default()
-    };
+    let settings = settings(&aws.region, common.yes);
     let machine = match begin {
         Begin::New { plan, connection } => Machine::new(deps, settings, store, *plan, connection, cancel),
         Begin::Resume { state } => Machine::open(deps, settings, store, *state, cancel, "resume"),
@@ -444,11 +438,7 @@ pub async fn abort(args: RunArgs) -> u8 {
         ui: progress.as_ref(),
         prompter: prompter.as_ref(),
     };
-    let settings = Settings {
-        region: aws.region.clone(),
-        assume_yes: true,
-        ..Settings::default()
-    };
+    let settings = settings(&aws.region, true);
     let cancel = Arc::new(AtomicBool::new(false));
     let machine = match Machine::open(deps, settings, store, state, cancel, "abort") {
         Ok(m) => m,
@@ -502,6 +492,7 @@ pub fn runs(args: CommonArgs) -> u8 {
                     "run_id": s.run_id, "table": s.plan.table.to_string(), "source_instance": s.plan.source_instance,
                     "outcome": s.outcome, "open": is_open(s),
                     "step": s.current_step().map(|r| r.step.name()), "resources": s.resources.held(),
+                    "expired": !s.resources.held().is_empty() && s.plan.expired(Utc::now()),
                     "updated_at": s.updated_at,
                 })
             })
@@ -528,6 +519,8 @@ pub fn runs(args: CommonArgs) -> u8 {
                 age(s),
                 if s.resources.held().is_empty() {
                     "-".into()
+                } else if s.plan.expired(Utc::now()) {
+                    format!("{} (EXPIRED: past its expires-at)", s.resources.held().join(", "))
                 } else {
                     s.resources.held().join(", ")
                 }
@@ -597,15 +590,23 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
     };
     let mut doomed_instances = Vec::new();
     let mut doomed_groups = Vec::new();
+    let now = Utc::now();
+    let expired = |tag: Option<&str>| -> String {
+        match tag.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+            Some(t) if t < now => format!(", EXPIRED since {}", t.with_timezone(&Utc).format("%Y-%m-%d %H:%M UTC")),
+            _ => String::new(),
+        }
+    };
     for i in &instances {
         if let Some(run) = ours(&|k| i.tag(k).map(str::to_string)) {
+            let flag = expired(i.tag(TAG_EXPIRES));
             if open.contains(&run) {
                 println!(
-                    "keeping RDS instance {} (run {run} is unfinished: resume or abort it)",
+                    "keeping RDS instance {} (run {run} is unfinished{flag}: resume or abort it)",
                     i.id
                 );
-            } else if i.status != "deleting" {
-                println!("RDS instance {} (run {run}, status {})", i.id, i.status);
+            } else {
+                println!("RDS instance {} (run {run}, status {}{flag})", i.id, i.status);
                 doomed_instances.push(i.clone());
             }
         }
@@ -617,6 +618,14 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
                     "keeping security group {} (run {run} is unfinished: resume or abort it)",
                     g.id
                 );
+            } else if let Some(i) = instances
+                .iter()
+                .find(|i| i.security_groups.contains(&g.id) && ours(&|k| i.tag(k).map(str::to_string)).is_none())
+            {
+                eprintln!(
+                    "warning: security group {} is used by {}, which this tool did not create: left alone",
+                    g.id, i.id
+                );
             } else {
                 println!("security group {} {} (run {run})", g.id, g.name);
                 doomed_groups.push(g.clone());
@@ -624,7 +633,7 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
         }
     }
     if doomed_instances.is_empty() && doomed_groups.is_empty() {
-        println!("nothing to clean up");
+        println!("nothing to clean up: AWS describes no instance or security group of a finished run");
         return 0;
     }
     if !args.yes {
@@ -637,36 +646,65 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
     let mut failures = 0;
     for i in &doomed_instances {
         match aws.rds.delete_instance(&i.id).await {
-            Ok(()) => println!("deleted RDS instance {}", i.id),
+            Ok(Deletion::Requested) => println!("deletion of RDS instance {} requested", i.id),
+            Ok(Deletion::AlreadyDeleting) => println!("RDS instance {} is already being deleted", i.id),
+            Ok(Deletion::Gone) => println!("RDS instance {} is gone", i.id),
             Err(e) => {
                 failures += 1;
                 eprintln!("error: {e}")
             }
         }
     }
-    for g in &doomed_groups {
-        // Take the group off any instance of ours still carrying it; never modify another.
-        for i in instances.iter().filter(|i| i.security_groups.contains(&g.id)) {
-            if ours(&|k| i.tag(k).map(str::to_string)).is_none() {
-                eprintln!(
-                    "warning: {} is attached to {}, which this tool did not create: left alone",
-                    g.id, i.id
-                );
-                continue;
-            }
-            if doomed_instances.iter().any(|d| d.id == i.id) {
-                continue;
-            }
-            let rest: Vec<String> = i.security_groups.iter().filter(|s| **s != g.id).cloned().collect();
-            if let Err(e) = aws.rds.set_security_groups(&i.id, &rest).await {
-                eprintln!("warning: cannot detach {} from {}: {e}", g.id, i.id);
+    // A security group can go only once no instance (a deleting one too) holds it.
+    let started = std::time::Instant::now();
+    let limit = Duration::from_secs(45 * 60);
+    let mut pending: Vec<String> = doomed_instances.iter().map(|i| i.id.clone()).collect();
+    while !pending.is_empty() && started.elapsed() < limit {
+        let mut still = Vec::new();
+        for id in pending {
+            match aws.rds.describe_instance(&id).await {
+                Ok(None) => println!("RDS instance {id} deleted"),
+                Ok(Some(_)) | Err(_) => still.push(id),
             }
         }
-        match aws.ec2.delete_security_group(&g.id).await {
-            Ok(()) => println!("deleted security group {}", g.id),
-            Err(e) => {
-                failures += 1;
-                eprintln!("error: {e}")
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+    for id in &pending {
+        failures += 1;
+        eprintln!("error: RDS instance {id} is still being deleted after 45 minutes: run `rds-table-restore cleanup` again later");
+    }
+    for g in &doomed_groups {
+        let held_by_pending = instances
+            .iter()
+            .any(|i| pending.contains(&i.id) && i.security_groups.contains(&g.id));
+        if held_by_pending {
+            eprintln!(
+                "error: security group {} is still held by an instance being deleted: run cleanup again later",
+                g.id
+            );
+            continue;
+        }
+        let started = std::time::Instant::now();
+        loop {
+            match aws.ec2.delete_security_group(&g.id).await {
+                Ok(()) => {
+                    println!("deleted security group {}", g.id);
+                    break;
+                }
+                Err(e)
+                    if e.aws_code() == Some("DependencyViolation")
+                        && started.elapsed() < Duration::from_secs(20 * 60) =>
+                {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+                Err(e) => {
+                    failures += 1;
+                    eprintln!("error: {e}");
+                    break;
+                }
             }
         }
     }
@@ -737,8 +775,14 @@ fn finish(
     eprintln!("error: {}", failure.error);
     if !failure.resources_left.is_empty() {
         eprintln!("still held in AWS: {}", failure.resources_left.join("; "));
+    } else if failure.confirmed_clean {
+        eprintln!(
+            "AWS describes no instance `{}` and no security group of this run: nothing is left behind; \
+             production keeps every chunk committed so far",
+            failure.state.plan.target_instance
+        );
     } else if !failure.error.is_validation() {
-        eprintln!("nothing is left behind in AWS; production keeps every chunk committed so far");
+        eprintln!("AWS could not confirm that nothing is left: check with `rds-table-restore cleanup`");
     }
     if open {
         let flag = state_dir_flag(dir);
@@ -746,6 +790,23 @@ fn finish(
         eprintln!("or end it:     rds-table-restore abort {}{flag}", failure.state.run_id);
     }
     code
+}
+
+/// The machine's settings. `RDS_TABLE_RESTORE_AWS_SETTLE_SECONDS` (undocumented, for the
+/// sandbox's tests) shortens how long a just-created resource may stay invisible.
+fn settings(region: &str, assume_yes: bool) -> Settings {
+    let mut s = Settings {
+        region: region.to_string(),
+        assume_yes,
+        ..Settings::default()
+    };
+    if let Some(secs) = std::env::var("RDS_TABLE_RESTORE_AWS_SETTLE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        s.settle = Duration::from_secs(secs);
+    }
+    s
 }
 
 /// The report: as text, or as the closing `summary` event of the JSON stream.

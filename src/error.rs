@@ -85,8 +85,19 @@ pub enum Error {
     Declined,
 
     // ---- found while running ----
-    #[error("AWS {operation} failed: {detail}")]
-    Aws { operation: &'static str, detail: String },
+    #[error("{0}")]
+    Aws(AwsError),
+
+    #[error("the restored instance `{id}` is in security groups this run did not create ({groups}): the tool never lets the copy join them; end the run with `rds-table-restore abort {run_id}`")]
+    NotIsolated { id: String, groups: String, run_id: String },
+
+    #[error("{what} did not finish within {minutes} minutes ({detail}): finish it with `{command}`")]
+    StillPending {
+        what: String,
+        minutes: u64,
+        detail: String,
+        command: String,
+    },
 
     #[error("database error on {side}: {detail}")]
     Db { side: Side, detail: String },
@@ -145,7 +156,89 @@ pub enum Error {
     Interrupted,
 }
 
+/// An AWS error as the operator needs it: one line with the operation, the AWS error code,
+/// its message and the request id (what AWS support asks for), then what to do. Never the
+/// SDK's debug structure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    pub operation: &'static str,
+    /// The AWS error code (`InvalidDBInstanceState`); `None` when no answer came (a timeout,
+    /// a refused connection).
+    pub code: Option<String>,
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+impl AwsError {
+    pub fn new(operation: &'static str, code: Option<&str>, message: impl Into<String>) -> AwsError {
+        AwsError {
+            operation,
+            code: code.map(str::to_string),
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    /// What to do about it, for the codes an operator can act on.
+    fn hint(&self) -> &'static str {
+        match self.code.as_deref() {
+            Some(c) if c.contains("AccessDenied") || c == "UnauthorizedOperation" || c == "AuthFailure" => {
+                "the AWS identity lacks a permission: compare it with docs/iam-policy.json"
+            }
+            Some("ExpiredToken" | "ExpiredTokenException" | "InvalidClientTokenId" | "UnrecognizedClientException") => {
+                "the AWS credentials are expired or wrong: log in again (aws sso login, or fresh keys)"
+            }
+            Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded") => {
+                "AWS kept throttling after retries: wait a minute, then resume"
+            }
+            Some("InvalidDBInstanceState") => "the instance is busy with another change: wait for it, then resume",
+            Some("DependencyViolation") => {
+                "the group is still held by an instance being deleted: wait a few minutes, then resume"
+            }
+            Some("StorageQuotaExceeded" | "InstanceQuotaExceeded" | "DBInstanceQuotaExceeded") => {
+                "an account quota is reached: raise it (Service Quotas) or delete unused instances"
+            }
+            Some("KMSKeyNotAccessibleFault") => {
+                "the source is encrypted with a KMS key this identity cannot use: see the KMS statement in docs/iam-policy.json"
+            }
+            None => "no answer from AWS: check the network and the endpoint (AWS_ENDPOINT_URL), then resume",
+            _ => "-v shows every AWS call",
+        }
+    }
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AWS {} failed: ", self.operation)?;
+        if let Some(code) = &self.code {
+            write!(f, "{code}: ")?;
+        }
+        write!(f, "{}", one_line(&self.message))?;
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        write!(f, "; {}", self.hint())
+    }
+}
+
+/// Folds a message onto one line, cut at a length that still reads on a terminal.
+pub fn one_line(message: &str) -> String {
+    let folded: String = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    match folded.char_indices().nth(300) {
+        Some((i, _)) => format!("{}...", &folded[..i]),
+        None => folded,
+    }
+}
+
 impl Error {
+    /// The AWS error code, when this is an AWS error that carries one.
+    pub fn aws_code(&self) -> Option<&str> {
+        match self {
+            Error::Aws(e) => e.code.as_deref(),
+            _ => None,
+        }
+    }
+
     /// True for errors found before any resource was created or any row written.
     pub fn is_validation(&self) -> bool {
         matches!(

@@ -17,6 +17,12 @@ pub const TAG_TOOL: &str = "rds-table-restore:tool";
 pub const TAG_SOURCE: &str = "rds-table-restore:source-instance";
 pub const TAG_TABLE: &str = "rds-table-restore:table";
 pub const TAG_TIME: &str = "rds-table-restore:restore-time";
+/// When the copy should be gone: `runs` and `cleanup` flag copies past it.
+pub const TAG_EXPIRES: &str = "rds-table-restore:expires-at";
+
+/// How long a restored copy is expected to live, for its `expires-at` tag: long enough for a
+/// slow restore of a large instance and the copy, short enough that a forgotten one is noticed.
+pub const COPY_LIFETIME_HOURS: i64 = 24;
 
 /// RDS instance identifiers: 1 to 63 letters, digits or hyphens, starting with a letter.
 const RDS_ID_MAX: usize = 63;
@@ -148,6 +154,9 @@ pub struct Plan {
     pub recreate_table: bool,
     #[serde(default = "one")]
     pub parallel: usize,
+    /// The copy's `expires-at` tag (the run's start plus [`COPY_LIFETIME_HOURS`]).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 fn one() -> usize {
@@ -281,6 +290,7 @@ impl Plan {
             confirm_table: req.confirm_table.clone(),
             recreate_table: req.recreate_table,
             parallel: req.parallel,
+            expires_at: Some(now + chrono::Duration::hours(COPY_LIFETIME_HOURS)),
             drill: req.drill.as_ref().map(|d| Drill {
                 target: TableRef {
                     database: d.database.clone().unwrap_or_else(|| req.database.clone()),
@@ -336,13 +346,22 @@ impl Plan {
 
     /// The tags put on every resource the run creates.
     pub fn tags(&self) -> Vec<(String, String)> {
-        vec![
+        let mut tags = vec![
             (TAG_RUN_ID.into(), self.run_id.clone()),
             (TAG_TOOL.into(), TOOL_NAME.into()),
             (TAG_SOURCE.into(), tag_value(&self.source_instance)),
             (TAG_TABLE.into(), tag_value(&self.table.to_string())),
             (TAG_TIME.into(), rfc3339(self.restore_time)),
-        ]
+        ];
+        if let Some(t) = self.expires_at {
+            tags.push((TAG_EXPIRES.into(), rfc3339(t)));
+        }
+        tags
+    }
+
+    /// True once the copy has outlived its `expires-at`.
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|t| now > t)
     }
 }
 

@@ -40,8 +40,16 @@ pub struct Instance {
     pub vpc_id: Option<String>,
     pub parameter_group: Option<String>,
     pub security_groups: Vec<String>,
+    /// Each VPC security group with its membership status (`adding`, `active`, `removing`).
+    pub security_group_status: Vec<(String, String)>,
     pub publicly_accessible: bool,
     pub tags: Vec<(String, String)>,
+    /// The instance's own identity, which outlives a rename and tells a deleted instance's
+    /// retained backups from this one's.
+    pub dbi_resource_id: Option<String>,
+    /// The DB cluster the instance belongs to (Aurora, Multi-AZ DB cluster).
+    pub cluster: Option<String>,
+    pub ca_certificate: Option<String>,
 }
 
 impl Instance {
@@ -64,6 +72,22 @@ pub struct RestoreRequest {
     /// Turn on IAM database authentication on the copy (RDS leaves it off on a restore), for
     /// runs that log in with `--iam-auth`.
     pub enable_iam_auth: bool,
+    /// The copy's VPC security groups: only the one this run created. Without them RDS puts
+    /// the copy in the VPC's default group, which usually admits everything in it.
+    pub security_groups: Vec<String>,
+    /// The source's CA, so the copy's certificate verifies like production's.
+    pub ca_certificate: Option<String>,
+}
+
+/// How a `DeleteDBInstance` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// Accepted now.
+    Requested,
+    /// Already under way (a request before a crash, or another caller's).
+    AlreadyDeleting,
+    /// There is no such instance (any more).
+    Gone,
 }
 
 #[async_trait]
@@ -72,13 +96,16 @@ pub trait Rds: Send + Sync {
     async fn list_instances(&self) -> Result<Vec<Instance>>;
     /// `None` when no instance has that identifier.
     async fn describe_instance(&self, id: &str) -> Result<Option<Instance>>;
-    /// The start of the restore window, from the automated backups (`RestoreWindow`), if RDS gives it.
-    async fn earliest_restorable_time(&self, id: &str) -> Result<Option<DateTime<Utc>>>;
+    /// The start of the restore window: the `RestoreWindow` of the *active* automated backup of
+    /// this very instance (`dbi_resource_id`), if RDS gives it. A retained backup of an older,
+    /// deleted instance of the same name covers times this one cannot be restored to.
+    async fn earliest_restorable_time(&self, id: &str, dbi_resource_id: Option<&str>) -> Result<Option<DateTime<Utc>>>;
+    /// A restore that AWS answers with `DBInstanceAlreadyExists` (a retry after a lost answer,
+    /// or a request before a crash) fails with that code: the caller adopts or refuses it.
     async fn restore_to_point_in_time(&self, request: &RestoreRequest) -> Result<Instance>;
-    /// Replaces the instance's VPC security groups (applied immediately).
-    async fn set_security_groups(&self, id: &str, groups: &[String]) -> Result<()>;
-    /// Deletes without a final snapshot and with its automated backups.
-    async fn delete_instance(&self, id: &str) -> Result<()>;
+    /// Deletes without a final snapshot and with its automated backups. Refused with
+    /// `InvalidDBInstanceState` while the instance is busy (creating, modifying, ...).
+    async fn delete_instance(&self, id: &str) -> Result<Deletion>;
 }
 
 /// A security group, as `cleanup` and reconciliation need it.
@@ -115,6 +142,8 @@ pub trait Ec2: Send + Sync {
     /// Adds the rule; a rule that already exists counts as added.
     async fn authorize_ingress(&self, group_id: &str, port: u16, cidr: &str, description: &str) -> Result<()>;
     async fn revoke_ingress(&self, group_id: &str, port: u16, cidr: &str) -> Result<()>;
+    /// One attempt: `DependencyViolation` while an instance (a deleting one too) holds the
+    /// group is the caller's to wait out. A group that does not exist counts as deleted.
     async fn delete_security_group(&self, group_id: &str) -> Result<()>;
 }
 

@@ -15,13 +15,17 @@ use crate::plan::Plan;
 use crate::rowcodec::StoredValue;
 use crate::verify::Verification;
 
-pub const STATE_VERSION: u32 = 1;
+/// 2: the copy's group is created before the restore and passed to it (no attach, no detach).
+pub const STATE_VERSION: u32 = 2;
 
 /// The steps of a restore, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
     Validate,
+    /// The copy's own security group, created with no rule before the restore, so the copy
+    /// never sits in the VPC's default group.
+    SecurityGroup,
     Restore,
     Wait,
     OpenAccess,
@@ -33,8 +37,9 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 9] = [
+    pub const ALL: [Step; 10] = [
         Step::Validate,
+        Step::SecurityGroup,
         Step::Restore,
         Step::Wait,
         Step::OpenAccess,
@@ -48,6 +53,7 @@ impl Step {
     pub fn name(self) -> &'static str {
         match self {
             Step::Validate => "validate",
+            Step::SecurityGroup => "security-group",
             Step::Restore => "restore",
             Step::Wait => "wait",
             Step::OpenAccess => "open-access",
@@ -93,14 +99,16 @@ impl StepRecord {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
     pub restored_instance: Option<String>,
+    /// Its deletion was requested (or found under way).
     pub restored_instance_deleted: bool,
+    /// AWS no longer describes it: the deletion is over.
+    #[serde(default)]
+    pub restored_instance_gone: bool,
     pub restored_endpoint: Option<crate::ports::Endpoint>,
     pub security_group: Option<String>,
     pub security_group_deleted: bool,
     /// The ingress rule (cidr, port), while it exists.
     pub ingress_rule: Option<(String, u16)>,
-    /// True while our group is attached to the restored instance.
-    pub attached: bool,
     /// A drill's side table in production, recorded before it is created.
     #[serde(default)]
     pub side_table: Option<crate::ports::TableRef>,
@@ -122,12 +130,12 @@ impl Resources {
         if let Some(sg) = self.security_group.as_ref().filter(|_| !self.security_group_deleted) {
             held.push(format!("security group {sg}"));
         }
-        if let Some(id) = self
-            .restored_instance
-            .as_ref()
-            .filter(|_| !self.restored_instance_deleted)
-        {
-            held.push(format!("RDS instance {id}"));
+        if let Some(id) = self.restored_instance.as_ref().filter(|_| !self.restored_instance_gone) {
+            if self.restored_instance_deleted {
+                held.push(format!("RDS instance {id} (being deleted)"));
+            } else {
+                held.push(format!("RDS instance {id}"));
+            }
         }
         held
     }

@@ -52,6 +52,9 @@ impl FakeRds {
                 security_groups: vec!["sg-app".into()],
                 publicly_accessible: false,
                 tags: vec![("team".into(), "billing".into())],
+                dbi_resource_id: Some("db-PRODSOURCE".into()),
+                ca_certificate: Some("rds-ca-rsa2048-g1".into()),
+                ..Instance::default()
             },
         );
         *lock(&rds.earliest) = Some(now - Duration::days(7));
@@ -81,11 +84,11 @@ impl Rds for FakeRds {
     async fn describe_instance(&self, id: &str) -> Result<Option<Instance>> {
         Ok(self.instance(id))
     }
-    async fn earliest_restorable_time(&self, _id: &str) -> Result<Option<DateTime<Utc>>> {
+    async fn earliest_restorable_time(&self, _id: &str, _dbi: Option<&str>) -> Result<Option<DateTime<Utc>>> {
         Ok(*lock(&self.earliest))
     }
     async fn restore_to_point_in_time(&self, r: &RestoreRequest) -> Result<Instance> {
-        self.log(format!("restore {}", r.target));
+        self.log(format!("restore {} groups={}", r.target, r.security_groups.join(",")));
         let source = self.instance(&r.source).expect("source exists");
         let restored = Instance {
             id: r.target.clone(),
@@ -99,26 +102,20 @@ impl Rds for FakeRds {
             parameter_group: r.parameter_group.clone(),
             class: r.class.clone(),
             publicly_accessible: r.publicly_accessible,
+            security_groups: r.security_groups.clone(),
+            security_group_status: r.security_groups.iter().map(|g| (g.clone(), "active".into())).collect(),
+            backup_retention_days: 0,
+            dbi_resource_id: Some(format!("db-{}", r.target)),
             ..source
         };
         lock(&self.instances).insert(r.target.clone(), restored.clone());
         Ok(restored)
     }
-    async fn set_security_groups(&self, id: &str, groups: &[String]) -> Result<()> {
-        self.log(format!("set-groups {id} {}", groups.join(",")));
-        let mut all = lock(&self.instances);
-        let i = all.get_mut(id).ok_or_else(|| Error::Aws {
-            operation: "ModifyDBInstance",
-            detail: "no such".into(),
-        })?;
-        i.security_groups = groups.to_vec();
-        Ok(())
-    }
-    async fn delete_instance(&self, id: &str) -> Result<()> {
+    async fn delete_instance(&self, id: &str) -> Result<Deletion> {
         self.log(format!("delete {id}"));
-        lock(&self.instances).remove(id).map(|_| ()).ok_or_else(|| Error::Aws {
-            operation: "DeleteDBInstance",
-            detail: "no such".into(),
+        Ok(match lock(&self.instances).remove(id) {
+            Some(_) => Deletion::Requested,
+            None => Deletion::Gone,
         })
     }
 }

@@ -164,7 +164,10 @@ async fn choose_instance(rds: &dyn Rds, asker: &dyn Asker) -> Result<Instance> {
     }
     let mut items = Vec::new();
     for i in &candidates {
-        let earliest = rds.earliest_restorable_time(&i.id).await?.or(i.created);
+        let earliest = rds
+            .earliest_restorable_time(&i.id, i.dbi_resource_id.as_deref())
+            .await?
+            .or(i.created);
         items.push(format!(
             "{}  {} {}  {}  backups {} days  restorable {} .. {}",
             i.id,
@@ -181,7 +184,10 @@ async fn choose_instance(rds: &dyn Rds, asker: &dyn Asker) -> Result<Instance> {
 }
 
 async fn ask_time(rds: &dyn Rds, instance: &Instance, asker: &dyn Asker, now: DateTime<Utc>) -> Result<String> {
-    let earliest = rds.earliest_restorable_time(&instance.id).await?.or(instance.created);
+    let earliest = rds
+        .earliest_restorable_time(&instance.id, instance.dbi_resource_id.as_deref())
+        .await?
+        .or(instance.created);
     let latest = instance.latest_restorable;
     let show = |t: Option<DateTime<Utc>>| match t {
         Some(t) => format!(

@@ -1,5 +1,5 @@
-//! The restore as a state machine: validate, restore, wait, open access, copy, verify, revoke,
-//! teardown, report. Each step is recorded in the state file as started before its first side
+//! The restore as a state machine: validate, security group, restore, wait, open access, copy,
+//! verify, revoke, teardown, report. Each step is recorded in the state file as started before its first side
 //! effect and as finished after its last; every resource is recorded the moment it exists.
 //!
 //! Resuming runs the same machine over a loaded state: finished steps are skipped, and a step
@@ -9,6 +9,14 @@
 //! (an open port never outlives a failure); the restored instance is kept for `resume` unless
 //! `--on-failure teardown`. The machine reaches AWS and MySQL only through the ports, so the
 //! unit tests run it against fakes.
+//!
+//! `restored_copy` holds the steps that live in AWS (group, restore, wait, access, teardown,
+//! abort), in the order real AWS needs; this file the validation, the data steps and failure.
+
+mod plan_text;
+mod restored_copy;
+
+pub use plan_text::plan_text;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -22,7 +30,7 @@ use chrono::{DateTime, Utc};
 use crate::copy::{copy_rows, count_changes, CopyJob};
 use crate::error::{Error, Result, Side};
 use crate::plan::{rfc3339, Mode, OnFailure, Plan, TAG_RUN_ID};
-use crate::ports::{Connector, Ec2, Endpoint, Instance, Merge, Rds, RestoreRequest, Session, TableSchema};
+use crate::ports::{Connector, Ec2, Endpoint, Instance, Merge, Rds, Session, TableSchema};
 use crate::progress::{Progress, Prompter};
 use crate::state::{list_runs, Connection, Outcome, RunState, StateStore, Step, StepRecord, StepStatus};
 use crate::verify::verify;
@@ -49,6 +57,13 @@ pub struct Settings {
     pub poll_max: Duration,
     /// The first wait before reconnecting to a database.
     pub reconnect_min: Duration,
+    /// How long a resource that was just created (or whose creation answer was lost) may stay
+    /// invisible to AWS's describe calls: eventual consistency, seconds on real AWS.
+    pub settle: Duration,
+    /// How long a deleting instance is waited for before the run says how to finish the job.
+    pub gone_timeout: Duration,
+    /// How long EC2's `DependencyViolation` on the group is waited out after the instance went.
+    pub dependency_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -56,9 +71,12 @@ impl Default for Settings {
         Settings {
             region: "us-east-1".into(),
             assume_yes: false,
-            poll_min: Duration::from_secs(5),
+            poll_min: Duration::from_secs(1),
             poll_max: Duration::from_secs(30),
             reconnect_min: Duration::from_millis(500),
+            settle: Duration::from_secs(60),
+            gone_timeout: Duration::from_secs(45 * 60),
+            dependency_timeout: Duration::from_secs(20 * 60),
         }
     }
 }
@@ -71,6 +89,9 @@ pub struct RunFailure {
     pub state_path: PathBuf,
     /// Resources still held after the failure handling (empty when all were cleaned up).
     pub resources_left: Vec<String>,
+    /// AWS was asked after the failure and describes nothing of this run: the only ground for
+    /// saying nothing is left.
+    pub confirmed_clean: bool,
 }
 
 /// What validation established, used by later steps.
@@ -164,6 +185,13 @@ impl<'a> Machine<'a> {
                 action,
             });
         }
+        if state.version < crate::state::STATE_VERSION && action == "resume" {
+            return Err(Error::InvalidInput(format!(
+                "run {} was started by an older rds-table-restore, which attached its security group to the copy \
+                 by a modify: end it with `rds-table-restore abort {}` and start a new run",
+                state.run_id, state.run_id
+            )));
+        }
         let table_lock = lock_table(&store, &state.plan)?;
         Ok(Machine::with_state(deps, settings, store, state, cancel, table_lock))
     }
@@ -209,6 +237,9 @@ impl<'a> Machine<'a> {
         let resuming = !self.state.steps.is_empty();
         let source = self.validate().await?;
         self.consent(&source, resuming)?;
+        if !self.state.finished(Step::SecurityGroup) {
+            self.security_group(&source).await?;
+        }
         if !self.state.finished(Step::Restore) {
             self.restore(&source).await?;
         }
@@ -218,7 +249,7 @@ impl<'a> Machine<'a> {
         };
         let needs_data = !self.state.finished(Step::Copy) || !self.state.finished(Step::Verify);
         if needs_data && !self.access_open() {
-            self.open_access(&source, endpoint.port).await?;
+            self.open_access(endpoint.port).await?;
         }
         let source = match source.schema {
             None => self.recreate_table(source, &endpoint).await?,
@@ -287,9 +318,13 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// The rule is in place: recorded, and the step that adds it finished since.
     fn access_open(&self) -> bool {
         let r = &self.state.resources;
-        r.security_group.is_some() && !r.security_group_deleted && r.ingress_rule.is_some() && r.attached
+        r.security_group.is_some()
+            && !r.security_group_deleted
+            && r.ingress_rule.is_some()
+            && self.state.finished(Step::OpenAccess)
     }
 
     // ---- 1. validate ----
@@ -306,6 +341,14 @@ impl<'a> Machine<'a> {
                 id: plan.source_instance.clone(),
                 region: self.settings.region.clone(),
             })?;
+        if let Some(cluster) = &instance.cluster {
+            return Err(Error::InvalidInput(format!(
+                "`{}` is a member of the DB cluster `{cluster}` (Aurora MySQL or a Multi-AZ DB cluster): a cluster \
+                 is restored as a whole (RestoreDBClusterToPointInTime), which this version does not do yet; \
+                 restore the cluster to the moment by hand, or use a version with cluster support",
+                instance.id
+            )));
+        }
         let engine = instance.engine.to_ascii_lowercase();
         if engine != "mysql" && engine != "mariadb" {
             return Err(Error::UnsupportedEngine {
@@ -346,7 +389,12 @@ impl<'a> Machine<'a> {
                 // RDS gives the window's start in the automated backups; without it, the
                 // instance's creation is the earliest moment that can exist. Never assume there
                 // is no lower bound.
-                let earliest = match self.deps.rds.earliest_restorable_time(&instance.id).await? {
+                let earliest = match self
+                    .deps
+                    .rds
+                    .earliest_restorable_time(&instance.id, instance.dbi_resource_id.as_deref())
+                    .await?
+                {
                     Some(t) => t,
                     None => instance.created.ok_or_else(|| Error::NoRestoreWindow {
                         id: instance.id.clone(),
@@ -535,182 +583,6 @@ impl<'a> Machine<'a> {
             Ok(source) => Ok(plan_text(&self.state.plan, &source.instance, source.schema.is_none())),
             Err(error) => Err(self.fail(error).await),
         }
-    }
-
-    // ---- 2. restore ----
-
-    async fn restore(&mut self, source: &Source) -> Result<()> {
-        let plan = self.state.plan.clone();
-        self.begin(
-            Step::Restore,
-            &format!("{} at {}", plan.target_instance, rfc3339(plan.restore_time)),
-        )?;
-        // A restore requested just before a crash is found by name and adopted (validation has
-        // checked its tag); only when there is none is it requested.
-        if let Some(existing) = self.deps.rds.describe_instance(&plan.target_instance).await? {
-            self.state.resources.restored_instance = Some(existing.id.clone());
-            return self.finish(&format!("{} adopted (status {})", existing.id, existing.status));
-        }
-        let request = RestoreRequest {
-            source: plan.source_instance.clone(),
-            target: plan.target_instance.clone(),
-            time: plan.restore_time,
-            subnet_group: plan.subnet_group.clone().or(source.instance.subnet_group.clone()),
-            parameter_group: plan.parameter_group.clone().or(source.instance.parameter_group.clone()),
-            class: plan.instance_class.clone().or(source.instance.class.clone()),
-            publicly_accessible: plan.publicly_accessible,
-            tags: plan.tags(),
-            enable_iam_auth: self.state.connection.iam_auth,
-        };
-        let created = self.deps.rds.restore_to_point_in_time(&request).await?;
-        crash_point!("restore-after-call");
-        self.state.resources.restored_instance = Some(created.id.clone());
-        self.finish(&format!("{} requested (status {})", created.id, created.status))
-    }
-
-    // ---- 3. wait ----
-
-    async fn wait(&mut self) -> Result<Endpoint> {
-        let id = self.state.plan.target_instance.clone();
-        self.begin(Step::Wait, &format!("{id} to become available"))?;
-        let started = Instant::now();
-        let timeout = Duration::from_secs(self.state.plan.wait_timeout_minutes * 60);
-        let mut delays = backon::ExponentialBuilder::default()
-            .with_min_delay(self.settings.poll_min)
-            .with_max_delay(self.settings.poll_max)
-            .with_jitter()
-            .without_max_times()
-            .build();
-        let mut status = String::from("unknown");
-        loop {
-            self.check_cancel()?;
-            if let Some(instance) = self.deps.rds.describe_instance(&id).await? {
-                status = instance.status.clone();
-                self.deps.ui.waiting(&id, &status, started.elapsed());
-                match status.as_str() {
-                    "available" => {
-                        let endpoint = instance
-                            .endpoint
-                            .clone()
-                            .ok_or_else(|| Error::NoEndpoint { id: id.clone() })?;
-                        self.state.resources.restored_endpoint = Some(endpoint.clone());
-                        self.finish(&format!(
-                            "available at {endpoint} after {}s",
-                            started.elapsed().as_secs()
-                        ))?;
-                        return Ok(endpoint);
-                    }
-                    "failed"
-                    | "incompatible-restore"
-                    | "incompatible-parameters"
-                    | "incompatible-network"
-                    | "storage-full"
-                    | "inaccessible-encryption-credentials"
-                    | "deleting" => {
-                        return Err(Error::RestoreFailed { id, status });
-                    }
-                    _ => {}
-                }
-            }
-            if started.elapsed() >= timeout {
-                return Err(Error::WaitTimeout {
-                    id,
-                    minutes: self.state.plan.wait_timeout_minutes,
-                    status,
-                });
-            }
-            let delay = delays.next().unwrap_or(self.settings.poll_max);
-            tokio::time::sleep(delay.min(timeout.saturating_sub(started.elapsed()))).await;
-        }
-    }
-
-    // ---- 4. open access ----
-
-    async fn open_access(&mut self, source: &Source, port: u16) -> Result<()> {
-        let plan = self.state.plan.clone();
-        self.begin(Step::OpenAccess, &format!("tcp/{port} from {}", plan.client_cidr))?;
-        if self.state.resources.security_group_deleted {
-            // Revoked after a failure or an interruption: open it anew.
-            let r = &mut self.state.resources;
-            (r.security_group, r.security_group_deleted, r.ingress_rule, r.attached) = (None, false, None, false);
-        }
-        let vpc =
-            match &source.instance.vpc_id {
-                Some(v) => v.clone(),
-                None => match source.instance.security_groups.first() {
-                    Some(sg) => self.deps.ec2.vpc_of_security_group(sg).await?.ok_or_else(|| {
-                        Error::InvalidInput(format!("cannot tell the VPC of `{}`", source.instance.id))
-                    })?,
-                    None => {
-                        return Err(Error::InvalidInput(format!(
-                            "cannot tell the VPC of `{}`",
-                            source.instance.id
-                        )))
-                    }
-                },
-            };
-        let sg = match self.state.resources.security_group.clone() {
-            Some(sg) => sg,
-            None => match self
-                .deps
-                .ec2
-                .find_security_group(&vpc, &plan.security_group_name)
-                .await?
-            {
-                // Created just before a crash: adopted only if it carries this run's tag.
-                Some(g) if g.tag(TAG_RUN_ID) == Some(plan.run_id.as_str()) => g.id,
-                Some(g) => {
-                    return Err(Error::NotOurs {
-                        action: "use security group",
-                        id: g.id,
-                        key: TAG_RUN_ID,
-                        run_id: plan.run_id.clone(),
-                    })
-                }
-                None => {
-                    let description = format!(
-                        "rds-table-restore run {}: temporary access to {} from {}",
-                        plan.run_id, plan.target_instance, plan.client_cidr
-                    );
-                    let id = self
-                        .deps
-                        .ec2
-                        .create_security_group(&vpc, &plan.security_group_name, &description, &plan.tags())
-                        .await?;
-                    crash_point!("open-access-after-create");
-                    id
-                }
-            },
-        };
-        self.state.resources.security_group = Some(sg.clone());
-        self.save()?;
-        if self.state.resources.ingress_rule.is_none() {
-            let note = format!("rds-table-restore {}", plan.run_id);
-            self.deps
-                .ec2
-                .authorize_ingress(&sg, port, &plan.client_cidr, &note)
-                .await?;
-            crash_point!("open-access-after-authorize");
-            self.state.resources.ingress_rule = Some((plan.client_cidr.clone(), port));
-            self.save()?;
-        }
-        let mut groups = self
-            .owned_instance(&plan.target_instance, "attach a security group to")
-            .await?
-            .security_groups;
-        if !groups.contains(&sg) {
-            groups.push(sg.clone());
-            self.deps
-                .rds
-                .set_security_groups(&plan.target_instance, &groups)
-                .await?;
-            crash_point!("open-access-after-attach");
-        }
-        self.state.resources.attached = true;
-        self.finish(&format!(
-            "{sg} in {vpc} allows tcp/{port} from {} only",
-            plan.client_cidr
-        ))
     }
 
     // ---- 5. copy ----
@@ -1053,104 +925,6 @@ impl<'a> Machine<'a> {
         self.finish(&v.summary())
     }
 
-    // ---- 7. revoke ----
-
-    async fn revoke(&mut self) -> Result<()> {
-        self.begin(Step::Revoke, "the temporary network access")?;
-        let summary = self.revoke_access().await?;
-        self.finish(&summary)
-    }
-
-    /// Removes the rule, detaches the group and deletes it; each part only if this run created it.
-    async fn revoke_access(&mut self) -> Result<String> {
-        let Some(sg) = self.state.resources.security_group.clone() else {
-            return Ok("nothing to revoke".into());
-        };
-        if self.state.resources.security_group_deleted {
-            return Ok(format!("{sg} already deleted"));
-        }
-        let run_id = self.state.run_id.clone();
-        match self.deps.ec2.security_group_tags(&sg).await? {
-            None => {
-                let r = &mut self.state.resources;
-                (r.ingress_rule, r.attached, r.security_group_deleted) = (None, false, true);
-                self.save()?;
-                return Ok(format!("{sg} no longer exists"));
-            }
-            Some(tags) if !tags.iter().any(|(k, v)| k == TAG_RUN_ID && *v == run_id) => {
-                return Err(Error::NotOurs {
-                    action: "delete security group",
-                    id: sg,
-                    key: TAG_RUN_ID,
-                    run_id,
-                });
-            }
-            Some(_) => {}
-        }
-        if let Some((cidr, port)) = self.state.resources.ingress_rule.clone() {
-            self.deps.ec2.revoke_ingress(&sg, port, &cidr).await?;
-            crash_point!("revoke-after-rule");
-            self.state.resources.ingress_rule = None;
-            self.save()?;
-        }
-        self.detach(&sg).await?;
-        self.deps.ec2.delete_security_group(&sg).await?;
-        crash_point!("revoke-after-delete");
-        self.state.resources.security_group_deleted = true;
-        self.save()?;
-        Ok(format!("rule revoked, {sg} detached and deleted"))
-    }
-
-    /// Takes `sg` off the restored instance, if the instance is ours and carries it.
-    async fn detach(&mut self, sg: &str) -> Result<()> {
-        let target = self.state.plan.target_instance.clone();
-        if let Some(instance) = self.deps.rds.describe_instance(&target).await? {
-            if instance.security_groups.iter().any(|g| g == sg) {
-                if instance.tag(TAG_RUN_ID) != Some(self.state.run_id.as_str()) {
-                    return Err(Error::NotOurs {
-                        action: "detach a security group from",
-                        id: target,
-                        key: TAG_RUN_ID,
-                        run_id: self.state.run_id.clone(),
-                    });
-                }
-                let groups: Vec<String> = instance.security_groups.into_iter().filter(|g| g != sg).collect();
-                self.deps.rds.set_security_groups(&target, &groups).await?;
-                crash_point!("revoke-after-detach");
-            }
-        }
-        self.state.resources.attached = false;
-        self.save()
-    }
-
-    // ---- 8. teardown ----
-
-    async fn teardown(&mut self) -> Result<()> {
-        let target = self.state.plan.target_instance.clone();
-        self.begin(Step::Teardown, &target)?;
-        let mut summary = self.delete_restored().await?;
-        if let Some(drill) = self.state.plan.drill.clone() {
-            if drill.keep {
-                summary.push_str(&format!(
-                    "; side table {} kept ({})",
-                    drill.target,
-                    if drill.rehearsal {
-                        "--keep"
-                    } else {
-                        "side-table mode: merge it by hand"
-                    }
-                ));
-            } else {
-                summary.push_str(&format!("; {}", self.drop_side_table().await?));
-            }
-        }
-        self.finish(&summary)
-    }
-
-    /// Creates the side table (drill, side-table mode) with the restored table's definition,
-    /// so it takes the restored rows even if production's table has changed since. Recorded
-    /// first, so a crash between the two is adopted on resume rather than refused as someone
-    /// else's table.
     async fn create_side_table(&mut self, target: &crate::ports::TableRef, endpoint: &Endpoint) -> Result<()> {
         let table = self.state.plan.table.clone();
         if *target == table {
@@ -1239,114 +1013,6 @@ impl<'a> Machine<'a> {
 
     /// Deletes the restored instance if it exists and carries this run's tag, recorded or not
     /// (a restore requested just before a crash is not recorded yet).
-    async fn delete_restored(&mut self) -> Result<String> {
-        let id = self.state.plan.target_instance.clone();
-        if self.state.resources.restored_instance_deleted {
-            return Ok(format!("{id} already deleted"));
-        }
-        match self.deps.rds.describe_instance(&id).await? {
-            None if self.state.resources.restored_instance.is_none() => return Ok("no instance was created".into()),
-            None => {}
-            Some(instance) => {
-                if instance.tag(TAG_RUN_ID) != Some(self.state.run_id.as_str()) {
-                    return Err(Error::NotOurs {
-                        action: "delete RDS instance",
-                        id,
-                        key: TAG_RUN_ID,
-                        run_id: self.state.run_id.clone(),
-                    });
-                }
-                self.state.resources.restored_instance = Some(id.clone());
-                if instance.status != "deleting" {
-                    self.deps.rds.delete_instance(&id).await?;
-                    crash_point!("teardown-after-call");
-                }
-            }
-        }
-        self.state.resources.restored_instance_deleted = true;
-        self.save()?;
-        Ok(format!("{id} deleted (no final snapshot, automated backups removed)"))
-    }
-
-    async fn owned_instance(&self, id: &str, action: &'static str) -> Result<Instance> {
-        let instance = self
-            .deps
-            .rds
-            .describe_instance(id)
-            .await?
-            .ok_or_else(|| Error::RestoreFailed {
-                id: id.to_string(),
-                status: "gone".into(),
-            })?;
-        if instance.tag(TAG_RUN_ID) != Some(self.state.run_id.as_str()) {
-            return Err(Error::NotOurs {
-                action,
-                id: id.to_string(),
-                key: TAG_RUN_ID,
-                run_id: self.state.run_id.clone(),
-            });
-        }
-        Ok(instance)
-    }
-
-    // ---- abort ----
-
-    /// Removes whatever the run created, in any state: the rule and group (also one created
-    /// just before a crash, found by its run tag) and the restored instance. Never touches
-    /// production data.
-    pub async fn abort(mut self) -> std::result::Result<RunState, RunFailure> {
-        match self.abort_inner().await {
-            Ok(()) => Ok(self.state),
-            Err(error) => {
-                self.state.error = Some(format!("abort: {error}"));
-                let _ = self.save();
-                Err(RunFailure {
-                    error,
-                    resources_left: self.state.resources.held(),
-                    state_path: self.store.path().to_path_buf(),
-                    state: self.state,
-                })
-            }
-        }
-    }
-
-    async fn abort_inner(&mut self) -> Result<()> {
-        let run_id = self.state.run_id.clone();
-        self.deps.ui.step_started(Step::Revoke, "abort: the network access");
-        let started = Instant::now();
-        let mut notes = vec![self.revoke_access().await?];
-        let ours = self.deps.ec2.security_groups_tagged(TAG_RUN_ID).await?;
-        for g in ours.into_iter().filter(|g| g.tag(TAG_RUN_ID) == Some(run_id.as_str())) {
-            if Some(&g.id) == self.state.resources.security_group.as_ref() {
-                continue;
-            }
-            self.detach(&g.id).await?;
-            self.deps.ec2.delete_security_group(&g.id).await?;
-            notes.push(format!("unrecorded group {} deleted", g.id));
-        }
-        self.deps
-            .ui
-            .step_finished(Step::Revoke, started.elapsed(), &notes.join("; "));
-        self.deps
-            .ui
-            .step_started(Step::Teardown, "abort: the restored instance");
-        let started = Instant::now();
-        let note = self.delete_restored().await?;
-        self.deps.ui.step_finished(Step::Teardown, started.elapsed(), &note);
-        if let (Some(side), false) = (
-            &self.state.resources.side_table,
-            self.state.resources.side_table_dropped,
-        ) {
-            // abort never connects to a database; the side table holds no production data.
-            self.deps.ui.warn(&format!(
-                "the drill's side table {side} is still in production: drop it when done"
-            ));
-        }
-        self.state.outcome = Outcome::Aborted;
-        self.state.error = None;
-        self.save()
-    }
-
     // ---- failure ----
 
     async fn fail(mut self, error: Error) -> RunFailure {
@@ -1368,20 +1034,17 @@ impl<'a> Machine<'a> {
         self.state.error = Some(message);
         let _ = self.save();
         // Closing the door comes first, whatever happened.
-        if self.state.resources.security_group.is_some() && !self.state.resources.security_group_deleted {
-            match self.revoke_access().await {
+        if self.state.resources.ingress_rule.is_some() && !self.state.resources.security_group_deleted {
+            match self.revoke_rule().await {
                 Ok(s) => self.deps.ui.note(&format!("network access revoked: {s}")),
                 Err(e) => self.deps.ui.warn(&format!("could not revoke the network access: {e}")),
             }
         }
-        let held = self.state.resources.restored_instance.is_some() && !self.state.resources.restored_instance_deleted;
+        let held = !self.state.resources.held().is_empty();
         if held && !interrupted && self.state.plan.on_failure == OnFailure::Teardown {
-            match self.delete_restored().await {
-                Ok(s) => self.deps.ui.note(&format!("restored instance removed: {s}")),
-                Err(e) => self
-                    .deps
-                    .ui
-                    .warn(&format!("could not delete the restored instance: {e}")),
+            match self.remove_copy("abort").await {
+                Ok(s) => self.deps.ui.note(&format!("restored copy removed: {s}")),
+                Err(e) => self.deps.ui.warn(&format!("could not remove the restored copy: {e}")),
             }
             // Nothing can resume this run now: a drill's side table goes too.
             if self.state.resources.side_table.is_some() && !self.state.resources.side_table_dropped {
@@ -1394,124 +1057,17 @@ impl<'a> Machine<'a> {
                 }
             }
         }
+        let confirmed_clean =
+            !error.is_validation() && self.state.resources.held().is_empty() && self.confirm_clean().await;
         let _ = self.save();
         RunFailure {
             error,
             resources_left: self.state.resources.held(),
             state_path: self.store.path().to_path_buf(),
             state: self.state,
+            confirmed_clean,
         }
     }
-}
-
-/// The whole plan on one screen: what will be created, opened and written, and where.
-pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool) -> String {
-    let class = plan
-        .instance_class
-        .as_deref()
-        .or(source.class.as_deref())
-        .unwrap_or("the source's class");
-    let written = match &plan.drill {
-        None if plan.mode == Mode::Overwrite => format!(
-            "OVERWRITE: insert into production `{}` the restored rows missing there, and set the rows whose \
-             values differ back to their restored values (counted and shown before the first write)",
-            plan.table
-        ),
-        None if plan.mode == Mode::ReplaceAll => format!(
-            "REPLACE ALL: make production `{}` equal to its restored copy: rows written since are DELETED, \
-             differing rows overwritten, missing rows inserted (counted and shown before the first write)",
-            plan.table
-        ),
-        None => format!(
-            "insert into production `{}` the restored rows whose primary key is missing there \
-             (missing-rows: rows written since are never overwritten)",
-            plan.table
-        ),
-        Some(d) if d.rehearsal => format!(
-            "REHEARSAL: create `{}` in production and load the restored rows into it; the real table is not touched; \
-             the side table is {} afterwards",
-            d.target,
-            if d.keep { "kept" } else { "dropped" }
-        ),
-        Some(d) => format!(
-            "create `{}` in production and load the restored rows into it (side-table mode); `{}` and everything \
-             else is left as it is, for you to merge by hand",
-            d.target, plan.table
-        ),
-    };
-    let mut lines = vec![
-        format!("Plan for run {}", plan.run_id),
-        format!(
-            "  table           {} on {} as it was at {} (UTC)",
-            plan.table,
-            plan.source_instance,
-            rfc3339(plan.restore_time)
-        ),
-        format!(
-            "  restore         RDS instance {} ({class}: {})",
-            plan.target_instance,
-            crate::plan::cost_class(class)
-        ),
-        format!(
-            "                  in subnet group {}, parameter group {}, {}",
-            plan.subnet_group
-                .as_deref()
-                .or(source.subnet_group.as_deref())
-                .unwrap_or("default"),
-            plan.parameter_group
-                .as_deref()
-                .or(source.parameter_group.as_deref())
-                .unwrap_or("default"),
-            if plan.publicly_accessible {
-                "PUBLICLY ACCESSIBLE"
-            } else {
-                "not publicly accessible"
-            }
-        ),
-        format!(
-            "  open access     security group {} in {}: tcp/{} from {} only",
-            plan.security_group_name,
-            source.vpc_id.as_deref().unwrap_or("the source's VPC"),
-            source.port.unwrap_or(3306),
-            plan.client_cidr
-        ),
-        format!("  write           {written}"),
-    ];
-    if table_missing {
-        lines.push(format!(
-            "  TABLE MISSING   `{}` does not exist in production now: it is created from the restored copy's \
-             SHOW CREATE TABLE, {}",
-            plan.table,
-            if plan.recreate_table {
-                "as --recreate-table asks"
-            } else {
-                "shown to you first and only if you agree"
-            }
-        ));
-    }
-    if let Some(w) = &plan.where_predicate {
-        lines.push(format!("  only rows       WHERE {w}"));
-    }
-    match (&plan.dump_file, plan.dump_only) {
-        (Some(path), true) => lines.push(format!(
-            "  DUMP ONLY       production is NOT written: the SQL of the rows it lacks goes to {} (review it, then \
-             load it with the mysql client)",
-            path.display()
-        )),
-        (Some(path), false) => lines.push(format!(
-            "  also            the SQL of every row inserted goes to {}",
-            path.display()
-        )),
-        (None, _) => {}
-    }
-    lines.push(format!(
-        "  then            verify every restored row, revoke the access, delete the instance ({})",
-        match plan.on_failure {
-            OnFailure::Keep => "on failure: access revoked, instance kept for resume",
-            OnFailure::Teardown => "on failure: access revoked, instance deleted",
-        }
-    ));
-    lines.join("\n")
 }
 
 type SharedState<'s> = std::sync::Mutex<(&'s mut RunState, &'s StateStore)>;
@@ -1717,514 +1273,4 @@ fn compare_schemas(restored: &TableSchema, production: &TableSchema) -> Result<(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::{Mode, Request};
-    use crate::ports::{Row, Value};
-    use crate::progress::{Prompter, Silent};
-    use crate::state::StepStatus;
-    use crate::testing::*;
-    use std::sync::Mutex;
-
-    struct World {
-        rds: FakeRds,
-        ec2: FakeEc2,
-        db: FakeDb,
-        dir: tempfile::TempDir,
-    }
-
-    impl World {
-        /// Restored: rows 1..=10. Production after the accident: even rows deleted, row 3
-        /// changed since, rows 11 and 12 written since.
-        fn new() -> World {
-            let restored: Vec<Row> = (1..=10).map(|i| row(i, &format!("r{i}"))).collect();
-            let mut production: Vec<Row> = restored
-                .iter()
-                .filter(|r| matches!(r[0], Value::Int(i) if i % 2 == 1))
-                .cloned()
-                .collect();
-            production[1] = row(3, "changed");
-            production.push(row(11, "new"));
-            production.push(row(12, "new"));
-            World {
-                rds: FakeRds::with_source(),
-                ec2: FakeEc2::default(),
-                db: FakeDb {
-                    production: table_of(production),
-                    restored: table_of(restored),
-                    schema: Some(schema()),
-                    ..Default::default()
-                },
-                dir: tempfile::tempdir().unwrap(),
-            }
-        }
-
-        fn request(&self) -> Request {
-            Request {
-                instance: "prod-db".into(),
-                database: "shop".into(),
-                table: "billing".into(),
-                time: rfc3339(Utc::now() - chrono::Duration::hours(1)),
-                client_cidr: Some("203.0.113.7/32".into()),
-                allow_any_source: false,
-                mode: Mode::MissingRows,
-                instance_class: None,
-                parameter_group: None,
-                subnet_group: None,
-                publicly_accessible: false,
-                chunk_size: 3,
-                wait_timeout_minutes: 1,
-                on_failure: OnFailure::Teardown,
-                where_predicate: None,
-                drill: None,
-                dump_file: None,
-                dump_only: false,
-                confirm_table: None,
-                recreate_table: false,
-                parallel: 1,
-            }
-        }
-
-        async fn run_with(
-            &self,
-            req: Request,
-            answer: Option<bool>,
-            yes: bool,
-        ) -> std::result::Result<RunState, RunFailure> {
-            self.run_prompted(req, &Answer(answer), yes).await
-        }
-
-        async fn run_prompted(
-            &self,
-            req: Request,
-            prompter: &dyn Prompter,
-            yes: bool,
-        ) -> std::result::Result<RunState, RunFailure> {
-            let plan = Plan::new(&req, "20260101t000000-abcd".into(), Utc::now()).unwrap();
-            let store = StateStore::new(self.dir.path(), &plan.run_id).unwrap();
-            let deps = Deps {
-                rds: &self.rds,
-                ec2: &self.ec2,
-                db: &self.db,
-                ui: &Silent,
-                prompter,
-            };
-            let settings = Settings {
-                assume_yes: yes,
-                poll_min: Duration::from_millis(1),
-                poll_max: Duration::from_millis(2),
-                ..Settings::default()
-            };
-            Machine::new(
-                deps,
-                settings,
-                store,
-                plan,
-                Connection::default(),
-                Arc::new(AtomicBool::new(false)),
-            )
-            .unwrap()
-            .run()
-            .await
-        }
-
-        async fn run(&self) -> std::result::Result<RunState, RunFailure> {
-            self.run_with(self.request(), None, true).await
-        }
-
-        fn production(&self) -> BTreeMap<i64, Row> {
-            self.db.production.lock().unwrap().clone()
-        }
-
-        fn assert_nothing_created(&self) {
-            assert_eq!(self.rds.ids(), vec!["prod-db".to_string()]);
-            assert!(self.ec2.group_ids().is_empty());
-            assert!(
-                !self.rds.calls().iter().any(|c| c.starts_with("restore")),
-                "{:?}",
-                self.rds.calls()
-            );
-        }
-    }
-
-    use std::collections::BTreeMap;
-
-    #[tokio::test]
-    async fn a_full_run_merges_missing_rows_and_leaves_nothing_behind() {
-        let w = World::new();
-        let before = w.production();
-        let source_before = w.rds.instance("prod-db");
-        let state = w.run().await.expect("run succeeds");
-
-        let after = w.production();
-        let restored = w.db.restored.lock().unwrap().clone();
-        for (k, r) in &restored {
-            let expected = before.get(k).unwrap_or(r);
-            assert_eq!(after.get(k), Some(expected), "row {k}");
-        }
-        assert_eq!(
-            after.get(&3),
-            Some(&row(3, "changed")),
-            "a row changed since the accident is kept"
-        );
-        assert_eq!(after.len(), 12);
-        assert_eq!(
-            (
-                state.copy.inserted,
-                state.copy.already_present,
-                state.copy.present_differing
-            ),
-            (5, 5, 1)
-        );
-
-        assert_eq!(
-            w.rds.ids(),
-            vec!["prod-db".to_string()],
-            "the restored instance is deleted"
-        );
-        assert!(w.ec2.group_ids().is_empty(), "the security group is deleted");
-        assert_eq!(w.rds.instance("prod-db"), source_before, "the source is untouched");
-        let ec2 = w.ec2.calls();
-        assert_eq!(ec2.len(), 4, "{ec2:?}");
-        assert!(
-            ec2[1].ends_with("203.0.113.7/32 3306") && ec2[2].starts_with("revoke"),
-            "{ec2:?}"
-        );
-
-        assert_eq!(state.outcome, Outcome::Succeeded);
-        let steps: Vec<_> = state.steps.iter().map(|s| (s.step, s.status)).collect();
-        assert_eq!(
-            steps,
-            Step::ALL.iter().map(|s| (*s, StepStatus::Finished)).collect::<Vec<_>>()
-        );
-        let on_disk = StateStore::load(&w.dir.path().join("20260101t000000-abcd.json")).unwrap();
-        assert_eq!(on_disk, state);
-        assert!(state.verification.as_ref().unwrap().passed);
-        assert!(state.resources.held().is_empty());
-    }
-
-    #[tokio::test]
-    async fn the_restored_instance_is_named_tagged_and_placed_like_the_source() {
-        let mut w = World::new();
-        // A writer that loses rows makes the run fail at verify; --on-failure keep keeps the
-        // instance so it can be inspected here.
-        w.db.lose_inserts = true;
-        let mut req = w.request();
-        req.on_failure = OnFailure::Keep;
-        let failure = w.run_with(req, None, true).await.unwrap_err();
-        assert!(
-            matches!(failure.error, Error::VerificationFailed(_)),
-            "{}",
-            failure.error
-        );
-        let target = failure.state.plan.target_instance.clone();
-        assert!(target.starts_with("restore-prod-db-billing-"), "{target}");
-        let i = w.rds.instance(&target).expect("kept on failure with --on-failure keep");
-        assert_eq!(i.tag(TAG_RUN_ID), Some("20260101t000000-abcd"));
-        assert_eq!(i.subnet_group.as_deref(), Some("prod-subnets"));
-        assert_eq!(i.parameter_group.as_deref(), Some("prod-params"));
-        assert_eq!(i.class.as_deref(), Some("db.t3.medium"));
-        assert!(!i.publicly_accessible);
-        assert_eq!(
-            i.security_groups,
-            vec!["sg-app".to_string()],
-            "our group is detached again"
-        );
-        assert!(w.ec2.group_ids().is_empty(), "network access is revoked on failure");
-        assert_eq!(failure.resources_left, vec![format!("RDS instance {target}")]);
-    }
-
-    #[tokio::test]
-    async fn validation_failures_create_nothing() {
-        type Setup = fn(&mut World, &mut Request);
-        let cases: Vec<(&str, Setup)> = vec![
-            ("no RDS instance named `nope`", |_, r| r.instance = "nope".into()),
-            ("engine `postgres`", |w, _| {
-                w.rds.instances.lock().unwrap().get_mut("prod-db").unwrap().engine = "postgres".into()
-            }),
-            ("keeps no automated backups", |w, _| {
-                w.rds
-                    .instances
-                    .lock()
-                    .unwrap()
-                    .get_mut("prod-db")
-                    .unwrap()
-                    .backup_retention_days = 0
-            }),
-            ("before the earliest restorable time", |_, r| {
-                r.time = rfc3339(Utc::now() - chrono::Duration::days(8))
-            }),
-            ("after the latest restorable time", |_, r| {
-                r.time = rfc3339(Utc::now() - chrono::Duration::minutes(1))
-            }),
-            ("does not exist on production", |w, _| w.db.schema = None),
-            ("has no primary key", |w, _| w.db.schema.as_mut().unwrap().key.clear()),
-            ("refused the login", |w, _| w.db.refuse_login = true),
-        ];
-        for (expected, setup) in cases {
-            let mut w = World::new();
-            let mut req = w.request();
-            setup(&mut w, &mut req);
-            let before = w.production();
-            let failure = w.run_with(req, None, true).await.expect_err(expected);
-            assert!(
-                failure.error.to_string().contains(expected),
-                "{expected}: got {}",
-                failure.error
-            );
-            assert!(failure.error.is_validation(), "{expected}");
-            w.assert_nothing_created();
-            assert_eq!(w.production(), before);
-            assert!(failure.resources_left.is_empty());
-        }
-    }
-
-    #[tokio::test]
-    async fn without_a_creation_time_or_window_start_there_is_no_lower_bound_to_trust() {
-        let w = World::new();
-        *w.rds.earliest.lock().unwrap() = None;
-        w.rds.instances.lock().unwrap().get_mut("prod-db").unwrap().created = None;
-        let failure = w.run().await.unwrap_err();
-        assert!(
-            matches!(failure.error, Error::NoRestoreWindow { .. }),
-            "{}",
-            failure.error
-        );
-        w.assert_nothing_created();
-    }
-
-    #[tokio::test]
-    async fn a_cidr_wider_than_one_host_needs_its_own_confirmation() {
-        let w = World::new();
-        let mut req = w.request();
-        req.client_cidr = Some("10.1.0.0/16".into());
-        let script = Script {
-            answers: Mutex::new(vec![true, false]),
-            asked: Mutex::new(vec![]),
-        };
-        let failure = w.run_prompted(req.clone(), &script, false).await.unwrap_err();
-        assert!(matches!(failure.error, Error::Declined), "{}", failure.error);
-        assert_eq!(script.asked.lock().unwrap()[1], "Open the port to all of 10.1.0.0/16?");
-        w.assert_nothing_created();
-
-        let script = Script {
-            answers: Mutex::new(vec![true]),
-            asked: Mutex::new(vec![]),
-        };
-        w.run_prompted(w.request(), &script, false)
-            .await
-            .expect("a /32 needs one answer");
-        assert_eq!(script.asked.lock().unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn overwrite_sets_changed_rows_back_and_keeps_rows_written_since() {
-        let w = World::new();
-        let mut req = w.request();
-        req.mode = Mode::Overwrite;
-        let state = w.run_with(req, None, true).await.expect("overwrite run");
-        let production = w.production();
-        let restored = w.db.restored.lock().unwrap().clone();
-        for (k, r) in &restored {
-            assert_eq!(production.get(k), Some(r), "row {k}");
-        }
-        assert_eq!(production.len(), 12, "rows 11 and 12, written since, stay");
-        assert_eq!((state.copy.inserted, state.copy.updated, state.copy.deleted), (5, 1, 0));
-        assert_eq!(
-            state.copy.planned,
-            Some(crate::state::PlannedChanges {
-                insert: 5,
-                update: 1,
-                delete: 0,
-                unchanged: 4
-            })
-        );
-        assert!(state.verification.unwrap().passed);
-    }
-
-    #[tokio::test]
-    async fn replace_all_in_scripts_needs_the_table_name_typed_ahead() {
-        let w = World::new();
-        let mut req = w.request();
-        req.mode = Mode::ReplaceAll;
-        let failure = w.run_with(req.clone(), None, true).await.unwrap_err();
-        assert!(
-            failure.error.to_string().contains("--confirm-table billing"),
-            "{}",
-            failure.error
-        );
-        w.assert_nothing_created();
-        assert_eq!(w.production().len(), 7, "production untouched");
-
-        req.confirm_table = Some("billing".into());
-        let state = w.run_with(req, None, true).await.expect("replace-all run");
-        assert_eq!(
-            w.production(),
-            *w.db.restored.lock().unwrap(),
-            "production equals the restored table"
-        );
-        assert_eq!((state.copy.inserted, state.copy.updated, state.copy.deleted), (5, 1, 2));
-        assert!(state.verification.unwrap().passed);
-    }
-
-    #[tokio::test]
-    async fn replace_all_at_a_prompt_needs_the_name_typed_then_the_counts_accepted() {
-        let w = World::new();
-        let mut req = w.request();
-        req.mode = Mode::ReplaceAll;
-        // Proceed, then the name typed wrong: nothing is created.
-        let script = Script {
-            answers: Mutex::new(vec![true, false]),
-            asked: Mutex::new(vec![]),
-        };
-        let failure = w.run_prompted(req.clone(), &script, false).await.unwrap_err();
-        assert!(matches!(failure.error, Error::Declined), "{}", failure.error);
-        assert_eq!(
-            script.asked.lock().unwrap()[1],
-            "Type the table name (billing) to replace it"
-        );
-        w.assert_nothing_created();
-
-        // Proceed, the name, then no to the counted changes: production is not written.
-        let script = Script {
-            answers: Mutex::new(vec![true, true, false]),
-            asked: Mutex::new(vec![]),
-        };
-        let failure = w.run_prompted(req.clone(), &script, false).await.unwrap_err();
-        assert!(matches!(failure.error, Error::Declined), "{}", failure.error);
-        assert_eq!(script.asked.lock().unwrap()[2], "Write these changes?");
-        assert_eq!(w.production().len(), 7, "production untouched");
-        assert!(w.ec2.group_ids().is_empty(), "access revoked");
-        assert_eq!(
-            w.rds.ids(),
-            vec!["prod-db".to_string()],
-            "restored instance deleted (--on-failure teardown)"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_dropped_table_is_recreated_from_the_restored_definition_only_with_consent() {
-        let w = World::new();
-        w.db.production.lock().unwrap().clear();
-        *w.db.production_dropped.lock().unwrap() = true;
-        // At a prompt: the plan, then the definition; no to the second creates nothing in
-        // production, and the restored instance goes.
-        let script = Script {
-            answers: Mutex::new(vec![true, false]),
-            asked: Mutex::new(vec![]),
-        };
-        let failure = w.run_prompted(w.request(), &script, false).await.unwrap_err();
-        assert!(matches!(failure.error, Error::Declined), "{}", failure.error);
-        assert_eq!(
-            script.asked.lock().unwrap()[1],
-            "Create `shop.billing` in production with this definition?"
-        );
-        assert!(*w.db.production_dropped.lock().unwrap(), "not created");
-        assert_eq!(w.rds.ids(), vec!["prod-db".to_string()]);
-
-        let mut req = w.request();
-        req.recreate_table = true;
-        let state = w.run_with(req, None, true).await.expect("recreated and filled");
-        assert!(!*w.db.production_dropped.lock().unwrap());
-        assert_eq!(w.production(), *w.db.restored.lock().unwrap());
-        assert_eq!(
-            state.resources.created_table.as_ref().map(|t| t.to_string()).as_deref(),
-            Some("shop.billing")
-        );
-        assert!(state.verification.unwrap().passed);
-    }
-
-    #[tokio::test]
-    async fn parallel_writers_split_the_keys_and_each_checkpoints_its_own_range() {
-        for mode in [Mode::MissingRows, Mode::ReplaceAll] {
-            let w = World::new();
-            let mut req = w.request();
-            req.mode = mode;
-            req.confirm_table = (mode == Mode::ReplaceAll).then(|| "billing".into());
-            req.parallel = 3;
-            let state = w.run_with(req, None, true).await.expect("parallel run");
-            assert_eq!(
-                state.copy.workers.len(),
-                3,
-                "{mode:?}: 10 rows in chunks of 3 make 3 writers"
-            );
-            assert!(state.copy.workers.iter().all(|w| w.copy.done));
-            assert_eq!(state.copy.workers[0].start, None);
-            assert_eq!(state.copy.workers[2].end, None);
-            assert_eq!(
-                state.copy.workers[0].end, state.copy.workers[1].start,
-                "ranges tile the keys"
-            );
-            assert_eq!(state.copy.rows_read, 10);
-            let restored = w.db.restored.lock().unwrap().clone();
-            let production = w.production();
-            match mode {
-                Mode::ReplaceAll => assert_eq!(production, restored),
-                _ => {
-                    assert_eq!(state.copy.inserted, 5);
-                    assert_eq!(production.len(), 12);
-                }
-            }
-            assert!(state.verification.unwrap().passed);
-        }
-    }
-
-    #[tokio::test]
-    async fn nothing_happens_without_consent() {
-        for (answer, expected) in [(Some(false), "stopped at your request"), (None, "--yes")] {
-            let w = World::new();
-            let before = w.production();
-            let failure = w.run_with(w.request(), answer, false).await.unwrap_err();
-            assert!(failure.error.to_string().contains(expected), "{}", failure.error);
-            w.assert_nothing_created();
-            assert_eq!(w.production(), before);
-        }
-        let w = World::new();
-        w.run_with(w.request(), Some(true), false)
-            .await
-            .expect("consent given at the prompt");
-    }
-
-    #[tokio::test]
-    async fn a_failed_copy_revokes_access_and_tears_down_keeping_committed_chunks() {
-        let mut w = World::new();
-        w.db.fail_insert_at = Some(7);
-        let failure = w.run().await.unwrap_err();
-        assert!(failure.error.to_string().contains("injected failure"));
-        assert!(failure.resources_left.is_empty(), "{:?}", failure.resources_left);
-        assert_eq!(w.rds.ids(), vec!["prod-db".to_string()]);
-        assert!(w.ec2.group_ids().is_empty());
-        // Chunks [1,2,3] and [4,5,6] were committed before the failure: rows 2, 4 and 6 are back.
-        let p = w.production();
-        assert!(p.contains_key(&2) && p.contains_key(&4) && p.contains_key(&6) && !p.contains_key(&8));
-        assert_eq!(
-            failure.state.copy.last_key,
-            Some(vec![crate::rowcodec::StoredValue::Int(6)])
-        );
-        let copy = failure.state.step(Step::Copy).unwrap();
-        assert_eq!(copy.status, StepStatus::Failed);
-        assert_eq!(failure.state.outcome, Outcome::Failed);
-    }
-
-    #[tokio::test]
-    async fn an_instance_without_our_tag_is_never_touched() {
-        let w = World {
-            rds: FakeRds {
-                drop_tags: true,
-                ..FakeRds::with_source()
-            },
-            ..World::new()
-        };
-        let failure = w.run().await.unwrap_err();
-        assert!(matches!(failure.error, Error::NotOurs { .. }), "{}", failure.error);
-        assert!(
-            !w.rds
-                .calls()
-                .iter()
-                .any(|c| c.starts_with("delete") || c.starts_with("set-groups")),
-            "{:?}",
-            w.rds.calls()
-        );
-        assert_eq!(failure.resources_left.len(), 1, "{:?}", failure.resources_left);
-    }
-}
+mod tests;

@@ -1,0 +1,719 @@
+//! The restored copy's life in AWS, in the order real AWS needs: the copy's own security group
+//! (no rule) first; the restore into that group only, so the copy never sits in the VPC's
+//! default group; the wait for `available` (through the moment a new instance is not yet
+//! visible, `creating`, `backing-up`); the one ingress rule once the copy is reachable; the rule
+//! revoked as soon as the data work ends; then the instance deleted, its `deleting` waited out,
+//! and only then the group deleted (EC2 refuses while any instance, a deleting one too, holds it).
+//!
+//! Every create is idempotent: a create whose answer was lost (AWS acted, the caller saw a 5xx,
+//! the SDK retried) meets `DBInstanceAlreadyExists` or `InvalidGroup.Duplicate`, and the
+//! resource is adopted when it carries this run's tag, refused and named when it does not.
+//! Every wait is bounded, interruptible, and names the command that finishes the job.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+
+use super::{Machine, Source};
+use crate::error::{Error, Result};
+use crate::plan::{rfc3339, TAG_RUN_ID};
+use crate::ports::{Deletion, Endpoint, Group, Instance, RestoreRequest};
+use crate::state::{Outcome, Step};
+
+/// Statuses from which a restore never becomes available.
+const DEAD_ENDS: &[&str] = &[
+    "failed",
+    "incompatible-restore",
+    "incompatible-parameters",
+    "incompatible-network",
+    "storage-full",
+    "inaccessible-encryption-credentials",
+    "deleting",
+];
+
+/// Statuses in which RDS accepts a `DeleteDBInstance`.
+const DELETABLE: &[&str] = &[
+    "available",
+    "failed",
+    "incompatible-restore",
+    "incompatible-parameters",
+    "incompatible-network",
+    "storage-full",
+    "inaccessible-encryption-credentials",
+    "stopped",
+];
+
+fn code_is(e: &Error, code: &str) -> bool {
+    e.aws_code() == Some(code)
+}
+
+impl Machine<'_> {
+    /// Exponential, jittered waits between polls, from `poll_min` up to `poll_max`.
+    fn delays(&self) -> impl Iterator<Item = Duration> {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.settings.poll_min)
+            .with_max_delay(self.settings.poll_max)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    /// Runs `op` until it succeeds, fails with an error `retryable` does not accept, or `limit`
+    /// has passed (then its last error is returned).
+    async fn patiently<T, Fut>(
+        &self,
+        limit: Duration,
+        retryable: impl Fn(&Error) -> bool,
+        mut op: impl FnMut() -> Fut,
+    ) -> Result<T>
+    where
+        Fut: Future<Output = Result<T>>,
+    {
+        let started = Instant::now();
+        let mut delays = self.delays();
+        loop {
+            match op().await {
+                Err(e) if retryable(&e) && started.elapsed() < limit => {
+                    self.check_cancel()?;
+                    let delay = delays.next().unwrap_or(self.settings.poll_max);
+                    tracing::debug!(error = %e, ?delay, "waiting before trying again");
+                    tokio::time::sleep(delay.min(limit.saturating_sub(started.elapsed()))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Describes `id` until AWS shows it, for `settle` at most: a resource that was just
+    /// created (or whose creation answer was lost) may be invisible for a moment.
+    async fn until_described(&self, id: &str) -> Result<Option<Instance>> {
+        let started = Instant::now();
+        let mut delays = self.delays();
+        loop {
+            if let Some(i) = self.deps.rds.describe_instance(id).await? {
+                return Ok(Some(i));
+            }
+            if started.elapsed() >= self.settings.settle {
+                return Ok(None);
+            }
+            self.check_cancel()?;
+            let delay = delays.next().unwrap_or(self.settings.poll_max);
+            tokio::time::sleep(delay.min(self.settings.settle.saturating_sub(started.elapsed()))).await;
+        }
+    }
+
+    fn command(&self, verb: &str) -> String {
+        format!("rds-table-restore {verb} {}", self.state.run_id)
+    }
+
+    /// The source's VPC: from its subnet group, else from one of its security groups.
+    async fn vpc_of(&self, source: &Source) -> Result<String> {
+        if let Some(v) = &source.instance.vpc_id {
+            return Ok(v.clone());
+        }
+        let unknown = || Error::InvalidInput(format!("cannot tell the VPC of `{}`", source.instance.id));
+        match source.instance.security_groups.first() {
+            Some(sg) => self.deps.ec2.vpc_of_security_group(sg).await?.ok_or_else(unknown),
+            None => Err(unknown()),
+        }
+    }
+
+    fn adopt_group(&self, g: Group) -> Result<String> {
+        if g.tag(TAG_RUN_ID) == Some(self.state.run_id.as_str()) {
+            Ok(g.id)
+        } else {
+            Err(Error::NotOurs {
+                action: "use security group",
+                id: g.id,
+                key: TAG_RUN_ID,
+                run_id: self.state.run_id.clone(),
+            })
+        }
+    }
+
+    // ---- 2. the copy's own security group ----
+
+    pub(super) async fn security_group(&mut self, source: &Source) -> Result<()> {
+        let plan = self.state.plan.clone();
+        let vpc = self.vpc_of(source).await?;
+        self.begin(
+            Step::SecurityGroup,
+            &format!("{} in {vpc}, with no inbound rule", plan.security_group_name),
+        )?;
+        if let Some(sg) = self.state.resources.security_group.clone() {
+            return self.finish(&format!("{sg} already created"));
+        }
+        let ec2 = self.deps.ec2;
+        // Created just before a crash: adopted only if it carries this run's tag.
+        let sg = match ec2.find_security_group(&vpc, &plan.security_group_name).await? {
+            Some(g) => self.adopt_group(g)?,
+            None => {
+                let description = format!(
+                    "rds-table-restore run {}: the restored copy {} only",
+                    plan.run_id, plan.target_instance
+                );
+                match ec2
+                    .create_security_group(&vpc, &plan.security_group_name, &description, &plan.tags())
+                    .await
+                {
+                    Ok(id) => id,
+                    // Our own create, whose answer was lost and retried: find it and adopt it.
+                    Err(e) if code_is(&e, "InvalidGroup.Duplicate") => {
+                        let found = self
+                            .patiently(
+                                self.settings.settle,
+                                |e| matches!(e, Error::InvalidInput(_)),
+                                || async {
+                                    ec2.find_security_group(&vpc, &plan.security_group_name)
+                                        .await?
+                                        .ok_or_else(|| Error::InvalidInput("not visible yet".into()))
+                                },
+                            )
+                            .await
+                            .map_err(|_| e)?;
+                        self.adopt_group(found)?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        crash_point!("security-group-after-create");
+        self.state.resources.security_group = Some(sg.clone());
+        self.finish(&format!("{sg} created in {vpc}, no inbound rule yet"))
+    }
+
+    // ---- 3. restore ----
+
+    pub(super) async fn restore(&mut self, source: &Source) -> Result<()> {
+        let plan = self.state.plan.clone();
+        self.begin(
+            Step::Restore,
+            &format!("{} at {}", plan.target_instance, rfc3339(plan.restore_time)),
+        )?;
+        let sg = self
+            .state
+            .resources
+            .security_group
+            .clone()
+            .ok_or_else(|| Error::InvalidInput("the copy's security group is not recorded".into()))?;
+        // A restore requested just before a crash is found by name and adopted (validation has
+        // checked its tag); only when there is none is it requested.
+        if let Some(existing) = self.deps.rds.describe_instance(&plan.target_instance).await? {
+            self.state.resources.restored_instance = Some(existing.id.clone());
+            return self.finish(&format!("{} adopted (status {})", existing.id, existing.status));
+        }
+        let request = RestoreRequest {
+            source: plan.source_instance.clone(),
+            target: plan.target_instance.clone(),
+            time: plan.restore_time,
+            subnet_group: plan.subnet_group.clone().or(source.instance.subnet_group.clone()),
+            parameter_group: plan.parameter_group.clone().or(source.instance.parameter_group.clone()),
+            class: plan.instance_class.clone().or(source.instance.class.clone()),
+            publicly_accessible: plan.publicly_accessible,
+            tags: plan.tags(),
+            enable_iam_auth: self.state.connection.iam_auth,
+            security_groups: vec![sg],
+            ca_certificate: source.instance.ca_certificate.clone(),
+        };
+        let status = match self.deps.rds.restore_to_point_in_time(&request).await {
+            Ok(created) => format!("requested (status {})", created.status),
+            // Our own request, acted on by RDS though its answer was lost (the SDK retried), or
+            // sent before a crash and not visible yet: adopt it if it carries this run's tag.
+            Err(e) if code_is(&e, "DBInstanceAlreadyExists") => {
+                match self.until_described(&plan.target_instance).await? {
+                    Some(i) if i.tag(TAG_RUN_ID) == Some(plan.run_id.as_str()) => {
+                        format!("adopted after a lost answer (status {})", i.status)
+                    }
+                    Some(_) => {
+                        return Err(Error::NotOurs {
+                            action: "use RDS instance",
+                            id: plan.target_instance.clone(),
+                            key: TAG_RUN_ID,
+                            run_id: plan.run_id.clone(),
+                        })
+                    }
+                    None => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        crash_point!("restore-after-call");
+        self.state.resources.restored_instance = Some(plan.target_instance.clone());
+        self.finish(&format!("{} {status}", plan.target_instance))
+    }
+
+    // ---- 4. wait ----
+
+    /// Waits for `available` with the copy in our group only, and that membership `active`.
+    pub(super) async fn wait(&mut self) -> Result<Endpoint> {
+        let id = self.state.plan.target_instance.clone();
+        self.begin(Step::Wait, &format!("{id} to become available"))?;
+        let started = Instant::now();
+        let timeout = Duration::from_secs(self.state.plan.wait_timeout_minutes * 60);
+        let mut delays = self.delays();
+        let mut seen: Vec<String> = Vec::new();
+        loop {
+            self.check_cancel()?;
+            let mut status = String::from("not visible yet");
+            match self.deps.rds.describe_instance(&id).await? {
+                None => {}
+                Some(instance) => {
+                    status = instance.status.clone();
+                    if status == "available" {
+                        let membership = self.isolation(&instance)?;
+                        if membership == "active" {
+                            let endpoint = instance
+                                .endpoint
+                                .clone()
+                                .ok_or_else(|| Error::NoEndpoint { id: id.clone() })?;
+                            push_new(&mut seen, "available");
+                            self.state.resources.restored_endpoint = Some(endpoint.clone());
+                            let skipped = if seen.iter().any(|s| s == "backing-up") {
+                                ""
+                            } else {
+                                "; backing-up skipped (no backups kept)"
+                            };
+                            return self
+                                .finish(&format!(
+                                    "available at {endpoint} after {}s ({}{skipped})",
+                                    started.elapsed().as_secs(),
+                                    seen.join(" → "),
+                                ))
+                                .map(|_| endpoint);
+                        }
+                        status = format!("available, security group {membership}");
+                    } else if DEAD_ENDS.contains(&status.as_str()) {
+                        return Err(Error::RestoreFailed { id, status });
+                    }
+                }
+            }
+            if push_new(&mut seen, &status) {
+                self.deps.ui.note(&format!("{id}: {status}"));
+            }
+            self.deps.ui.waiting(&id, &status, started.elapsed());
+            if started.elapsed() >= timeout {
+                return Err(Error::WaitTimeout {
+                    id,
+                    minutes: self.state.plan.wait_timeout_minutes,
+                    status,
+                });
+            }
+            let delay = delays.next().unwrap_or(self.settings.poll_max);
+            tokio::time::sleep(delay.min(timeout.saturating_sub(started.elapsed()))).await;
+        }
+    }
+
+    /// The copy must be in this run's group and no other (never the VPC's default group, which
+    /// usually admits everything in it); returns that membership's status.
+    fn isolation(&self, instance: &Instance) -> Result<String> {
+        if instance.tag(TAG_RUN_ID) != Some(self.state.run_id.as_str()) {
+            return Err(Error::NotOurs {
+                action: "use RDS instance",
+                id: instance.id.clone(),
+                key: TAG_RUN_ID,
+                run_id: self.state.run_id.clone(),
+            });
+        }
+        let ours = self.state.resources.security_group.as_deref();
+        let others: Vec<&str> = instance
+            .security_groups
+            .iter()
+            .map(String::as_str)
+            .filter(|g| Some(*g) != ours)
+            .collect();
+        if !others.is_empty() || ours.is_some_and(|g| !instance.security_groups.iter().any(|s| s == g)) {
+            return Err(Error::NotIsolated {
+                id: instance.id.clone(),
+                groups: instance.security_groups.join(", "),
+                run_id: self.state.run_id.clone(),
+            });
+        }
+        Ok(instance
+            .security_group_status
+            .iter()
+            .find(|(g, _)| Some(g.as_str()) == ours)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| "active".into()))
+    }
+
+    // ---- 5. open access ----
+
+    /// Adds the one rule, to the group the copy is already in. The rule is recorded before it
+    /// is added, so that whatever happens next, it is revoked.
+    pub(super) async fn open_access(&mut self, port: u16) -> Result<()> {
+        let plan = self.state.plan.clone();
+        self.begin(Step::OpenAccess, &format!("tcp/{port} from {}", plan.client_cidr))?;
+        let sg = self
+            .state
+            .resources
+            .security_group
+            .clone()
+            .filter(|_| !self.state.resources.security_group_deleted)
+            .ok_or_else(|| Error::InvalidInput("the copy's security group is not recorded".into()))?;
+        self.state.resources.ingress_rule = Some((plan.client_cidr.clone(), port));
+        self.save()?;
+        let note = format!("rds-table-restore {}", plan.run_id);
+        let ec2 = self.deps.ec2;
+        // EC2 is eventually consistent: a group may answer InvalidGroup.NotFound for a moment.
+        self.patiently(
+            self.settings.settle,
+            |e| code_is(e, "InvalidGroup.NotFound"),
+            || ec2.authorize_ingress(&sg, port, &plan.client_cidr, &note),
+        )
+        .await?;
+        crash_point!("open-access-after-authorize");
+        self.finish(&format!("{sg} allows tcp/{port} from {} only", plan.client_cidr))
+    }
+
+    // ---- 8. revoke ----
+
+    pub(super) async fn revoke(&mut self) -> Result<()> {
+        self.begin(Step::Revoke, "the temporary network access")?;
+        let summary = self.revoke_rule().await?;
+        self.finish(&summary)
+    }
+
+    /// Removes the rule, if this run added it (recorded) and the group is ours. The group stays,
+    /// empty, until the instance is gone.
+    pub(super) async fn revoke_rule(&mut self) -> Result<String> {
+        let Some(sg) = self.state.resources.security_group.clone() else {
+            return Ok("nothing to revoke".into());
+        };
+        if self.state.resources.security_group_deleted {
+            return Ok(format!("{sg} already deleted"));
+        }
+        let Some((cidr, port)) = self.state.resources.ingress_rule.clone() else {
+            return Ok(format!("{sg} has no rule of this run"));
+        };
+        let run_id = self.state.run_id.clone();
+        match self.deps.ec2.security_group_tags(&sg).await? {
+            None => {
+                let r = &mut self.state.resources;
+                (r.ingress_rule, r.security_group_deleted) = (None, true);
+                self.save()?;
+                return Ok(format!("{sg} no longer exists"));
+            }
+            Some(tags) if !tags.iter().any(|(k, v)| k == TAG_RUN_ID && *v == run_id) => {
+                return Err(Error::NotOurs {
+                    action: "change security group",
+                    id: sg,
+                    key: TAG_RUN_ID,
+                    run_id,
+                });
+            }
+            Some(_) => {}
+        }
+        self.deps.ec2.revoke_ingress(&sg, port, &cidr).await?;
+        crash_point!("revoke-after-rule");
+        self.state.resources.ingress_rule = None;
+        self.save()?;
+        Ok(format!("rule {cidr} tcp/{port} removed from {sg}"))
+    }
+
+    // ---- 9. teardown ----
+
+    pub(super) async fn teardown(&mut self) -> Result<()> {
+        let target = self.state.plan.target_instance.clone();
+        self.begin(Step::Teardown, &format!("{target}, then its security group"))?;
+        let mut summary = self.remove_copy("resume").await?;
+        if let Some(drill) = self.state.plan.drill.clone() {
+            if drill.keep {
+                summary.push_str(&format!(
+                    "; side table {} kept ({})",
+                    drill.target,
+                    if drill.rehearsal {
+                        "--keep"
+                    } else {
+                        "side-table mode: merge it by hand"
+                    }
+                ));
+            } else {
+                summary.push_str(&format!("; {}", self.drop_side_table().await?));
+            }
+        }
+        self.finish(&summary)
+    }
+
+    /// Everything of the copy in AWS, in the order AWS allows: the rule, the instance (until
+    /// AWS no longer describes it), then the group. `verb` finishes the job after a timeout.
+    pub(super) async fn remove_copy(&mut self, verb: &str) -> Result<String> {
+        let mut notes = Vec::new();
+        if self.state.resources.ingress_rule.is_some() {
+            notes.push(self.revoke_rule().await?);
+        }
+        notes.push(self.delete_restored(verb).await?);
+        notes.push(self.delete_group(verb).await?);
+        Ok(notes.join("; "))
+    }
+
+    /// Requests the deletion of the restored instance if it exists and carries this run's tag,
+    /// recorded or not (a restore requested just before a crash is not recorded yet), then
+    /// waits until AWS no longer describes it.
+    async fn delete_restored(&mut self, verb: &str) -> Result<String> {
+        let id = self.state.plan.target_instance.clone();
+        if self.state.resources.restored_instance_gone {
+            return Ok(format!("{id} already deleted"));
+        }
+        let started = Instant::now();
+        if !self.state.resources.restored_instance_deleted {
+            // A restore that was requested may not be visible yet: only a settled answer counts.
+            let described = if self.state.step(Step::Restore).is_some() {
+                self.until_described(&id).await?
+            } else {
+                self.deps.rds.describe_instance(&id).await?
+            };
+            let Some(instance) = described else {
+                let r = &mut self.state.resources;
+                let created = r.restored_instance.is_some();
+                (r.restored_instance_deleted, r.restored_instance_gone) = (true, true);
+                self.save()?;
+                return Ok(if created {
+                    format!("{id} no longer exists")
+                } else {
+                    "no instance was created".into()
+                });
+            };
+            if instance.tag(TAG_RUN_ID) != Some(self.state.run_id.as_str()) {
+                return Err(Error::NotOurs {
+                    action: "delete RDS instance",
+                    id,
+                    key: TAG_RUN_ID,
+                    run_id: self.state.run_id.clone(),
+                });
+            }
+            self.state.resources.restored_instance = Some(id.clone());
+            self.save()?;
+            if instance.status != "deleting" {
+                self.request_deletion(&id).await?;
+                crash_point!("teardown-after-call");
+            }
+            self.state.resources.restored_instance_deleted = true;
+            self.save()?;
+        }
+        let deleting = self.wait_gone(&id, verb).await?;
+        crash_point!("teardown-after-gone");
+        self.state.resources.restored_instance_gone = true;
+        self.save()?;
+        Ok(format!(
+            "{id} deleted (deleting {deleting}s, {}s in all; no final snapshot, automated backups removed)",
+            started.elapsed().as_secs()
+        ))
+    }
+
+    /// `DeleteDBInstance`, once the instance is in a state that takes it: RDS refuses one while
+    /// the instance is creating, backing up or modifying.
+    async fn request_deletion(&self, id: &str) -> Result<()> {
+        let limit = Duration::from_secs(self.state.plan.wait_timeout_minutes * 60);
+        let rds = self.deps.rds;
+        self.patiently(
+            limit,
+            |e| code_is(e, "InvalidDBInstanceState"),
+            || async {
+                if let Some(i) = rds.describe_instance(id).await? {
+                    if !DELETABLE.contains(&i.status.as_str()) && i.status != "deleting" {
+                        let message = format!("{id} is {}", i.status);
+                        return Err(Error::Aws(crate::error::AwsError::new(
+                            "DeleteDBInstance",
+                            Some("InvalidDBInstanceState"),
+                            message,
+                        )));
+                    }
+                }
+                match rds.delete_instance(id).await? {
+                    Deletion::Requested | Deletion::AlreadyDeleting | Deletion::Gone => Ok(()),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Polls until AWS no longer describes `id`; returns the seconds it was seen deleting.
+    async fn wait_gone(&self, id: &str, verb: &str) -> Result<u64> {
+        let started = Instant::now();
+        let limit = self.settings.gone_timeout;
+        let mut delays = self.delays();
+        loop {
+            let Some(instance) = self.deps.rds.describe_instance(id).await? else {
+                return Ok(started.elapsed().as_secs());
+            };
+            self.deps.ui.waiting(id, &instance.status, started.elapsed());
+            if started.elapsed() >= limit {
+                return Err(Error::StillPending {
+                    what: format!("the deletion of {id}"),
+                    minutes: limit.as_secs() / 60,
+                    detail: format!("status {}", instance.status),
+                    command: self.command(verb),
+                });
+            }
+            self.check_cancel()?;
+            let delay = delays.next().unwrap_or(self.settings.poll_max);
+            tokio::time::sleep(delay.min(limit.saturating_sub(started.elapsed()))).await;
+        }
+    }
+
+    /// Deletes the run's group, which EC2 refuses (`DependencyViolation`) while an instance
+    /// still holds it and for a while after; only ever a group tagged with this run.
+    async fn delete_group(&mut self, verb: &str) -> Result<String> {
+        let Some(sg) = self.state.resources.security_group.clone() else {
+            return Ok("no security group was created".into());
+        };
+        if self.state.resources.security_group_deleted {
+            return Ok(format!("{sg} already deleted"));
+        }
+        let run_id = self.state.run_id.clone();
+        match self.deps.ec2.security_group_tags(&sg).await? {
+            None => {}
+            Some(tags) if !tags.iter().any(|(k, v)| k == TAG_RUN_ID && *v == run_id) => {
+                return Err(Error::NotOurs {
+                    action: "delete security group",
+                    id: sg,
+                    key: TAG_RUN_ID,
+                    run_id,
+                });
+            }
+            Some(_) => self.delete_group_patiently(&sg, verb).await?,
+        }
+        crash_point!("teardown-after-group");
+        let r = &mut self.state.resources;
+        (r.ingress_rule, r.security_group_deleted) = (None, true);
+        self.save()?;
+        Ok(format!("{sg} deleted"))
+    }
+
+    async fn delete_group_patiently(&self, sg: &str, verb: &str) -> Result<()> {
+        let ec2 = self.deps.ec2;
+        let limit = self.settings.dependency_timeout;
+        self.patiently(
+            limit,
+            |e| code_is(e, "DependencyViolation"),
+            || ec2.delete_security_group(sg),
+        )
+        .await
+        .map_err(|e| match e {
+            e if code_is(&e, "DependencyViolation") => Error::StillPending {
+                what: format!("the deletion of security group {sg}"),
+                minutes: limit.as_secs() / 60,
+                detail: "EC2 still answers DependencyViolation: a network interface holds it".into(),
+                command: self.command(verb),
+            },
+            e => e,
+        })
+    }
+
+    // ---- abort ----
+
+    /// Removes whatever the run created, in any state: the rule, the restored instance, and the
+    /// group (also one created just before a crash, found by its run tag). Never touches
+    /// production data.
+    pub async fn abort(mut self) -> std::result::Result<crate::state::RunState, super::RunFailure> {
+        match self.abort_inner().await {
+            Ok(()) => Ok(self.state),
+            Err(error) => {
+                self.state.error = Some(format!("abort: {error}"));
+                let _ = self.save();
+                Err(super::RunFailure {
+                    error,
+                    resources_left: self.state.resources.held(),
+                    state_path: self.store.path().to_path_buf(),
+                    state: self.state,
+                    confirmed_clean: false,
+                })
+            }
+        }
+    }
+
+    async fn abort_inner(&mut self) -> Result<()> {
+        let run_id = self.state.run_id.clone();
+        self.deps.ui.step_started(Step::Revoke, "abort: the network access");
+        let started = Instant::now();
+        let note = self.revoke_rule().await?;
+        self.deps.ui.step_finished(Step::Revoke, started.elapsed(), &note);
+        self.deps
+            .ui
+            .step_started(Step::Teardown, "abort: the restored instance, then the security group");
+        let started = Instant::now();
+        let mut notes = vec![self.remove_copy("abort").await?];
+        let ours = self.deps.ec2.security_groups_tagged(TAG_RUN_ID).await?;
+        for g in ours.into_iter().filter(|g| g.tag(TAG_RUN_ID) == Some(run_id.as_str())) {
+            if Some(&g.id) == self.state.resources.security_group.as_ref() {
+                continue;
+            }
+            self.delete_group_patiently(&g.id, "abort").await?;
+            notes.push(format!("unrecorded group {} deleted", g.id));
+        }
+        self.deps
+            .ui
+            .step_finished(Step::Teardown, started.elapsed(), &notes.join("; "));
+        if let (Some(side), false) = (
+            &self.state.resources.side_table,
+            self.state.resources.side_table_dropped,
+        ) {
+            // abort never connects to a database; the side table holds no production data.
+            self.deps.ui.warn(&format!(
+                "the drill's side table {side} is still in production: drop it when done"
+            ));
+        }
+        self.state.outcome = Outcome::Aborted;
+        self.state.error = None;
+        self.save()
+    }
+
+    /// Asks AWS whether anything of this run is left, after a failure that recorded nothing
+    /// held: true only when AWS describes neither the copy nor its group. A restore that failed
+    /// may still have been acted on (its answer lost): one found is recorded, so `abort` and
+    /// `resume` see it.
+    pub(super) async fn confirm_clean(&mut self) -> bool {
+        let id = self.state.plan.target_instance.clone();
+        let described = if self.state.step(Step::Restore).is_some() {
+            self.until_described(&id).await
+        } else {
+            self.deps.rds.describe_instance(&id).await
+        };
+        match described {
+            Ok(None) => {}
+            Ok(Some(i)) if i.tag(TAG_RUN_ID) == Some(self.state.run_id.as_str()) => {
+                let r = &mut self.state.resources;
+                (
+                    r.restored_instance,
+                    r.restored_instance_deleted,
+                    r.restored_instance_gone,
+                ) = (Some(id), i.status == "deleting", false);
+                let _ = self.save();
+                return false;
+            }
+            _ => return false,
+        }
+        if self.state.step(Step::SecurityGroup).is_none() {
+            return true;
+        }
+        let run_id = self.state.run_id.clone();
+        match self.deps.ec2.security_groups_tagged(TAG_RUN_ID).await {
+            Ok(groups) => !groups.iter().any(|g| g.tag(TAG_RUN_ID) == Some(run_id.as_str())),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Appends `status` when it differs from the last one seen; true when it did.
+fn push_new(seen: &mut Vec<String>, status: &str) -> bool {
+    if seen.last().map(String::as_str) == Some(status) {
+        return false;
+    }
+    seen.push(status.to_string());
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_new;
+
+    #[test]
+    fn the_statuses_seen_are_kept_once_each_in_order() {
+        let mut seen = Vec::new();
+        for s in ["not visible yet", "creating", "creating", "available"] {
+            push_new(&mut seen, s);
+        }
+        assert_eq!(seen, ["not visible yet", "creating", "available"]);
+    }
+}
