@@ -142,10 +142,6 @@ def credential_scope(environ):
     return (match.group(1), match.group(2).lower()) if match else (None, None)
 
 
-def signing_service(environ):
-    return credential_scope(environ)[1]
-
-
 def iso(dt):
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -241,8 +237,8 @@ def patched_restore(self, source_db_identifier, target_db_identifier, overrides)
     # the request sent, and with no groups the VPC's `default` group.
     if overrides.get("backup_retention_period") is not None:
         database.backup_retention_period = int(overrides["backup_retention_period"])
-    if overrides.get("deletion_protection") is not None:
-        database.deletion_protection = bool(overrides["deletion_protection"])
+    # Not copied from the source: off unless the request asks for it.
+    database.deletion_protection = overrides.get("deletion_protection") in (True, "true")
     if overrides.get("ca_certificate_identifier"):
         database.ca_certificate_identifier = overrides["ca_certificate_identifier"]
     groups = list(overrides.get("vpc_security_group_ids") or [])
@@ -667,8 +663,8 @@ class Twin:
         now = datetime.datetime.now(datetime.timezone.utc)
         entries = []
         for ident, database in sorted(backend.databases.items()):
-            if self.invisible(backend, ident) or not database.backup_retention_period:
-                continue
+            if database.status == "creating" or not database.backup_retention_period:
+                continue  # no backup yet, or none kept
             earliest, latest = restore_window(database, now)
             entries.append(self.backup_entry(backend, database, ident, database.dbi_resource_id,
                                              "active", earliest, latest,

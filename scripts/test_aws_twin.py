@@ -196,6 +196,11 @@ class Restore(TwinCase):
         self.assertEqual(final["VpcSecurityGroups"], [{"VpcSecurityGroupId": group, "Status": "active"}])
         source = self.describe("prod-db")
         self.assertNotEqual(final["DbiResourceId"], source["DbiResourceId"])
+        self.assertAlmostEqual(final["InstanceCreateTime"].timestamp(), time.time(), delta=30)
+        backups = self.rds.describe_db_instance_automated_backups(
+            DBInstanceIdentifier=target)["DBInstanceAutomatedBackups"]
+        self.assertEqual([(b["Status"], b["DbiResourceId"]) for b in backups],
+                         [("active", final["DbiResourceId"])])
 
     def test_restore_without_backups_or_groups_skips_backing_up_and_gets_the_default_group(self):
         target = unique("restore-nobackup")
