@@ -31,7 +31,9 @@ and adds what moto leaves out (every duration is a setting; defaults are short, 
   backups, and `retained` entries of older deleted instances (--seed adds one for prod-db).
 * Faults: every K-th request throttled (HTTP 400 Throttling / RequestLimitExceeded) or answered
   503 ServiceUnavailable without reaching moto; and lost responses: the next N calls of an action
-  reach moto and take effect, but the caller gets 503.
+  reach moto and take effect, but the caller gets 503; and errors on demand: POST /_twin
+  {"fail": {"CreateSecurityGroup": ["UnauthorizedOperation", 403, "You are not ..."]}} answers
+  every call of that action with that error, without reaching moto.
 
 Every setting is a flag, an environment variable TWIN_<NAME> (e.g. TWIN_CREATING_SECONDS) and a
 key of POST /_twin. --seed creates `prod-db` and friends exactly like scripts/sandbox_moto.py;
@@ -82,13 +84,18 @@ DURATIONS = ("restore_invisible_seconds", "creating_seconds", "backing_up_second
 DEFAULTS = {"throttle_every": 0, "server_error_every": 0, "restore_invisible_seconds": 1,
             "creating_seconds": 2, "backing_up_seconds": 2, "modifying_seconds": 2,
             "deleting_seconds": 3, "group_invisible_seconds": 1, "dependency_linger_seconds": 2}
-SETTINGS = tuple(DEFAULTS) + ("lose", "retained_backups")
+SETTINGS = tuple(DEFAULTS) + ("lose", "retained_backups", "fail")
 COUNTERS = ("requests", "throttled", "errored", "rewritten", "lost", "rejected")
 LOG_LIMIT = 20000
 SECRET_FIELD = re.compile(r"password|secret|token", re.I)
 RDS_XMLNS = "http://rds.amazonaws.com/doc/2014-10-31/"
 TICK_SECONDS = 0.2
 SEEDED_AGE_DAYS = 19
+
+HTTP_REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
+                500: "Internal Server Error", 503: "Service Unavailable"}
+
+REQUEST_ID = re.compile(rb"<Request[Ii][Dd]>([^<]+)</Request[Ii][Dd]>")
 
 TWIN = None  # the running Twin, read by the patches of moto below
 
@@ -118,8 +125,19 @@ def check_counts(name, value):
     return value
 
 
+def check_failures(name, value):
+    """{"Action": ["Code", HTTP status, "message"], ...}: every call of Action answers that error."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a JSON object, not {value!r}")
+    for key, spec in value.items():
+        if (not isinstance(spec, list) or len(spec) != 3 or not isinstance(spec[0], str)
+                or not isinstance(spec[1], int) or not 400 <= spec[1] <= 599 or not isinstance(spec[2], str)):
+            raise ValueError(f"{name}: {key!r} needs [code, HTTP status 400-599, message], not {spec!r}")
+    return value
+
+
 CHECKS = {"throttle_every": check_every, "server_error_every": check_every,
-          "lose": check_counts, "retained_backups": check_counts,
+          "lose": check_counts, "retained_backups": check_counts, "fail": check_failures,
           **{name: check_seconds for name in DURATIONS}}
 
 
@@ -373,7 +391,7 @@ class Twin:
         # One lock for the twin's state *and* every call into moto: moto is not thread-safe,
         # and the background thread finishes deletions inside moto.
         self.lock = threading.RLock()
-        self.settings = {**DEFAULTS, "lose": {}, "retained_backups": {}}
+        self.settings = {**DEFAULTS, "lose": {}, "retained_backups": {}, "fail": {}}
         self.settings.update(settings)
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.enabled = False  # switched on once seeding is done
@@ -543,6 +561,10 @@ class Twin:
                 self.record(service, action, form, status, lost)
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(body))))
+        if not any(k.lower() == "x-amzn-requestid" for k, _ in headers):
+            # Real RDS and EC2 name every answer's request id in this header too.
+            found = REQUEST_ID.search(body)
+            headers.append(("x-amzn-RequestId", found.group(1).decode() if found else str(uuid.uuid4())))
         start_response(status, headers)
         return [body]
 
@@ -561,6 +583,12 @@ class Twin:
             body = error_body(service, "ServiceUnavailable",
                               "Service is unavailable. Please try again later.", "Receiver")
             return "503 Service Unavailable", xml, body, False
+
+        failure = self.settings["fail"].get(action)
+        if failure:  # an error on demand (AccessDenied, a quota...), without reaching moto
+            code, http, message = failure
+            body = error_body(service, code, message, "Sender" if http < 500 else "Receiver")
+            return f"{http} {HTTP_REASONS.get(http, 'Error')}", xml, body, False
 
         self.current_action = action
         try:

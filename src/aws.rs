@@ -42,7 +42,11 @@ where
     R: std::fmt::Debug,
     SdkError<E, R>: RequestId,
 {
-    let request_id = e.request_id().map(str::to_string);
+    let request_id = e.request_id().map(str::to_string).or_else(|| match &e {
+        // EC2 names it in the error body only; the SDK keeps it in the error's metadata.
+        SdkError::ServiceError(s) => s.err().meta().request_id().map(str::to_string),
+        _ => None,
+    });
     let (code, message) = match &e {
         SdkError::ServiceError(s) => (
             s.err().code().map(str::to_string),

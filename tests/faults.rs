@@ -30,23 +30,24 @@ const CHUNK: &str = "500";
 const CRASHES: &[(&str, &str)] = &[
     ("validate-before=return", "validate: started, nothing checked"),
     ("validate-after-checkpoint=return", "validate: finished"),
+    (
+        "security-group-before=return",
+        "security-group: started, nothing created",
+    ),
+    (
+        "security-group-after-create=return",
+        "security-group: created, not recorded",
+    ),
+    ("security-group-after-checkpoint=return", "security-group: recorded"),
     ("restore-before=return", "restore: started, not requested"),
     ("restore-after-call=return", "restore: requested, not recorded"),
     ("restore-after-checkpoint=return", "restore: recorded"),
     ("wait-before=return", "wait: started"),
     ("wait-after-checkpoint=return", "wait: available, recorded"),
-    ("open-access-before=return", "open-access: started, nothing created"),
-    (
-        "open-access-after-create=return",
-        "open-access: group created, not recorded",
-    ),
+    ("open-access-before=return", "open-access: started, no rule"),
     (
         "open-access-after-authorize=return",
-        "open-access: rule added, not recorded",
-    ),
-    (
-        "open-access-after-attach=return",
-        "open-access: group attached, not recorded",
+        "open-access: rule added, step not finished",
     ),
     ("open-access-after-checkpoint=return", "open-access: recorded"),
     ("copy-before=return", "copy: started, no chunk"),
@@ -77,14 +78,14 @@ const CRASHES: &[(&str, &str)] = &[
     ("verify-after-checkpoint=return", "verify: recorded"),
     ("revoke-before=return", "revoke: started"),
     ("revoke-after-rule=return", "revoke: rule removed, not recorded"),
-    ("revoke-after-detach=return", "revoke: group detached, not recorded"),
-    ("revoke-after-delete=return", "revoke: group deleted, not recorded"),
     ("revoke-after-checkpoint=return", "revoke: recorded"),
     ("teardown-before=return", "teardown: started"),
     (
         "teardown-after-call=return",
-        "teardown: deletion requested, not recorded",
+        "teardown: instance deletion requested, not recorded",
     ),
+    ("teardown-after-gone=return", "teardown: instance gone, not recorded"),
+    ("teardown-after-group=return", "teardown: group deleted, not recorded"),
     ("teardown-after-checkpoint=return", "teardown: recorded"),
     ("report-before=return", "report: started"),
 ];
@@ -727,8 +728,12 @@ fn write_matrix(rows: &[String], seconds: u64) {
            and equal to the restored row value for value;\n\
          - after **abort**: none of production's rows is lost or changed, and every other row is an exact\n\
            restored row (chunks committed before the crash);\n\
-         - moto holds no RDS instance and no security group the run created, no other group's ingress\n\
+         - the AWS twin (moto behind real AWS's rules: scripts/aws_twin.py) describes no RDS instance and no\n\
+           security group the run created, once its pending deletions are over; no other group's ingress\n\
            rules changed, and the source instance and its security groups are described exactly as before.\n\n\
+         The order of side effects is real AWS's: the copy's own group (no rule) before the restore, passed to\n\
+         it; the rule once the copy is available; the rule revoked after the data work; the instance deleted\n\
+         and waited for until AWS no longer describes it; then the group.\n\n\
          | crash point | the process dies | then resume | then abort |\n|---|---|---|---|\n{}\n\n\
          Proxy rows: a TCP proxy between the tool and one MariaDB server resets connections mid-stream (TLS\n\
          runs through it); the run must reconnect, continue from its last committed chunk and finish exact.\n\n\

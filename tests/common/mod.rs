@@ -152,7 +152,38 @@ impl Sandbox {
 
     /// RDS instances and security groups in moto that the tool made for this table, found by
     /// their tags and by their names.
+    /// The instances and groups of runs on `table` that AWS still describes, read once the
+    /// twin's pending deletions of them are over (a `deleting` instance still exists, and
+    /// still holds its group).
     pub async fn tool_resources(&self, table: &str) -> (Vec<String>, Vec<String>) {
+        let started = std::time::Instant::now();
+        loop {
+            let found = self.tool_resources_now(table).await;
+            let deleting = self.deleting(&found.0).await;
+            if deleting.is_empty() || started.elapsed() > Duration::from_secs(90) {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn deleting(&self, ids: &[String]) -> Vec<String> {
+        let mut deleting = Vec::new();
+        for id in ids {
+            if let Ok(out) = self.rds.describe_db_instances().db_instance_identifier(id).send().await {
+                if out
+                    .db_instances()
+                    .iter()
+                    .any(|d| d.db_instance_status() == Some("deleting"))
+                {
+                    deleting.push(id.clone());
+                }
+            }
+        }
+        deleting
+    }
+
+    async fn tool_resources_now(&self, table: &str) -> (Vec<String>, Vec<String>) {
         let wanted = rds_table_restore::plan::tag_value(&format!("shop.{table}"));
         let name_part = rds_table_restore::plan::sanitize(table);
 
@@ -334,30 +365,33 @@ pub fn state_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-/// A moto of its own behind scripts/moto_faults.py, which throttles, fails with 503 and keeps
-/// restored instances `creating` for a while. Stopped when dropped.
-pub struct FaultyMoto {
+/// An AWS twin of its own (scripts/aws_twin.py: moto behind real AWS's rules), with its own
+/// settings, faults and request log. Stopped when dropped.
+pub struct Twin {
     child: std::process::Child,
     pub port: u16,
 }
 
-impl Drop for FaultyMoto {
+/// The old name, from when the twin only injected faults.
+pub type FaultyMoto = Twin;
+
+impl Drop for Twin {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-impl FaultyMoto {
-    pub fn start(args: &[&str]) -> FaultyMoto {
+impl Twin {
+    pub fn start(args: &[&str]) -> Twin {
         Self::start_in("us-east-1", args)
     }
 
-    /// A moto whose instances live in `region` (and so get endpoint names of that region).
-    pub fn start_in(region: &str, args: &[&str]) -> FaultyMoto {
+    /// A twin whose instances live in `region` (and so get endpoint names of that region).
+    pub fn start_in(region: &str, args: &[&str]) -> Twin {
         use std::io::BufRead;
         let python = std::path::Path::new(&env("SANDBOX_DIR")).join("venv/bin/python");
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/moto_faults.py");
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/aws_twin.py");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -371,29 +405,50 @@ impl FaultyMoto {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("start scripts/moto_faults.py with the sandbox's python (scripts/sandbox up installs it)");
+            .expect("start scripts/aws_twin.py with the sandbox's python (scripts/sandbox up installs it)");
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert!(line.starts_with("ready"), "moto_faults.py did not start: {line:?}");
-        FaultyMoto { child, port }
+        assert!(line.starts_with("ready"), "aws_twin.py did not start: {line:?}");
+        Twin { child, port }
+    }
+
+    fn http(&self, method: &str, path: &str, body: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let answer = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(answer).unwrap_or_else(|e| panic!("bad {path} answer {text:?}: {e}"))
+    }
+
+    /// Changes settings (`POST /_twin`), e.g. `{"lose": {"CreateSecurityGroup": 1}}`.
+    pub fn set(&self, settings: serde_json::Value) -> serde_json::Value {
+        self.http("POST", "/_twin", &settings.to_string())
+    }
+
+    /// Every request the twin saw: `{seq, time, service, action, params, status, lost}`.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        match self.http("GET", "/_twin/requests", "") {
+            serde_json::Value::Array(v) => v,
+            other => other["requests"].as_array().cloned().unwrap_or_default(),
+        }
     }
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The middleware's counters (`GET /_faults`).
+    /// The twin's settings, counters and pending deletions (`GET /_twin`).
     pub fn counters(&self) -> serde_json::Value {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.write_all(b"GET /_faults HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("bad /_faults answer {text:?}: {e}"))
+        self.http("GET", "/_twin", "")
     }
 
     /// AWS clients on this moto, with the sandbox's databases.
