@@ -132,7 +132,7 @@ impl Report {
                 StepStatus::Started => " (interrupted)",
                 StepStatus::Failed => " (failed)",
             };
-            out.push_str(&format!("    {:<12}{secs}{status}\n", s.step));
+            out.push_str(&format!("    {:<15}{secs}{status}\n", s.step));
         }
         out.push_str(&format!("  total {:.1}s\n", self.total_seconds));
         if self.resources_left.is_empty() {

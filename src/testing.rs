@@ -24,6 +24,9 @@ pub struct FakeRds {
     /// When set, RestoreDBInstanceToPointInTime drops the requested tags (an instance that
     /// does not look like ours).
     pub drop_tags: bool,
+    /// When set, the first restore is carried out but answers `DBInstanceAlreadyExists`, as the
+    /// SDK's retry of a restore whose answer was lost does.
+    pub lose_restore_answer: Mutex<bool>,
 }
 
 impl FakeRds {
@@ -109,6 +112,13 @@ impl Rds for FakeRds {
             ..source
         };
         lock(&self.instances).insert(r.target.clone(), restored.clone());
+        if std::mem::take(&mut *lock(&self.lose_restore_answer)) {
+            return Err(Error::Aws(crate::error::AwsError::new(
+                "RestoreDBInstanceToPointInTime",
+                Some("DBInstanceAlreadyExists"),
+                "DB instance already exists",
+            )));
+        }
         Ok(restored)
     }
     async fn delete_instance(&self, id: &str) -> Result<Deletion> {
@@ -132,6 +142,8 @@ pub struct FakeGroup {
 pub struct FakeEc2 {
     pub groups: Mutex<BTreeMap<String, FakeGroup>>,
     pub calls: Mutex<Vec<String>>,
+    /// When set, the first group creation is carried out but answers `InvalidGroup.Duplicate`.
+    pub lose_create_answer: Mutex<bool>,
 }
 
 impl FakeEc2 {
@@ -188,6 +200,13 @@ impl Ec2 for FakeEc2 {
                 rules: vec![],
             },
         );
+        if std::mem::take(&mut *lock(&self.lose_create_answer)) {
+            return Err(Error::Aws(crate::error::AwsError::new(
+                "CreateSecurityGroup",
+                Some("InvalidGroup.Duplicate"),
+                "The security group already exists",
+            )));
+        }
         Ok(id)
     }
     async fn security_group_tags(&self, group_id: &str) -> Result<Option<Vec<(String, String)>>> {

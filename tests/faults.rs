@@ -232,11 +232,16 @@ async fn signal_cell(sb: &Sandbox, signals: &[&str], then: Then) -> Result<Strin
             if !stderr.contains(&format!("rds-table-restore resume {run_id}")) || !stderr.contains("abort") {
                 return Err(format!("the resume and abort commands are not printed: {stderr}"));
             }
+            // The copy and its own group are kept for resume; the door is closed: no rule left.
             let (instances, groups) = sb.tool_resources(&table).await;
-            if !groups.is_empty() || instances.len() != 1 {
+            if groups.len() != 1 || instances.len() != 1 {
                 return Err(format!(
-                    "after the interrupt: instances {instances:?}, groups {groups:?} (want 1, 0)"
+                    "after the interrupt: instances {instances:?}, groups {groups:?} (want 1, 1)"
                 ));
+            }
+            let rules = sb.ingress_of(&groups[0]).await;
+            if !rules.is_empty() {
+                return Err(format!("after the interrupt the copy's group still admits {rules:?}"));
             }
         }
         let verb = if then == Then::Resume { "resume" } else { "abort" };

@@ -60,6 +60,7 @@ async fn restores_the_deleted_rows_keeps_later_writes_and_leaves_nothing_in_aws(
         .collect();
     let names = [
         "validate",
+        "security-group",
         "restore",
         "wait",
         "open-access",
@@ -126,7 +127,7 @@ async fn restores_the_deleted_rows_keeps_later_writes_and_leaves_nothing_in_aws(
     assert!(!text.contains(&password) && !String::from_utf8_lossy(&out).contains(&password));
     let st: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(st["outcome"], "succeeded");
-    assert_eq!(st["steps"].as_array().unwrap().len(), 9);
+    assert_eq!(st["steps"].as_array().unwrap().len(), 10);
     assert!(st["steps"]
         .as_array()
         .unwrap()
@@ -151,18 +152,21 @@ async fn a_failed_copy_revokes_access_and_keeps_a_correctly_placed_instance_on_r
         .assert()
         .code(4)
         .stderr(contains("does not exist on the restored instance"))
-        .stderr(contains(
-            "still held in AWS: RDS instance restore-prod-db-billing-nocopy",
-        ));
+        .stderr(contains("still held in AWS: security group sg-"))
+        .stderr(contains("RDS instance restore-prod-db-billing-nocopy"));
 
     assert_eq!(
         Sandbox::rows(&sb.production, &table).await,
         before,
         "production untouched"
     );
-    assert_eq!(sb.all_ingress().await, ingress_before, "the ingress rule is revoked");
+    assert_eq!(sb.all_ingress().await, ingress_before, "no other group changed");
     let (instances, groups) = sb.tool_resources(&table).await;
-    assert!(groups.is_empty(), "the security group is deleted: {groups:?}");
+    assert_eq!(groups.len(), 1, "the copy keeps its own group, for resume: {groups:?}");
+    assert!(
+        sb.ingress_of(&groups[0]).await.is_empty(),
+        "the ingress rule is revoked"
+    );
     assert_eq!(instances.len(), 1, "{instances:?}");
 
     // The kept instance is what the issue asks for: tagged, in the source's subnet and
@@ -195,15 +199,24 @@ async fn a_failed_copy_revokes_access_and_keeps_a_correctly_placed_instance_on_r
     assert_eq!(db.db_instance_class(), Some("db.t3.medium"));
     assert_eq!(db.publicly_accessible(), Some(false));
     assert_eq!(db.deletion_protection(), Some(false));
+    assert_eq!(db.backup_retention_period(), Some(0), "no backups of the copy");
+    let member_of: Vec<_> = db
+        .vpc_security_groups()
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id())
+        .collect();
+    assert_eq!(
+        member_of,
+        [groups[0].as_str()],
+        "in its own group only, never the default one"
+    );
+    assert!(tag("rds-table-restore:expires-at").is_some());
     assert!(instances[0].len() <= 63);
 
-    sb.rds
-        .delete_db_instance()
-        .db_instance_identifier(&instances[0])
-        .skip_final_snapshot(true)
-        .send()
-        .await
-        .unwrap();
+    // `abort` removes the copy, waits for it to be gone, then deletes its group.
+    let run_id = common::run_id_of(&common::state_files(state.path())[0]);
+    tool(state.path()).args(["abort", &run_id, "--yes"]).assert().success();
+    assert_eq!(sb.tool_resources(&table).await, (vec![], vec![]));
     sb.drop_table(&table).await;
 }
 

@@ -150,7 +150,7 @@ async fn the_wizard_leads_a_full_restore_in_a_real_terminal() {
     let screen = term.expect("EXIT=").await;
     assert!(screen.contains("EXIT=0"), "{screen}");
     assert!(
-        screen.contains("✔ [9/9] report"),
+        screen.contains("✔ [10/10] report"),
         "the step list ticks every step off:\n{screen}"
     );
     compare_rows(

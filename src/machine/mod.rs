@@ -357,7 +357,15 @@ impl<'a> Machine<'a> {
             });
         }
         let mut window = String::from("restore already under way");
-        match self.deps.rds.describe_instance(&plan.target_instance).await? {
+        // A copy requested just before a crash may not be visible yet: only a settled answer
+        // says it is gone.
+        let target = match self.deps.rds.describe_instance(&plan.target_instance).await? {
+            None if self.state.resources.restored_instance.is_some() && !self.state.finished(Step::Verify) => {
+                self.until_described(&plan.target_instance).await?
+            }
+            found => found,
+        };
+        match target {
             // Ours, from before a crash or an interruption: it is adopted, the window no longer matters.
             Some(target) if target.tag(TAG_RUN_ID) == Some(plan.run_id.as_str()) => {}
             Some(_) => {
@@ -1011,8 +1019,6 @@ impl<'a> Machine<'a> {
         instance.endpoint.ok_or_else(|| Error::NoEndpoint { id: id.clone() })
     }
 
-    /// Deletes the restored instance if it exists and carries this run's tag, recorded or not
-    /// (a restore requested just before a crash is not recorded yet).
     // ---- failure ----
 
     async fn fail(mut self, error: Error) -> RunFailure {

@@ -87,7 +87,7 @@ impl Machine<'_> {
 
     /// Describes `id` until AWS shows it, for `settle` at most: a resource that was just
     /// created (or whose creation answer was lost) may be invisible for a moment.
-    async fn until_described(&self, id: &str) -> Result<Option<Instance>> {
+    pub(super) async fn until_described(&self, id: &str) -> Result<Option<Instance>> {
         let started = Instant::now();
         let mut delays = self.delays();
         loop {
@@ -624,7 +624,6 @@ impl Machine<'_> {
     }
 
     async fn abort_inner(&mut self) -> Result<()> {
-        let run_id = self.state.run_id.clone();
         self.deps.ui.step_started(Step::Revoke, "abort: the network access");
         let started = Instant::now();
         let note = self.revoke_rule().await?;
@@ -634,8 +633,7 @@ impl Machine<'_> {
             .step_started(Step::Teardown, "abort: the restored instance, then the security group");
         let started = Instant::now();
         let mut notes = vec![self.remove_copy("abort").await?];
-        let ours = self.deps.ec2.security_groups_tagged(TAG_RUN_ID).await?;
-        for g in ours.into_iter().filter(|g| g.tag(TAG_RUN_ID) == Some(run_id.as_str())) {
+        for g in self.unrecorded_groups().await? {
             if Some(&g.id) == self.state.resources.security_group.as_ref() {
                 continue;
             }
@@ -657,6 +655,32 @@ impl Machine<'_> {
         self.state.outcome = Outcome::Aborted;
         self.state.error = None;
         self.save()
+    }
+
+    /// Groups tagged with this run that the state does not hold: one created just before a
+    /// crash. When the step that creates it had started, a group not listed yet may only be
+    /// invisible for a moment, so the listing is repeated for `settle`.
+    async fn unrecorded_groups(&self) -> Result<Vec<Group>> {
+        let run_id = self.state.run_id.as_str();
+        let recorded = self.state.resources.security_group.as_deref();
+        let wait = recorded.is_none() && self.state.step(Step::SecurityGroup).is_some();
+        let started = Instant::now();
+        let mut delays = self.delays();
+        loop {
+            let found: Vec<Group> = self
+                .deps
+                .ec2
+                .security_groups_tagged(TAG_RUN_ID)
+                .await?
+                .into_iter()
+                .filter(|g| g.tag(TAG_RUN_ID) == Some(run_id) && Some(g.id.as_str()) != recorded)
+                .collect();
+            if !found.is_empty() || !wait || started.elapsed() >= self.settings.settle {
+                return Ok(found);
+            }
+            let delay = delays.next().unwrap_or(self.settings.poll_max);
+            tokio::time::sleep(delay.min(self.settings.settle.saturating_sub(started.elapsed()))).await;
+        }
     }
 
     /// Asks AWS whether anything of this run is left, after a failure that recorded nothing
@@ -687,11 +711,7 @@ impl Machine<'_> {
         if self.state.step(Step::SecurityGroup).is_none() {
             return true;
         }
-        let run_id = self.state.run_id.clone();
-        match self.deps.ec2.security_groups_tagged(TAG_RUN_ID).await {
-            Ok(groups) => !groups.iter().any(|g| g.tag(TAG_RUN_ID) == Some(run_id.as_str())),
-            Err(_) => false,
-        }
+        matches!(self.unrecorded_groups().await, Ok(g) if g.is_empty())
     }
 }
 

@@ -550,3 +550,44 @@ async fn an_instance_without_our_tag_is_never_touched() {
     assert_eq!(failure.resources_left.len(), 2, "{:?}", failure.resources_left);
     assert!(!failure.confirmed_clean);
 }
+
+#[tokio::test]
+async fn creates_whose_answers_were_lost_are_adopted_once_each() {
+    let w = World::new();
+    *w.rds.lose_restore_answer.lock().unwrap() = true;
+    *w.ec2.lose_create_answer.lock().unwrap() = true;
+    let state = w.run().await.unwrap();
+    let restores = w.rds.calls().iter().filter(|c| c.starts_with("restore")).count();
+    assert_eq!(restores, 1, "{:?}", w.rds.calls());
+    let creates = w.ec2.calls().iter().filter(|c| c.starts_with("create")).count();
+    assert_eq!(creates, 1, "{:?}", w.ec2.calls());
+    assert!(state.resources.restored_instance_gone && state.resources.security_group_deleted);
+    assert_eq!(w.rds.ids(), ["prod-db"]);
+    assert!(w.ec2.group_ids().is_empty());
+    let restore = state.step(Step::Restore).unwrap().note.clone().unwrap();
+    assert!(restore.contains("adopted after a lost answer"), "{restore}");
+}
+
+#[tokio::test]
+async fn a_group_of_the_same_name_from_another_run_is_refused_and_left_alone() {
+    let w = World::new();
+    let req = w.request();
+    let plan = Plan::new(&req, "20260101t000000-abcd".into(), Utc::now()).unwrap();
+    w.ec2.groups.lock().unwrap().insert(
+        "sg-other".into(),
+        FakeGroup {
+            vpc: "vpc-1".into(),
+            name: plan.security_group_name.clone(),
+            tags: vec![(TAG_RUN_ID.into(), "someone-else".into())],
+            rules: vec![],
+        },
+    );
+    let failure = w.run_with(req, None, true).await.unwrap_err();
+    assert!(matches!(failure.error, Error::NotOurs { .. }), "{}", failure.error);
+    assert_eq!(w.ec2.group_ids(), ["sg-other"], "the other group is untouched");
+    assert!(
+        !w.rds.calls().iter().any(|c| c.starts_with("restore")),
+        "no restore without the copy's own group: {:?}",
+        w.rds.calls()
+    );
+}

@@ -218,6 +218,32 @@ impl Sandbox {
         (instances, groups)
     }
 
+    /// The ingress rules of one group, as (cidr, from port).
+    pub async fn ingress_of(&self, group: &str) -> Vec<(String, i32)> {
+        let out = self
+            .ec2
+            .describe_security_groups()
+            .group_ids(group)
+            .send()
+            .await
+            .unwrap();
+        let mut rules = Vec::new();
+        for g in out.security_groups() {
+            for p in g.ip_permissions() {
+                for r in p.ip_ranges() {
+                    rules.push((r.cidr_ip().unwrap_or_default().to_string(), p.from_port().unwrap_or(-1)));
+                }
+                for r in p.ipv6_ranges() {
+                    rules.push((
+                        r.cidr_ipv6().unwrap_or_default().to_string(),
+                        p.from_port().unwrap_or(-1),
+                    ));
+                }
+            }
+        }
+        rules
+    }
+
     /// Every ingress rule in the account, as (group, cidr, from port).
     pub async fn all_ingress(&self) -> Vec<(String, String, i32)> {
         let mut rules = Vec::new();
