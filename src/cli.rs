@@ -11,8 +11,9 @@ use crate::ports::Endpoint;
 
 pub const EXIT_CODES: &str = "\
 Exit codes:
-  0    the table is restored and verified; nothing is left behind
-  1    a step failed after the run began and nothing is left behind
+  0    the table is restored and verified; AWS holds nothing of the run any more
+  1    a step failed after the run began, holding no AWS resource (the message says
+       whether AWS confirmed it; if not, check with `rds-table-restore cleanup`)
   2    usage error (a flag is missing or malformed)
   3    validation failed before anything was created or written
   4    failed or stopped with AWS resources still held: the message names them and gives
@@ -23,10 +24,13 @@ Exit codes:
 The database password is read from RDS_TABLE_RESTORE_DB_PASSWORD, from --db-password-file, or
 asked for on a terminal; it is never taken on the command line.";
 
+/// The version and the commit it was built from (build.rs), for `--version` and bug reports.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RDS_TABLE_RESTORE_COMMIT"), ")");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rds-table-restore",
-    version,
+    version = VERSION,
     about = "Bring back one table of an RDS MySQL/MariaDB database as it was at a chosen second.",
     after_help = EXIT_CODES
 )]
@@ -79,6 +83,13 @@ pub enum Command {
     Status(RunArgs),
     /// Find resources tagged by this tool whose run is over or unknown here, and delete them after confirmation.
     Cleanup(CommonArgs),
+    /// Print a shell completion script: `rds-table-restore completions bash > /etc/bash_completion.d/rds-table-restore`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `rds-table-restore man > /usr/local/share/man/man1/rds-table-restore.1`.
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -203,15 +203,42 @@ pub async fn drill(args: DrillArgs) -> u8 {
 
 /// Fills in the choices missing from the command line: asked for on a terminal, a usage error
 /// naming the flag otherwise (exit 2). Never prompts without a terminal.
-async fn complete(args: &mut RestoreArgs, aws: &Aws, db: &MysqlConnector) -> Result<(), u8> {
-    let given = Choices {
+fn choices_of(args: &RestoreArgs) -> Choices {
+    Choices {
         instance: args.instance.clone(),
         time: args.time.clone(),
         database: args.database.clone(),
         table: args.table.clone(),
         client_cidr: args.client_cidr.clone(),
         mode: args.mode,
-    };
+    }
+}
+
+/// Usage errors, all at once, before the password is read and before any AWS or database
+/// call: the choices missing where there is no terminal to ask on (exit 2), then what the plan
+/// refuses in the values given (exit 3), so a script learns everything it got wrong at once.
+fn check_usage(args: &RestoreArgs, drill: Option<DrillRequest>) -> Result<(), u8> {
+    let missing = choices_of(args).missing();
+    if !missing.is_empty() {
+        if ui::interactive() && args.common.output != Output::Json {
+            return Ok(()); // the wizard asks for them
+        }
+        return Err(fail(
+            2,
+            &format!(
+                "{} {} required: there is no terminal to ask on (each can also come from RDS_TABLE_RESTORE_* or --config)",
+                missing.join(", "),
+                if missing.len() == 1 { "is" } else { "are" }
+            ),
+        ));
+    }
+    let now = Utc::now();
+    Plan::new(&request_of(args, drill), new_run_id(now), now).map_err(|e| fail(3, &e))?;
+    Ok(())
+}
+
+async fn complete(args: &mut RestoreArgs, aws: &Aws, db: &MysqlConnector) -> Result<(), u8> {
+    let given = choices_of(args);
     let missing = given.missing();
     if missing.is_empty() {
         return Ok(());
@@ -246,6 +273,7 @@ async fn prepare(
     args: &mut RestoreArgs,
     drill: Option<DrillRequest>,
 ) -> Result<(Aws, MysqlConnector, Connection, Plan), u8> {
+    check_usage(args, drill.clone())?;
     let aws = aws(args.common.region.clone()).await;
     let recorded = Connection {
         region: args.common.region.clone(),

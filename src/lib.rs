@@ -29,6 +29,7 @@ pub mod config;
 pub mod copy;
 pub mod error;
 pub mod machine;
+pub mod manpage;
 pub mod mysql;
 pub mod plan;
 pub mod ports;

@@ -31,6 +31,11 @@ fn main() -> ExitCode {
         }
     }
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Completions { shell } => return print_completions(*shell),
+        Command::Man => return print_man(),
+        _ => {}
+    }
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
             Command::Runs(args) => commands::runs(args),
             Command::Status(args) => commands::status(args),
             Command::Cleanup(args) => commands::cleanup(args).await,
+            Command::Completions { .. } | Command::Man => 0,
         }
     });
     ExitCode::from(code)
@@ -64,6 +70,7 @@ fn init_logging(cli: &Cli) {
         C::Resume(a) => a.common.verbose,
         C::Abort(a) | C::Status(a) => a.common.verbose,
         C::Runs(a) | C::Cleanup(a) => a.verbose,
+        C::Completions { .. } | C::Man => 0,
     };
     let filter = match verbose {
         0 => return,
@@ -74,4 +81,25 @@ fn init_logging(cli: &Cli) {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+fn print_completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "rds-table-restore", &mut std::io::stdout());
+    ExitCode::SUCCESS
+}
+
+fn print_man() -> ExitCode {
+    let mut page = Vec::new();
+    match rds_table_restore::manpage::render(&mut page) {
+        Ok(()) => {
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&page);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot render the man page: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
