@@ -770,7 +770,7 @@ fn finish(
     if !validation_failed {
         let path = dir.join(format!("{}.timeline.md", state.run_id));
         match write_private(&path, &timeline(&state)) {
-            Ok(()) if output == Output::Text => eprintln!("timeline for the incident channel: {}", path.display()),
+            Ok(()) if output == Output::Text => eprintln!("timeline for the incident channel:\n  {}", path.display()),
             Ok(()) => {}
             Err(e) => eprintln!("warning: {e}"),
         }

@@ -48,6 +48,63 @@ pub struct Report {
     pub error: Option<String>,
 }
 
+/// The report is laid out for an 80-column terminal: long values wrap under their column.
+const REPORT_WIDTH: usize = 80;
+const VALUE_COLUMN: usize = 36;
+
+/// Re-wraps the lines of `text` longer than [`REPORT_WIDTH`]: a `label   value` row (value at
+/// `value_column`) under its value, any other line under its own indentation plus two.
+pub fn fit(text: &str, value_column: usize) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.chars().count() <= REPORT_WIDTH {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let lead = line.len() - line.trim_start().len();
+        let column = match line.get(value_column - 2..value_column) {
+            Some("  ") if lead == 2 && line.chars().nth(value_column).is_some_and(|c| c != ' ') => value_column,
+            // A continuation row of a value (indented to the value column already).
+            _ if lead == value_column => value_column,
+            _ => lead + 2,
+        };
+        let (head, body) = line.split_at(if column == value_column && lead != value_column {
+            value_column
+        } else {
+            lead
+        });
+        for (i, part) in wrap(body, REPORT_WIDTH - column).iter().enumerate() {
+            if i == 0 {
+                out.push_str(head);
+            } else {
+                out.push_str(&" ".repeat(column));
+            }
+            out.push_str(part);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Splits `text` into lines of at most `width` characters at spaces (a longer word stands
+/// alone on its line). Always at least one line.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("one line at least");
+        if line.is_empty() {
+            line.push_str(word);
+        } else if line.chars().count() + 1 + word.chars().count() <= width {
+            line.push(' ');
+            line.push_str(word);
+        } else {
+            lines.push(word.to_string());
+        }
+    }
+    lines
+}
+
 impl Report {
     pub fn from_state(state: &RunState, state_file: &std::path::Path) -> Report {
         let total = (state.updated_at - state.created_at).num_milliseconds() as f64 / 1000.0;
@@ -90,7 +147,12 @@ impl Report {
         }
     }
 
+    /// The report as text, every line within 80 columns: a long value wraps under its column.
     pub fn to_text(&self) -> String {
+        fit(&self.layout(), VALUE_COLUMN)
+    }
+
+    fn layout(&self) -> String {
         let mut out = String::new();
         let verdict = match self.outcome {
             Outcome::Succeeded => "restored",
@@ -272,4 +334,36 @@ pub fn drill_markdown(report: &Report) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrapping_keeps_every_word_in_order_within_the_width() {
+        let text = "100000 restored rows, 100000 in production, 99999 identical, 1 differ (kept)";
+        let lines = wrap(text, 30);
+        assert!(lines.iter().all(|l| l.chars().count() <= 30), "{lines:?}");
+        assert_eq!(lines.join(" "), text);
+        assert_eq!(wrap("", 10), [""]);
+        assert_eq!(wrap("a-very-long-word b", 5), ["a-very-long-word", "b"]);
+    }
+
+    #[test]
+    fn long_rows_wrap_under_their_value_column() {
+        let row = format!("  verification                      passed: {}", "word ".repeat(30));
+        let text = super::fit(&row, 36);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines.len() > 1 && lines.iter().all(|l| l.chars().count() <= 80),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with(&" ".repeat(36)) && !lines[1].starts_with(&" ".repeat(37)),
+            "{text}"
+        );
+        let header = super::fit(&format!("shop.billing restored {}", "x ".repeat(50)), 36);
+        assert!(header.lines().nth(1).unwrap().starts_with("  x"), "{header}");
+    }
 }

@@ -59,7 +59,9 @@ impl TtyProgress {
 impl Progress for TtyProgress {
     fn step_started(&self, step: Step, detail: &str) {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {msg} [{elapsed}]").unwrap());
+        // The elapsed time first and the message cut to the terminal's width: a long instance
+        // name must not push the status off the line.
+        bar.set_style(ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} [{elapsed}] {wide_msg}").unwrap());
         bar.set_prefix(format!("[{}/{STEPS}] {}", step.number(), step.name()));
         bar.set_message(detail.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
@@ -67,14 +69,21 @@ impl Progress for TtyProgress {
     }
     fn step_finished(&self, step: Step, elapsed: Duration, summary: &str) {
         self.replace_bar(None);
-        eprintln!(
-            "{} [{}/{STEPS}] {} {} ({:.1}s)",
-            console::style("✔").green(),
-            step.number(),
-            console::style(step.name()).bold(),
-            summary,
-            elapsed.as_secs_f64()
+        let head = format!("[{}/{STEPS}] {}", step.number(), step.name());
+        let lines = crate::report::wrap(
+            &format!("{summary} ({:.1}s)", elapsed.as_secs_f64()),
+            terminal_width().saturating_sub(head.chars().count() + 3).max(30),
         );
+        eprintln!(
+            "{} {} {}",
+            console::style("✔").green(),
+            console::style(&head).bold(),
+            lines[0]
+        );
+        // Long summaries wrap under themselves, not under the step number.
+        for line in &lines[1..] {
+            eprintln!("{:width$}{line}", "", width = head.chars().count() + 3);
+        }
     }
     fn step_failed(&self, step: Step, error: &str) {
         self.replace_bar(None);
@@ -86,13 +95,13 @@ impl Progress for TtyProgress {
         );
     }
     fn waiting(&self, what: &str, status: &str, _elapsed: Duration) {
-        self.with_bar(|b| b.set_message(format!("{what}: status {status}")));
+        self.with_bar(|b| b.set_message(format!("status {status}: {what}")));
     }
     fn copy_started(&self, estimated_rows: Option<u64>) {
         let bar = ProgressBar::with_draw_target(estimated_rows, ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner:.cyan} {prefix:.bold} {wide_bar} {human_pos}/~{human_len} rows read ({per_sec}, ETA {eta}) {msg}",
+                "{spinner:.cyan} {prefix:.bold} {wide_bar} {human_pos}/~{human_len} rows, {per_sec}, ETA {eta}, {msg}",
             )
             .unwrap(),
         );
@@ -125,6 +134,14 @@ impl Progress for TtyProgress {
         if !shown {
             eprintln!("{line}");
         }
+    }
+}
+
+/// The terminal's width in columns (80 when it cannot tell).
+fn terminal_width() -> usize {
+    match console::Term::stderr().size_checked() {
+        Some((_, cols)) if cols > 0 => cols as usize,
+        _ => 80,
     }
 }
 

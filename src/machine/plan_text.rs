@@ -120,5 +120,6 @@ pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool) -> String 
             OnFailure::Teardown => "on failure: access revoked, instance deleted",
         }
     ));
-    lines.join("\n")
+    // Laid out for 80 columns: long values wrap under the value column.
+    crate::report::fit(&lines.join("\n"), 18).trim_end().to_string()
 }
