@@ -215,26 +215,35 @@ fn choices_of(args: &RestoreArgs) -> Choices {
 }
 
 /// Usage errors, all at once, before the password is read and before any AWS or database
-/// call: the choices missing where there is no terminal to ask on (exit 2), then what the plan
-/// refuses in the values given (exit 3), so a script learns everything it got wrong at once.
+/// call (exit 2): the choices missing where there is no terminal to ask on, and every value
+/// given that the plan refuses (a malformed time, a CIDR, flags that conflict), so a script
+/// learns everything it got wrong in one go.
 fn check_usage(args: &RestoreArgs, drill: Option<DrillRequest>) -> Result<(), u8> {
+    let asks = ui::interactive() && args.common.output != Output::Json;
     let missing = choices_of(args).missing();
-    if !missing.is_empty() {
-        if ui::interactive() && args.common.output != Output::Json {
-            return Ok(()); // the wizard asks for them
-        }
-        return Err(fail(
-            2,
-            &format!(
-                "{} {} required: there is no terminal to ask on (each can also come from RDS_TABLE_RESTORE_* or --config)",
-                missing.join(", "),
-                if missing.len() == 1 { "is" } else { "are" }
-            ),
+    let mut errors: Vec<String> = Vec::new();
+    if !missing.is_empty() && !asks {
+        errors.push(format!(
+            "{} {} required: there is no terminal to ask on (each can also come from RDS_TABLE_RESTORE_* or --config)",
+            missing.join(", "),
+            if missing.len() == 1 { "is" } else { "are" }
         ));
     }
-    let now = Utc::now();
-    Plan::new(&request_of(args, drill), new_run_id(now), now).map_err(|e| fail(3, &e))?;
-    Ok(())
+    errors.extend(
+        rds_table_restore::plan::input_errors(&request_of(args, drill), Utc::now(), true)
+            .iter()
+            .map(|e| e.to_string()),
+    );
+    match errors.as_slice() {
+        [] => Ok(()),
+        [only] => Err(fail(2, only)),
+        all => {
+            for e in &all[..all.len() - 1] {
+                eprintln!("error: {e}");
+            }
+            Err(fail(2, &all[all.len() - 1]))
+        }
+    }
 }
 
 async fn complete(args: &mut RestoreArgs, aws: &Aws, db: &MysqlConnector) -> Result<(), u8> {

@@ -159,6 +159,116 @@ pub struct Plan {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// Every problem in the request's own values, all of them, before anything is looked up: what
+/// `Plan::new` refuses, for the command line to report at once. With `skip_missing`, choices
+/// not given at all are left to the caller (which names them as missing).
+pub fn input_errors(req: &Request, now: DateTime<Utc>, skip_missing: bool) -> Vec<Error> {
+    let mut errors = Vec::new();
+    let given = |v: &str| !(skip_missing && v.is_empty());
+    if given(&req.instance) && req.instance.trim().is_empty() {
+        errors.push(Error::InvalidInput(
+            "--instance is empty: name the RDS instance the table lived in".into(),
+        ));
+    }
+    for (flag, v) in [("--database", &req.database), ("--table", &req.table)] {
+        if given(v) && (v.is_empty() || v.len() > 64 || v.contains('\0')) {
+            errors.push(Error::InvalidInput(format!(
+                "{flag} `{v}` is not a MySQL identifier (1 to 64 characters, no NUL)"
+            )));
+        }
+    }
+    if given(&req.time) {
+        match parse_time(&req.time, now) {
+            Ok(t) if t > now => errors.push(Error::TimeInFuture { time: rfc3339(t) }),
+            Ok(_) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    match &req.client_cidr {
+        None if skip_missing => {}
+        None => errors.push(Error::InvalidInput(
+            "--client-cidr is required: the address the tool connects from, e.g. 203.0.113.7/32 \
+             (the temporary security group opens the database port to it only)"
+                .into(),
+        )),
+        Some(c) => {
+            if let Err(e) = parse_cidr(c, req.allow_any_source) {
+                errors.push(e);
+            }
+        }
+    }
+    if req.chunk_size == 0 || req.chunk_size > 50_000 {
+        errors.push(Error::InvalidInput(
+            "--chunk-size must be between 1 and 50000 rows".into(),
+        ));
+    }
+    let where_predicate = match req.where_predicate.as_deref().map(check_predicate).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    if req.parallel == 0 || req.parallel > 16 {
+        errors.push(Error::InvalidInput(
+            "--parallel must be between 1 and 16 writers".into(),
+        ));
+    }
+    if req.parallel > 1 && req.dump_file.is_some() {
+        errors.push(Error::InvalidInput(
+            "--parallel writes chunks in no set order, which a --dump-file or --dump-only needs: \
+             leave out --parallel"
+                .into(),
+        ));
+    }
+    if req.mode == Mode::ReplaceAll && (where_predicate.is_some() || req.where_predicate.is_some()) {
+        errors.push(Error::InvalidInput(
+            "--mode replace-all makes the whole table equal to the restored one, so it cannot take --where: \
+             use --mode overwrite with --where to bring back some rows"
+                .into(),
+        ));
+    }
+    if let Some(c) = req.confirm_table.as_deref() {
+        if req.mode != Mode::ReplaceAll {
+            errors.push(Error::InvalidInput(format!(
+                "--confirm-table is only for --mode replace-all (the mode is {})",
+                req.mode.name()
+            )));
+        } else if c != req.table && given(&req.table) {
+            errors.push(Error::InvalidInput(format!(
+                "--confirm-table `{c}` is not the table being replaced (`{}`): type its exact name",
+                req.table
+            )));
+        }
+    }
+    if req.drill.is_some() && req.mode != Mode::MissingRows && req.mode != Mode::SideTable {
+        errors.push(Error::InvalidInput(format!(
+            "a drill loads into a side table of its own, so --mode {} does not apply: leave --mode out",
+            req.mode.name()
+        )));
+    }
+    if let Some(path) = &req.dump_file {
+        let flag = if req.dump_only { "--dump-only" } else { "--dump-file" };
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if path.exists() {
+            errors.push(Error::InvalidInput(format!(
+                "{flag} {} already exists: give a new file (the tool never overwrites one)",
+                path.display()
+            )));
+        } else if !parent.is_dir() {
+            errors.push(Error::InvalidInput(format!(
+                "{flag} {}: the directory {} does not exist",
+                path.display(),
+                parent.display()
+            )));
+        }
+    }
+    errors
+}
+
 fn one() -> usize {
     1
 }
@@ -167,99 +277,12 @@ impl Plan {
     /// Checks the request's shape and names what the run will create. `now` is passed in so
     /// tests can pin it.
     pub fn new(req: &Request, run_id: String, now: DateTime<Utc>) -> Result<Plan> {
-        if req.instance.trim().is_empty() {
-            return Err(Error::InvalidInput(
-                "--instance is empty: name the RDS instance the table lived in".into(),
-            ));
-        }
-        for (flag, v) in [("--database", &req.database), ("--table", &req.table)] {
-            if v.is_empty() || v.len() > 64 || v.contains('\0') {
-                return Err(Error::InvalidInput(format!(
-                    "{flag} `{v}` is not a MySQL identifier (1 to 64 characters, no NUL)"
-                )));
-            }
+        if let Some(first) = input_errors(req, now, false).into_iter().next() {
+            return Err(first);
         }
         let restore_time = parse_time(&req.time, now)?;
-        if restore_time > now {
-            return Err(Error::TimeInFuture {
-                time: rfc3339(restore_time),
-            });
-        }
-        let client_cidr = match &req.client_cidr {
-            None => {
-                return Err(Error::InvalidInput(
-                    "--client-cidr is required: the address the tool connects from, e.g. 203.0.113.7/32 \
-                     (the temporary security group opens the database port to it only)"
-                        .into(),
-                ))
-            }
-            Some(c) => parse_cidr(c, req.allow_any_source)?,
-        };
-        if req.chunk_size == 0 || req.chunk_size > 50_000 {
-            return Err(Error::InvalidInput(
-                "--chunk-size must be between 1 and 50000 rows".into(),
-            ));
-        }
+        let client_cidr = parse_cidr(req.client_cidr.as_deref().unwrap_or_default(), req.allow_any_source)?;
         let where_predicate = req.where_predicate.as_deref().map(check_predicate).transpose()?;
-        if req.parallel == 0 || req.parallel > 16 {
-            return Err(Error::InvalidInput(
-                "--parallel must be between 1 and 16 writers".into(),
-            ));
-        }
-        if req.parallel > 1 && req.dump_file.is_some() {
-            return Err(Error::InvalidInput(
-                "--parallel writes chunks in no set order, which a --dump-file or --dump-only needs: \
-                 leave out --parallel"
-                    .into(),
-            ));
-        }
-        if req.mode == Mode::ReplaceAll && where_predicate.is_some() {
-            return Err(Error::InvalidInput(
-                "--mode replace-all makes the whole table equal to the restored one, so it cannot take --where: \
-                 use --mode overwrite with --where to bring back some rows"
-                    .into(),
-            ));
-        }
-        if let Some(c) = req.confirm_table.as_deref() {
-            if req.mode != Mode::ReplaceAll {
-                return Err(Error::InvalidInput(format!(
-                    "--confirm-table is only for --mode replace-all (the mode is {})",
-                    req.mode.name()
-                )));
-            }
-            if c != req.table {
-                return Err(Error::InvalidInput(format!(
-                    "--confirm-table `{c}` is not the table being replaced (`{}`): type its exact name",
-                    req.table
-                )));
-            }
-        }
-        if req.drill.is_some() && req.mode != Mode::MissingRows && req.mode != Mode::SideTable {
-            return Err(Error::InvalidInput(format!(
-                "a drill loads into a side table of its own, so --mode {} does not apply: leave --mode out",
-                req.mode.name()
-            )));
-        }
-        if let Some(path) = &req.dump_file {
-            let flag = if req.dump_only { "--dump-only" } else { "--dump-file" };
-            if path.exists() {
-                return Err(Error::InvalidInput(format!(
-                    "{flag} {} already exists: give a new file (the tool never overwrites one)",
-                    path.display()
-                )));
-            }
-            let parent = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            if !parent.is_dir() {
-                return Err(Error::InvalidInput(format!(
-                    "{flag} {}: the directory {} does not exist",
-                    path.display(),
-                    parent.display()
-                )));
-            }
-        }
         let target_instance = match req.drill {
             None if req.mode == Mode::SideTable => target_name(&req.instance, &req.table, restore_time, &run_id),
             None => target_name(&req.instance, &req.table, restore_time, &run_id),

@@ -50,7 +50,7 @@ fn usage_errors_come_all_at_once_before_the_password_and_any_call() {
 }
 
 #[test]
-fn a_malformed_value_is_refused_before_the_password_is_needed() {
+fn missing_choices_malformed_values_and_conflicting_flags_are_reported_together() {
     let out = bin()
         .args([
             "restore",
@@ -58,19 +58,34 @@ fn a_malformed_value_is_refused_before_the_password_is_needed() {
             "prod-db",
             "--database",
             "shop",
-            "--table",
-            "billing",
             "--time",
             "ten past nine",
             "--client-cidr",
-            "203.0.113.7/32",
+            "203.0.113.7/33",
+            "--parallel",
+            "2",
+            "--dump-file",
+            "/nonexistent-dir/rows.sql",
             "--yes",
         ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("ten past nine"), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for named in [
+        "--table",
+        "ten past nine",
+        "203.0.113.7/33",
+        "--parallel",
+        "/nonexistent-dir",
+    ] {
+        assert!(stderr.contains(named), "{named} not reported: {stderr}");
+    }
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error: ")).count(),
+        5,
+        "{stderr}"
+    );
     assert!(!stderr.contains("password"), "{stderr}");
 }
 

@@ -121,14 +121,15 @@ async fn replace_all_needs_the_table_named_then_makes_production_equal_to_the_re
     let state = tempfile::tempdir().unwrap();
 
     // --yes alone is not enough, and a wrong name is refused: before anything is created.
-    for extra in [vec![], vec!["--confirm-table", "billing"]] {
+    // Without the name, the run refuses it at consent (3); a mistyped name is a usage error (2).
+    for (extra, code) in [(vec![], 3), (vec!["--confirm-table", "billing"], 2)] {
         let out = writer(state.path())
             .args(args(&table, &time, "replace-all"))
             .arg("--yes")
             .args(&extra)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(3), "{}", common::describe(&out));
+        assert_eq!(out.status.code(), Some(code), "{}", common::describe(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("--confirm-table"), "{stderr}");
         assert_nothing_left_in_aws(&sb, &table).await;

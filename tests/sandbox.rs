@@ -220,9 +220,22 @@ async fn a_failed_copy_revokes_access_and_keeps_a_correctly_placed_instance_on_r
     sb.drop_table(&table).await;
 }
 
-/// Bad input: exit 3, a message naming the problem, nothing created, production untouched.
-/// Returns stderr.
+/// Bad input: exit 3 (validation against AWS and the databases) or 2 (a value the plan itself
+/// refuses: see `refused_usage`), a message naming the problem, nothing created, production
+/// untouched. Returns stderr.
 async fn refused(
+    instance: &str,
+    table: &str,
+    time: Option<&str>,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    expected: &str,
+) -> String {
+    refused_with(3, instance, table, time, extra, env, expected).await
+}
+
+async fn refused_with(
+    code: i32,
     instance: &str,
     table: &str,
     time: Option<&str>,
@@ -257,7 +270,7 @@ async fn refused(
     }
     let out = cmd
         .assert()
-        .code(3)
+        .code(code)
         .stderr(contains(expected))
         .get_output()
         .stderr
@@ -296,7 +309,9 @@ async fn a_time_outside_the_restorable_window_is_refused() {
         "before the earliest restorable time",
     )
     .await;
-    refused(
+    // A time in the future needs no AWS to be refused: a usage error.
+    refused_with(
+        2,
         "prod-db",
         "billing",
         Some("2999-01-01T00:00:00Z"),
@@ -336,7 +351,9 @@ async fn a_wrong_password_is_refused_without_echoing_it() {
 
 #[tokio::test]
 async fn the_whole_internet_is_refused_without_the_explicit_flag() {
-    refused(
+    // A usage error: found in the value itself, before the password or any call (exit 2).
+    refused_with(
+        2,
         "prod-db",
         "billing",
         None,
