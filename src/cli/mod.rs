@@ -1,5 +1,12 @@
-//! The command line. Every flag can also come from `RDS_TABLE_RESTORE_<FLAG>` (upper case,
-//! hyphens as underscores); a flag on the command line wins over the environment.
+//! The command line and the terminal: the flags (here), the config file, the wizard, the
+//! progress display and prompts, the man page. Every flag can also come from
+//! `RDS_TABLE_RESTORE_<FLAG>` (upper case, hyphens as underscores); a flag on the command line
+//! wins over the environment.
+
+pub mod config;
+pub mod manpage;
+pub mod ui;
+pub mod wizard;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,553 @@
+//! The data steps: connect to both servers, copy the restored rows into production chunk by
+//! chunk (or into a side table), recreate a dropped table, verify, and the side table's life.
+
+use super::*;
+
+impl Machine<'_> {
+    // ---- 5. copy ----
+
+    /// Opens both sessions and checks the restored table matches production's.
+    pub(super) async fn connect_pair(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
+        let plan = &self.state.plan;
+        let mut restored = self.deps.db.connect(Side::Restored, endpoint).await?;
+        let restored_schema = restored
+            .table_schema(&plan.table)
+            .await?
+            .ok_or_else(|| missing_on_restored(plan))?;
+        // A side table is made from the restored definition, so only a merge needs them equal.
+        if plan.drill.is_none() {
+            compare_schemas(&restored_schema, source.schema()?)?;
+        }
+        if let Some(p) = &plan.where_predicate {
+            let n = check_where(restored.as_mut(), &plan.table, p, "the restored instance").await?;
+            self.deps.ui.note(&format!("--where matches {n} restored rows"));
+        }
+        let production = self.deps.db.connect(Side::Production, &source.production).await?;
+        self.restored_session = Some(restored);
+        self.production_session = Some(production);
+        Ok(())
+    }
+
+    /// Runs `work` with both sessions, reconnecting after a lost connection (the chunk in
+    /// flight was rolled back by the server; the work continues from the checkpoint).
+    pub(super) async fn with_reconnects<F>(&mut self, source: &Source, endpoint: &Endpoint, mut work: F) -> Result<()>
+    where
+        F: for<'m> FnMut(&'m mut Self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'm>>,
+    {
+        let mut delays = backon::ExponentialBuilder::default()
+            .with_min_delay(self.settings.reconnect_min)
+            .with_max_delay(Duration::from_secs(20))
+            .with_jitter()
+            .with_max_times(RECONNECTS as usize)
+            .build();
+        loop {
+            let attempt = match (&self.restored_session, &self.production_session) {
+                (Some(_), Some(_)) => Ok(()),
+                _ => self.connect_pair(source, endpoint).await,
+            };
+            let result = match attempt {
+                Ok(()) => work(self).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e @ (Error::DbConnectionLost { .. } | Error::DbConnect { .. })) => {
+                    self.restored_session = None;
+                    self.production_session = None;
+                    let Some(delay) = delays.next() else { return Err(e) };
+                    self.deps
+                        .ui
+                        .warn(&format!("{e}; reconnecting in {:.1}s", delay.as_secs_f64()));
+                    tokio::time::sleep(delay).await;
+                    self.check_cancel()?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub(super) async fn copy(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
+        let plan = self.state.plan.clone();
+        let merge = plan.merge();
+        self.begin(
+            Step::Copy,
+            &format!(
+                "{} from {} into production `{}` ({})",
+                plan.table,
+                plan.target_instance,
+                plan.target_table(),
+                if plan.drill.is_some() {
+                    "new table"
+                } else {
+                    plan.mode.name()
+                }
+            ),
+        )?;
+        if let Some(drill) = plan.drill.clone() {
+            self.create_side_table(&drill.target, endpoint).await?;
+        }
+        let schema = self.data_schema(source, endpoint).await?;
+        if let Some(path) = plan.dump_file.clone() {
+            let header = format!(
+                "rds-table-restore run {}: rows of {} restored from {} as of {} that production lacked",
+                plan.run_id,
+                plan.table,
+                plan.source_instance,
+                rfc3339(plan.restore_time)
+            );
+            self.dump = Some(crate::copy::DumpFile::open(
+                &path,
+                plan.target_table(),
+                &schema,
+                &header,
+            )?);
+        }
+        let mut announced = false;
+        let endpoints = (endpoint.clone(), source.production.clone());
+        self.with_reconnects(source, endpoint, |m| {
+            let schema = schema.clone();
+            let (restored_at, production_at) = endpoints.clone();
+            let first = !announced;
+            announced = true;
+            Box::pin(async move {
+                let plan = m.state.plan.clone();
+                if schema.key.is_empty() && m.state.copy.chunks > 0 && !m.state.copy.done {
+                    // Without a key, what was loaded cannot be told apart: the side table (ours,
+                    // new) is emptied and loaded again.
+                    let target = plan.target_table();
+                    if m.state.resources.side_table.as_ref() != Some(target) || *target == plan.table {
+                        return Err(Error::InvalidInput(format!(
+                            "refusing to empty {target}: it is not a side table this run created"
+                        )));
+                    }
+                    m.deps.ui.warn(&format!(
+                        "`{target}` holds a partial load of a table without a primary key: emptying it and loading again"
+                    ));
+                    m.lock_session.as_mut().ok_or(Error::Interrupted)?.drop_table(target).await?;
+                    m.create_side_table(target, &restored_at).await?;
+                    m.state.copy = Default::default();
+                    m.state.updated_at = Utc::now();
+                    m.store.save(&m.state)?;
+                }
+                let (Some(restored), Some(production)) = (m.restored_session.as_mut(), m.production_session.as_mut())
+                else {
+                    return Err(Error::Interrupted);
+                };
+                let job = CopyJob::of(&plan, &schema);
+                if merge != Merge::MissingRows && m.state.copy.planned.is_none() {
+                    m.deps
+                        .ui
+                        .note("Counting what the merge would change (nothing is written yet)...");
+                    let counted = count_changes(restored.as_mut(), production.as_mut(), &job, &m.cancel).await?;
+                    let text = changes_text(&plan, &counted);
+                    m.deps.ui.note(&text);
+                    let destructive = counted.update + counted.delete > 0;
+                    if destructive
+                        && !plan.dump_only
+                        && !m.settings.assume_yes
+                        && !m.deps.prompter.confirm("Write these changes?")?
+                    {
+                        return Err(Error::Declined);
+                    }
+                    m.state.copy.planned = Some(counted);
+                    m.state.updated_at = Utc::now();
+                    m.store.save(&m.state)?;
+                }
+                if first {
+                    let estimate = restored.estimate_rows(&plan.table).await.unwrap_or(None);
+                    m.deps.ui.copy_started(estimate);
+                }
+                let writers = match schema.key.is_empty() || plan.dump_file.is_some() {
+                    true => 1,
+                    false => plan.parallel.max(1),
+                };
+                if writers > 1 || !m.state.copy.workers.is_empty() {
+                    if m.state.copy.workers.is_empty() {
+                        let ranges = split(restored.as_mut(), &job, writers).await?;
+                        m.state.copy.workers = ranges;
+                        m.state.updated_at = Utc::now();
+                        m.store.save(&m.state)?;
+                    }
+                    // The first writer uses the run's sessions; each other one opens its own.
+                    let mut extra = Vec::new();
+                    for _ in 1..m.state.copy.workers.len() {
+                        extra.push((
+                            m.deps.db.connect(Side::Restored, &restored_at).await?,
+                            m.deps.db.connect(Side::Production, &production_at).await?,
+                        ));
+                    }
+                    let mut pairs: Vec<(&mut dyn Session, &mut dyn Session)> = vec![(restored.as_mut(), production.as_mut())];
+                    pairs.extend(extra.iter_mut().map(|(r, p)| (r.as_mut(), p.as_mut())));
+                    let (ui, cancel) = (m.deps.ui, &m.cancel);
+                    let first_chunks: Vec<bool> = m.state.copy.workers.iter().map(|w| w.copy.chunks == 0).collect();
+                    let shared = std::sync::Mutex::new((&mut m.state, &m.store));
+                    // On a sparse table every writer's locking read would take the same gap and
+                    // they would deadlock each other. So the writers' first chunks go one at a
+                    // time, from the highest range down: each then finds the rows of the range
+                    // above it in place, which bound its gap locks.
+                    for (i, (r, p)) in pairs.iter_mut().enumerate().skip(1).rev() {
+                        if first_chunks[i] {
+                            run_writer(i, &mut **r, &mut **p, &job, &shared, ui, cancel, true).await?;
+                        }
+                    }
+                    let runs = pairs
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, (r, p))| run_writer(i, r, p, &job, &shared, ui, cancel, false));
+                    // Every writer runs to its end or its error; the first error is the run's.
+                    for result in futures_util::future::join_all(runs).await {
+                        result?;
+                    }
+                    return Ok(());
+                }
+                let start = m.state.copy.clone();
+                let (store, state) = (&m.store, &mut m.state);
+                let mut checkpoint = |p: &crate::state::CopyProgress| {
+                    state.copy = p.clone();
+                    state.updated_at = Utc::now();
+                    store.save(state)
+                };
+                copy_rows(
+                    restored.as_mut(),
+                    production.as_mut(),
+                    &job,
+                    start,
+                    &mut checkpoint,
+                    m.dump.as_mut(),
+                    m.deps.ui,
+                    &m.cancel,
+                )
+                .await
+                .map(|_| ())
+            })
+        })
+        .await?;
+        let done = self.state.copy.clone();
+        let method = self
+            .production_session
+            .as_ref()
+            .map(|s| s.write_method())
+            .unwrap_or("INSERT");
+        let writers = match done.workers.len() {
+            0 | 1 => String::new(),
+            n => format!(", {n} writers"),
+        };
+        let how = format!(" (rows written with {method}{writers})");
+        self.finish(
+            &(match merge {
+                Merge::MissingRows => format!(
+                    "{} rows read, {} inserted, {} already present ({} of them differ and were kept)",
+                    done.rows_read, done.inserted, done.already_present, done.present_differing
+                ),
+                _ => format!(
+                    "{} rows read, {} inserted, {} overwritten, {} deleted, {} already identical",
+                    done.rows_read,
+                    done.inserted,
+                    done.updated,
+                    done.deleted,
+                    done.already_present - done.present_differing
+                ),
+            } + &how),
+        )
+    }
+
+    /// The production table was dropped: creates it from the restored copy's definition, with
+    /// the operator's consent (asked here, with the definition on screen, or `--recreate-table`).
+    /// Recorded before it is created, so a crash in between is finished on resume without
+    /// asking again. The copy then fills it.
+    pub(super) async fn recreate_table(&mut self, mut source: Source, endpoint: &Endpoint) -> Result<Source> {
+        let table = self.state.plan.table.clone();
+        let mut restored = self.deps.db.connect(Side::Restored, endpoint).await?;
+        let definition = restored.show_create_table(&table).await?.ok_or_else(|| {
+            Error::SchemaMismatch(format!(
+                "`{table}` exists neither in production nor on the restored instance (it did not exist at {}): \
+                 check --database, --table and --time",
+                rfc3339(self.state.plan.restore_time)
+            ))
+        })?;
+        if self.state.resources.created_table.is_none() {
+            self.deps.ui.note(&format!(
+                "`{table}` does not exist in production. Its definition on the restored copy:\n{definition}"
+            ));
+            let agreed = self.state.plan.recreate_table
+                || (!self.settings.assume_yes
+                    && self
+                        .deps
+                        .prompter
+                        .confirm(&format!("Create `{table}` in production with this definition?"))?);
+            if !agreed {
+                return Err(Error::Declined);
+            }
+            self.state.resources.created_table = Some(table.clone());
+            self.save()?;
+            crash_point!("recreate-after-record");
+        }
+        let mut production = self.deps.db.connect(Side::Production, &source.production).await?;
+        if production.table_schema(&table).await?.is_none() {
+            production.create_table_from(&table, &table.table, &definition).await?;
+            crash_point!("recreate-after-create");
+            self.deps.ui.note(&format!("created `{table}` in production"));
+        }
+        let schema = production.table_schema(&table).await?.ok_or_else(|| {
+            Error::SchemaMismatch(format!("`{table}` was created in production but cannot be read back"))
+        })?;
+        if schema.key.is_empty() {
+            return Err(Error::NoPrimaryKey {
+                database: table.database.clone(),
+                table: table.table.clone(),
+            });
+        }
+        source.schema = Some(schema);
+        Ok(source)
+    }
+
+    // ---- 6. verify ----
+
+    pub(super) async fn verify(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
+        if self.state.plan.dump_only {
+            self.begin(Step::Verify, "nothing to verify: --dump-only")?;
+            let path = self.state.plan.dump_file.clone().unwrap_or_default();
+            return self.finish(&format!(
+                "skipped: production was not written; the rows it lacks are in {}",
+                path.display()
+            ));
+        }
+        self.begin(Step::Verify, "every restored row against production, by key")?;
+        let schema = self.data_schema(source, endpoint).await?;
+        self.with_reconnects(source, endpoint, |m| {
+            let schema = schema.clone();
+            Box::pin(async move {
+                let plan = m.state.plan.clone();
+                let (Some(restored), Some(production)) = (m.restored_session.as_mut(), m.production_session.as_mut())
+                else {
+                    return Err(Error::Interrupted);
+                };
+                let job = CopyJob::of(&plan, &schema);
+                let v = verify(
+                    restored.as_mut(),
+                    production.as_mut(),
+                    &job,
+                    &m.state.copy,
+                    m.deps.ui,
+                    &m.cancel,
+                )
+                .await?;
+                crash_point!("verify-after-call");
+                m.state.verification = Some(v);
+                m.save()
+            })
+        })
+        .await?;
+        let v = self.state.verification.clone().unwrap_or_default();
+        if !v.passed {
+            return Err(v.failure());
+        }
+        self.finish(&v.summary())
+    }
+
+    pub(super) async fn create_side_table(
+        &mut self,
+        target: &crate::ports::TableRef,
+        endpoint: &Endpoint,
+    ) -> Result<()> {
+        let table = self.state.plan.table.clone();
+        if *target == table {
+            return Err(Error::InvalidInput("a drill never writes the real table".into()));
+        }
+        if self.state.resources.side_table.is_none() {
+            self.state.resources.side_table = Some(target.clone());
+            self.save()?;
+        }
+        if self
+            .lock_session
+            .as_mut()
+            .ok_or(Error::Interrupted)?
+            .table_schema(target)
+            .await?
+            .is_none()
+        {
+            let definition = self
+                .deps
+                .db
+                .connect(Side::Restored, endpoint)
+                .await?
+                .show_create_table(&table)
+                .await?
+                .ok_or_else(|| missing_on_restored(&self.state.plan))?;
+            let session = self.lock_session.as_mut().ok_or(Error::Interrupted)?;
+            session.create_table_from(target, &table.table, &definition).await?;
+        }
+        Ok(())
+    }
+
+    /// The schema the copy and the verification work with: production's for a merge (checked
+    /// equal to the restored one), the restored table's for a new side table (production's may
+    /// have changed since, which side-table mode is for).
+    pub(super) async fn data_schema(&mut self, source: &Source, endpoint: &Endpoint) -> Result<TableSchema> {
+        if self.state.plan.drill.is_none() {
+            return Ok(source.schema()?.clone());
+        }
+        let table = self.state.plan.table.clone();
+        self.deps
+            .db
+            .connect(Side::Restored, endpoint)
+            .await?
+            .table_schema(&table)
+            .await?
+            .ok_or_else(|| missing_on_restored(&self.state.plan))
+    }
+
+    /// Drops the drill's side table: only the one this run recorded, never the real table.
+    pub(super) async fn drop_side_table(&mut self) -> Result<String> {
+        let Some(side) = self.state.resources.side_table.clone() else {
+            return Ok("no side table was created".into());
+        };
+        if self.state.resources.side_table_dropped {
+            return Ok(format!("side table {side} already dropped"));
+        }
+        if side == self.state.plan.table {
+            return Err(Error::InvalidInput(format!(
+                "refusing to drop {side}: it is the real table"
+            )));
+        }
+        if self.lock_session.is_none() {
+            let endpoint = self.production_endpoint().await?;
+            self.lock_session = Some(self.deps.db.connect(Side::Production, &endpoint).await?);
+        }
+        let session = self.lock_session.as_mut().ok_or(Error::Interrupted)?;
+        session.drop_table(&side).await?;
+        self.state.resources.side_table_dropped = true;
+        self.save()?;
+        Ok(format!("side table {side} dropped"))
+    }
+}
+
+pub(super) type SharedState<'s> = std::sync::Mutex<(&'s mut RunState, &'s StateStore)>;
+
+/// One of `--parallel` writers: copies its key range from its checkpoint, recording each chunk
+/// in its own slot of the state (and the totals); with `first_only`, one chunk and no more.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn run_writer(
+    i: usize,
+    restored: &mut dyn Session,
+    production: &mut dyn Session,
+    job: &CopyJob<'_>,
+    shared: &SharedState<'_>,
+    ui: &dyn Progress,
+    cancel: &AtomicBool,
+    first_only: bool,
+) -> Result<()> {
+    let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
+    let w = lock().0.copy.workers[i].clone();
+    let start = w.start.as_deref().map(crate::copy::decode_key).transpose()?;
+    let end = w.end.as_deref().map(crate::copy::decode_key).transpose()?;
+    let job = CopyJob {
+        start: start.as_deref(),
+        end: end.as_deref(),
+        max_chunks: first_only.then_some(1),
+        ..*job
+    };
+    let mut checkpoint = |progress: &crate::state::CopyProgress| {
+        let mut guard = lock();
+        let (state, store) = &mut *guard;
+        state.copy.workers[i].copy = progress.clone();
+        state.copy.sum_workers();
+        state.updated_at = Utc::now();
+        ui.copy_progress(state.copy.rows_read, state.copy.inserted + state.copy.updated);
+        store.save(state)
+    };
+    copy_rows(
+        restored,
+        production,
+        &job,
+        w.copy,
+        &mut checkpoint,
+        None,
+        &crate::progress::Silent,
+        cancel,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Splits the restored table's keys into `writers` ranges of about the same number of rows
+/// (fewer when the table is small), as `--parallel` writers' checkpoints to start from.
+pub(super) async fn split(
+    restored: &mut dyn Session,
+    job: &CopyJob<'_>,
+    writers: usize,
+) -> Result<Vec<crate::state::WorkerProgress>> {
+    use crate::rowcodec::StoredValue;
+    let rows = restored.count_where(job.source, job.filter.unwrap_or("TRUE")).await?;
+    let writers = (writers as u64).min(rows / job.chunk_size.max(1) as u64).max(1);
+    let mut bounds: Vec<Vec<StoredValue>> = Vec::new();
+    for k in 1..writers {
+        let offset = (rows * k / writers) as usize;
+        if let Some((key, true)) = restored
+            .chunk_end(job.source, job.schema, None, job.filter, offset)
+            .await?
+        {
+            bounds.push(key.iter().map(StoredValue::from).collect());
+        }
+    }
+    let mut ranges = Vec::new();
+    let mut start = None;
+    for end in bounds.into_iter().map(Some).chain([None]) {
+        ranges.push(crate::state::WorkerProgress {
+            start: start.clone(),
+            end: end.clone(),
+            copy: Default::default(),
+        });
+        start = end;
+    }
+    Ok(ranges)
+}
+
+/// The table is not on the restored instance: it did not exist yet at the restore time (or the
+/// name is wrong).
+pub(super) fn missing_on_restored(plan: &Plan) -> Error {
+    Error::SchemaMismatch(format!(
+        "`{}` does not exist on the restored instance (it did not exist at {})",
+        plan.table,
+        rfc3339(plan.restore_time)
+    ))
+}
+
+/// The changes counted before an overwrite or replace-all writes anything.
+pub(super) fn changes_text(plan: &Plan, c: &crate::state::PlannedChanges) -> String {
+    let mut s = format!(
+        "Production `{}` ({}): {} rows to insert, {} to overwrite",
+        plan.table,
+        plan.mode.name(),
+        c.insert,
+        c.update
+    );
+    if plan.mode == Mode::ReplaceAll {
+        s.push_str(&format!(", {} to DELETE", c.delete));
+    }
+    s.push_str(&format!(", {} already identical", c.unchanged));
+    s
+}
+
+/// The restored table must have production's columns, types and key, or rows would not fit.
+pub(super) fn compare_schemas(restored: &TableSchema, production: &TableSchema) -> Result<()> {
+    let names = |s: &TableSchema| s.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    if names(restored) != names(production) {
+        return Err(Error::SchemaMismatch(format!(
+            "columns are ({}) on the restored instance but ({}) on production",
+            names(restored).join(", "),
+            names(production).join(", ")
+        )));
+    }
+    for (r, p) in restored.columns.iter().zip(&production.columns) {
+        if r.column_type != p.column_type {
+            return Err(Error::SchemaMismatch(format!(
+                "column `{}` is {} on the restored instance but {} on production",
+                r.name, r.column_type, p.column_type
+            )));
+        }
+    }
+    if restored.key != production.key {
+        return Err(Error::SchemaMismatch("the primary keys differ".into()));
+    }
+    Ok(())
+}
