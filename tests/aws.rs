@@ -247,24 +247,34 @@ async fn a_cluster_member_is_refused_before_anything_is_created() {
     let sb = Sandbox::connect().await;
     let twin = Twin::start(&[]);
     let aws = twin.sandbox(&sb).await;
-    aws.rds
-        .create_db_cluster()
-        .db_cluster_identifier("prod-aurora")
-        .engine("aurora-mysql")
-        .master_username("admin")
-        .master_user_password("not-used-by-the-test")
-        .send()
-        .await
-        .unwrap();
-    aws.rds
-        .create_db_instance()
+    // The twin may seed this cluster itself; make it only where it does not.
+    let seeded = aws
+        .rds
+        .describe_db_instances()
         .db_instance_identifier("prod-aurora-writer")
-        .db_cluster_identifier("prod-aurora")
-        .engine("aurora-mysql")
-        .db_instance_class("db.r6g.large")
         .send()
         .await
-        .unwrap();
+        .is_ok();
+    if !seeded {
+        aws.rds
+            .create_db_cluster()
+            .db_cluster_identifier("prod-aurora")
+            .engine("aurora-mysql")
+            .master_username("admin")
+            .master_user_password("not-used-by-the-test")
+            .send()
+            .await
+            .unwrap();
+        aws.rds
+            .create_db_instance()
+            .db_instance_identifier("prod-aurora-writer")
+            .db_cluster_identifier("prod-aurora")
+            .engine("aurora-mysql")
+            .db_instance_class("db.r6g.large")
+            .send()
+            .await
+            .unwrap();
+    }
     let state = tempfile::tempdir().unwrap();
     let out = run(
         &twin,

@@ -779,6 +779,34 @@ mod tests {
     }
 
     #[test]
+    fn the_copy_is_tagged_to_expire_a_day_after_the_run_starts() {
+        let plan = Plan::new(&request(), "20261123t120000-ab12".into(), now()).unwrap();
+        assert!(plan
+            .tags()
+            .contains(&(TAG_EXPIRES.to_string(), "2026-11-24T12:00:00Z".to_string())));
+        assert!(!plan.expired(now() + chrono::Duration::hours(23)));
+        assert!(plan.expired(now() + chrono::Duration::hours(25)));
+    }
+
+    #[test]
+    fn every_problem_of_a_request_is_found_at_once() {
+        let mut r = request();
+        r.time = "ten past nine".into();
+        r.client_cidr = Some("203.0.113.7/40".into());
+        r.chunk_size = 0;
+        r.parallel = 0;
+        let errors = input_errors(&r, now(), false);
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        r.time = String::new();
+        r.client_cidr = None;
+        assert_eq!(
+            input_errors(&r, now(), true).len(),
+            2,
+            "missing choices are the caller's to name"
+        );
+    }
+
+    #[test]
     fn times_keep_their_zone_and_drop_fractions() {
         let t = parse_time("2026-11-23T11:30:05.900+01:00", now()).unwrap();
         assert_eq!(rfc3339(t), "2026-11-23T10:30:05Z");

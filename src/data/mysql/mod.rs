@@ -294,29 +294,41 @@ impl MysqlSession {
 /// How a refused LOAD DATA LOCAL is told apart from other database errors.
 const LOAD_REFUSED: &str = "LOAD DATA LOCAL refused by the server";
 
-/// A lost connection is told apart from an error the server reported: the first is worth a
-/// reconnect (the server rolled back the chunk in flight), the second is not.
+/// A lost connection is told apart from every other error: only the first is worth a
+/// reconnect (the server rolled back the chunk in flight). An error a reconnect cannot fix (a
+/// statement larger than `max_allowed_packet`, access denied, an unknown column, a constraint)
+/// fails the run at once with its own message, instead of minutes of reconnecting to the same
+/// refusal.
 fn db_error(side: Side, e: mysql_async::Error) -> Error {
-    // 1213: deadlock, the transaction was rolled back; 1205: lock wait timeout. Both are worth
-    // running the chunk again, as InnoDB's manual says of any transaction.
-    if let mysql_async::Error::Server(s) = &e {
-        if s.code == 1213 || s.code == 1205 {
-            return Error::DbConflict {
-                side,
-                detail: e.to_string(),
-            };
-        }
-    }
-    if e.is_fatal() {
-        Error::DbConnectionLost {
+    use mysql_async::{DriverError, Error as E};
+    let detail = crate::error::one_line(&e.to_string());
+    match &e {
+        // 1213: deadlock, the transaction was rolled back; 1205: lock wait timeout. Both are
+        // worth running the chunk again, as InnoDB's manual says of any transaction.
+        E::Server(s) if s.code == 1213 || s.code == 1205 => Error::DbConflict { side, detail },
+        // 1153 (ER_NET_PACKET_TOO_LARGE), 1301 (a result over max_allowed_packet) and the
+        // driver's own check: the same statement would fail again after a reconnect.
+        E::Server(s) if s.code == 1153 || s.code == 1301 => Error::Db {
             side,
-            detail: e.to_string(),
-        }
-    } else {
-        Error::Db {
+            detail: format!("{detail}: a statement or row is larger than max_allowed_packet; raise it in the parameter group (both servers) or lower --chunk-size"),
+        },
+        E::Driver(DriverError::PacketTooLarge) => Error::Db {
             side,
-            detail: e.to_string(),
-        }
+            detail: format!("{detail}: a statement or row is larger than the server's max_allowed_packet; raise it in the parameter group (both servers) or lower --chunk-size"),
+        },
+        E::Server(_) => Error::Db { side, detail },
+        // What a cut connection looks like: worth a reconnect.
+        E::Io(_)
+        | E::Driver(
+            DriverError::ConnectionClosed
+            | DriverError::PoolDisconnected
+            | DriverError::PacketOutOfOrder
+            | DriverError::UnexpectedPacket { .. }
+            | DriverError::BadCompressedPacketHeader,
+        ) => Error::DbConnectionLost { side, detail },
+        // The driver refusing what the tool asked (parameters, conversions, local infile...):
+        // a reconnect changes nothing.
+        E::Driver(_) | E::Url(_) | E::Other(_) => Error::Db { side, detail },
     }
 }
 
@@ -672,6 +684,39 @@ impl Session for MysqlSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_cut_connection_is_worth_a_reconnect() {
+        use mysql_async::{DriverError, Error as E, ServerError};
+        let server = |code| {
+            E::Server(ServerError {
+                code,
+                message: "refused".into(),
+                state: "HY000".into(),
+            })
+        };
+        let lost = |e| matches!(db_error(Side::Production, e), Error::DbConnectionLost { .. });
+        assert!(lost(E::Driver(DriverError::ConnectionClosed)));
+        assert!(lost(E::Io(mysql_async::IoError::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset
+        )))));
+        assert!(
+            !lost(E::Driver(DriverError::PacketTooLarge)),
+            "a reconnect sends the same packet"
+        );
+        assert!(!lost(server(1153)));
+        assert!(!lost(server(1045)), "access denied stays denied");
+        assert!(!lost(server(1054)), "an unknown column stays unknown");
+        assert!(matches!(
+            db_error(Side::Production, server(1213)),
+            Error::DbConflict { .. }
+        ));
+        let text = db_error(Side::Restored, E::Driver(DriverError::PacketTooLarge)).to_string();
+        assert!(
+            text.contains("max_allowed_packet") && text.contains("parameter group"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn identifiers_are_quoted_even_when_hostile() {
