@@ -155,6 +155,9 @@ async fn choose_instance(rds: &dyn Rds, asker: &dyn Asker) -> Result<Instance> {
         .into_iter()
         .filter(|i| matches!(i.engine.to_ascii_lowercase().as_str(), "mysql" | "mariadb"))
         .filter(|i| i.tag(TAG_TOOL).is_none())
+        // Members of a DB cluster (Multi-AZ DB clusters run engine mysql too) are restored as a
+        // cluster, which this version does not do: offering them would only lead to a refusal.
+        .filter(|i| i.cluster.is_none())
         .collect();
     candidates.sort_by(|a, b| a.id.cmp(&b.id));
     if candidates.is_empty() {
