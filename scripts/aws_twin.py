@@ -24,11 +24,26 @@ and adds what moto leaves out (every duration is a setting; defaults are short, 
   delete leaves it `deleting`, with its groups, for deleting_seconds before moto deletes it. A
   delete needs SkipFinalSnapshot or FinalDBSnapshotIdentifier. Each instance has its own
   DbiResourceId (moto gives all the same one).
-* DeleteSecurityGroup answers DependencyViolation while an RDS instance holds the group and for
-  dependency_linger_seconds after the last one let it go. A new group is unknown
+* DeleteSecurityGroup answers DependencyViolation while an RDS instance or cluster holds the
+  group and for dependency_linger_seconds after the last one let it go. A new group is unknown
   (InvalidGroup.NotFound) and left out of DescribeSecurityGroups for group_invisible_seconds.
 * DescribeDBInstanceAutomatedBackups is answered here: an `active` entry per instance with
   backups, and `retained` entries of older deleted instances (--seed adds one for prod-db).
+* DB clusters (Aurora MySQL, and Multi-AZ DB clusters: engine mysql with DBClusterInstanceClass).
+  RestoreDBClusterToPointInTime checks its source (it must exist and be available), RestoreToTime
+  against the source's window [EarliestRestorableTime, LatestRestorableTime], and refuses
+  copy-on-write with a RestoreToTime; a taken name is DBClusterAlreadyExistsFault (moto replaces
+  the cluster). The new cluster is unknown (DBClusterNotFoundFault) for restore_invisible_seconds,
+  `creating` for creating_seconds, then `available`; it keeps exactly the groups, tags,
+  DeletionProtection and BacktrackWindow sent (the VPC's `default` group when none). A created
+  cluster is `creating` at once. CreateDBInstance into a cluster needs it `available`
+  (InvalidDBClusterStateFault), and db.serverless needs ServerlessV2ScalingConfiguration; the
+  member is unknown, `creating`, then `available`. A Multi-AZ DB cluster gets its three instances
+  `<cluster>-instance-1..3` from the twin (moto creates none), refuses CreateDBInstance and
+  DeleteDBInstance of a member, and deletes them with itself. DeleteDBCluster needs `available`,
+  no Aurora instance that is not `deleting`, and SkipFinalSnapshot or FinalDBSnapshotIdentifier;
+  the cluster is then `deleting` (holding its groups) for deleting_seconds. --seed adds
+  `prod-aurora` (with writer `prod-aurora-writer`) and `prod-maz`, created 19 days ago too.
 * Faults: every K-th request throttled (HTTP 400 Throttling / RequestLimitExceeded) or answered
   503 ServiceUnavailable without reaching moto; and lost responses: the next N calls of an action
   reach moto and take effect, but the caller gets 503; and errors on demand: POST /_twin
@@ -36,12 +51,14 @@ and adds what moto leaves out (every duration is a setting; defaults are short, 
   every call of that action with that error, without reaching moto.
 
 Every setting is a flag, an environment variable TWIN_<NAME> (e.g. TWIN_CREATING_SECONDS) and a
-key of POST /_twin. --seed creates `prod-db` and friends exactly like scripts/sandbox_moto.py;
+key of POST /_twin. --seed creates `prod-db` and friends exactly like scripts/sandbox_moto.py,
+and the clusters `prod-aurora` and `prod-maz` (seed_clusters below);
 the twin's rules and faults are off (and requests not counted) until seeding is done. Once
 listening (and seeded) it prints `ready N` on stdout, then serves until SIGTERM/SIGINT.
 
 Control endpoint (`/_faults` is an alias of `/_twin`):
-  GET  /_twin                 settings, counters, pid, instance statuses, pending deletions (JSON)
+  GET  /_twin                 settings, counters, pid, instance and cluster statuses, pending
+                              deletions (JSON)
   POST /_twin                 a JSON object of settings to change; resets the counters
   GET  /_twin/requests        every request seen: [{seq, time, service, action, params, status, lost}]
   POST /_twin/requests/clear  empties that log
@@ -75,8 +92,15 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
-from moto.rds.exceptions import DBInstanceNotFoundError, InvalidParameterCombination, RDSClientError
-from moto.rds.models import DBInstance, RDSBackend, rds_backends
+from moto.rds.exceptions import (
+    DBClusterNotFoundError,
+    DBInstanceNotFoundError,
+    InvalidParameterCombination,
+    RDSClientError,
+)
+from moto.rds.models import DBCluster, DBInstance, DBInstanceClustered, RDSBackend, rds_backends
+from moto.core.responses import ActionResult
+from moto.rds.responses import RDSResponse
 
 DURATIONS = ("restore_invisible_seconds", "creating_seconds", "backing_up_seconds",
              "modifying_seconds", "deleting_seconds", "group_invisible_seconds",
@@ -187,15 +211,28 @@ ORIG = {
     "memberships": DBInstance.vpc_security_group_membership_list,
     "create_security_group": SecurityGroupBackend.create_security_group,
     "describe_security_groups": SecurityGroupBackend.describe_security_groups,
+    "create_db_cluster": RDSBackend.create_db_cluster,
+    "restore_cluster": RDSBackend.restore_db_cluster_to_point_in_time,
+    "describe_db_clusters": RDSBackend.describe_db_clusters,
+    "delete_db_cluster": RDSBackend.delete_db_cluster,
+    "cluster_status": DBCluster.status,
+    "member_storage_type": DBInstanceClustered.storage_type,
 }
 
 
 def patched_create_db_instance(self, db_kwargs):
+    member_of = db_kwargs.get("db_cluster_identifier")
+    if member_of:
+        db_kwargs["db_cluster_identifier"] = member_of = str(member_of).lower()
+        if TWIN is not None and TWIN.enabled:
+            check_new_member(self, db_kwargs)
     database = ORIG["create_db_instance"](self, db_kwargs)
     # moto gives every instance the same DbiResourceId; real RDS gives each its own.
     database.dbi_resource_id = new_dbi_resource_id()
     if TWIN is not None:
         TWIN.rds_backends.add(self)
+        if member_of and TWIN.enabled:
+            TWIN.start_member(self, database)
     return database
 
 
@@ -319,6 +356,18 @@ def patched_delete_db_instance(self, db_instance_identifier, final_db_snapshot_i
     if database.deletion_protection:
         raise InvalidParameterCombination(
             "Cannot delete protected DB Instance, please disable deletion protection and try again.")
+    cluster = self.clusters.get(getattr(database, "db_cluster_identifier", None) or "")
+    if cluster is not None:  # a cluster member: no snapshot of its own, the cluster has them
+        if is_multi_az(cluster):
+            TWIN.count("rejected")
+            raise InvalidParameterCombination(
+                f"Instance {database.db_instance_identifier} belongs to the Multi-AZ DB cluster "
+                f"{cluster.db_cluster_identifier}; delete the cluster instead.")
+        if final_db_snapshot_identifier:
+            raise InvalidParameterCombination(
+                "FinalDBSnapshotIdentifier can not be specified when deleting a clustered instance.")
+        TWIN.start_delete(self, database, delete_automated_backups)
+        return database
     if not final_db_snapshot_identifier and skip_final_snapshot in (None, False, "false"):
         raise InvalidParameterCombination(
             "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
@@ -356,6 +405,229 @@ def patched_describe_security_groups(self, group_ids=None, groupnames=None, filt
     return [g for g in groups if not TWIN.group_invisible(g.id)]
 
 
+# -- DB clusters (Aurora MySQL and Multi-AZ DB clusters) ------------------------------------
+
+MULTI_AZ_MEMBERS = 3  # one writer, two readable standbys: RDS creates them itself
+
+
+def is_multi_az(cluster):
+    """A Multi-AZ DB cluster (engine mysql or postgres) rather than an Aurora one."""
+    return not str(cluster.engine).startswith("aurora") and bool(cluster.db_cluster_instance_class)
+
+
+def refused(code, message):
+    if TWIN is not None:
+        TWIN.count("rejected")
+    return RDSClientError(code, message)
+
+
+def default_group_of(backend, subnet_group_name):
+    """The `default` security group of the VPC of a DB subnet group (the default VPC's if none)."""
+    ec2 = ec2_backends[backend.account_id][backend.region_name]
+    subnet_group = backend.subnet_groups.get(subnet_group_name or "")
+    vpc_id = getattr(subnet_group, "vpc_id", None) or ec2.default_vpc.id
+    return ec2.get_default_security_group(vpc_id).id
+
+
+def check_new_member(backend, db_kwargs):
+    """What real RDS refuses for CreateDBInstance with DBClusterIdentifier, and moto lets through."""
+    cluster = backend.describe_db_clusters(db_kwargs["db_cluster_identifier"])[0]  # NotFound while invisible
+    ident = cluster.db_cluster_identifier
+    if is_multi_az(cluster):
+        raise refused("InvalidParameterCombination",
+                      f"Cannot create a DB instance in the Multi-AZ DB cluster {ident}: RDS creates "
+                      f"and manages the instances of a Multi-AZ DB cluster itself.")
+    if cluster.status != "available":
+        raise refused("InvalidDBClusterStateFault",
+                      f"DB cluster {ident} is {cluster.status}: instances can be added only to an "
+                      f"available DB cluster.")
+    if (str(db_kwargs.get("db_instance_class")) == "db.serverless"
+            and str(cluster.engine).startswith("aurora")
+            and not cluster.serverless_v2_scaling_configuration):
+        raise refused("InvalidParameterCombination",
+                      f"Creating a db.serverless instance needs ServerlessV2ScalingConfiguration "
+                      f"on DB cluster {ident}.")
+
+
+def add_multi_az_members(backend, cluster):
+    """RDS creates the instances of a Multi-AZ DB cluster itself; moto creates none."""
+    ident = cluster.db_cluster_identifier
+    subnet_group = cluster.db_subnet_group_name if cluster.db_subnet_group_name in backend.subnet_groups else None
+    for n in range(1, MULTI_AZ_MEMBERS + 1):
+        database = ORIG["create_db_instance"](backend, {
+            "db_instance_identifier": f"{ident}-instance-{n}", "db_cluster_identifier": ident,
+            "db_instance_class": cluster.db_cluster_instance_class, "engine": cluster.engine,
+            "availability_zone": f"{backend.region_name}{'abc'[(n - 1) % 3]}",
+            "db_subnet_group_name": subnet_group, "publicly_accessible": cluster.publicly_accessible,
+            "port": cluster.port, "tags": list(cluster.tags or []), "promotion_tier": n})
+        database.dbi_resource_id = new_dbi_resource_id()
+        if TWIN is not None and TWIN.enabled:
+            TWIN.start_member(backend, database)
+
+
+def drop_automated_cluster_snapshots(backend, ident):
+    """moto keeps a deleted cluster's automated snapshot, and then refuses a new cluster of the same
+    name within the minute (its snapshot name is taken); real RDS deletes them with the cluster."""
+    for name, snapshot in list(backend.cluster_snapshots.items()):
+        if snapshot.snapshot_type == "automated" and snapshot.cluster.db_cluster_identifier == ident:
+            del backend.cluster_snapshots[name]
+
+
+def patched_create_db_cluster(self, kwargs):
+    ident = kwargs["db_cluster_identifier"] = str(kwargs["db_cluster_identifier"]).lower()
+    if ident in self.clusters:  # moto would silently replace it
+        raise refused("DBClusterAlreadyExistsFault", f"DB cluster {ident} already exists.")
+    drop_automated_cluster_snapshots(self, ident)
+    cluster = ORIG["create_db_cluster"](self, kwargs)
+    # moto leaves VpcSecurityGroups empty when none are sent; real RDS uses the VPC's default group.
+    if not cluster.vpc_security_group_ids:
+        cluster.vpc_security_group_ids = [default_group_of(self, cluster.db_subnet_group_name)]
+    if not cluster.backtrack_window:
+        cluster.backtrack_window = None  # real RDS leaves BacktrackWindow out when off
+    if TWIN is not None:
+        TWIN.rds_backends.add(self)
+        if TWIN.enabled and TWIN.current_action == "CreateDBCluster":
+            TWIN.start_cluster(self, cluster, invisible=False)
+    if is_multi_az(cluster):
+        add_multi_az_members(self, cluster)
+    return cluster
+
+
+def cluster_window(cluster, now):
+    """(earliest, latest) restorable time of a cluster."""
+    created = utc(cluster.cluster_create_time)
+    days = int(cluster.backup_retention_period or 0)
+    return max(created, now - datetime.timedelta(days=days)), now
+
+
+def check_cluster_restore_source(backend, source_ident, restore_type, restore_to_time, use_latest):
+    if not source_ident:
+        raise refused("InvalidParameterValue",
+                      "The parameter SourceDBClusterIdentifier must be provided.")
+    source = backend.describe_db_clusters(source_ident)[0]  # NotFound while invisible
+    if source.status != "available":
+        raise refused("InvalidDBClusterStateFault",
+                      f"DB cluster {source.db_cluster_identifier} is {source.status}; it must be "
+                      f"available to be restored from.")
+    latest = use_latest in (True, "true")
+    if restore_to_time and latest:
+        raise refused("InvalidParameterCombination",
+                      "Cannot specify both RestoreToTime and UseLatestRestorableTime.")
+    if restore_to_time and restore_type == "copy-on-write":
+        raise refused("InvalidParameterCombination",
+                      "RestoreToTime cannot be specified when RestoreType is copy-on-write: a clone "
+                      "can only be of the latest restorable time.")
+    if not restore_to_time and not latest:
+        raise refused("InvalidParameterCombination",
+                      "Either RestoreToTime or UseLatestRestorableTime must be specified.")
+    if restore_type not in (None, "full-copy", "copy-on-write"):
+        raise refused("InvalidParameterValue",
+                      f"Invalid RestoreType {restore_type!r}: use full-copy or copy-on-write.")
+    if restore_to_time:
+        when = as_datetime(restore_to_time)
+        earliest, latest_time = cluster_window(source, datetime.datetime.now(datetime.timezone.utc))
+        if not earliest <= when <= latest_time:
+            raise refused("InvalidRestoreFault",
+                          f"Restore time {iso(when)} is outside the restorable window of DB cluster "
+                          f"{source.db_cluster_identifier}: {iso(earliest)} to {iso(latest_time)}.")
+
+
+def patched_restore_cluster(self, db_cluster_identifier, source_db_cluster_identifier=None,
+                            restore_type="full-copy", restore_to_time=None,
+                            use_latest_restorable_time=False, **overrides):
+    enabled = TWIN is not None and TWIN.enabled
+    if enabled:
+        check_cluster_restore_source(self, source_db_cluster_identifier, restore_type,
+                                     restore_to_time, use_latest_restorable_time)
+    # moto copies the source's tags, DeletionProtection and BacktrackWindow; real RDS takes what
+    # the request sent (DeletionProtection off and no backtracking unless asked).
+    overrides.setdefault("tags", [])
+    overrides["deletion_protection"] = overrides.get("deletion_protection") in (True, "true")
+    overrides.setdefault("backtrack_window", 0)
+    # (the new cluster, and a Multi-AZ DB cluster's instances, come from patched_create_db_cluster)
+    cluster = ORIG["restore_cluster"](
+        self, db_cluster_identifier, source_db_cluster_identifier,
+        restore_type=restore_type or "full-copy", restore_to_time=restore_to_time,
+        use_latest_restorable_time=use_latest_restorable_time, **overrides)
+    if enabled:
+        TWIN.start_cluster(self, cluster, invisible=True)
+    return cluster
+
+
+def patched_describe_db_clusters(self, db_cluster_identifier=None, filters=None):
+    clusters = ORIG["describe_db_clusters"](self, db_cluster_identifier, filters)
+    if TWIN is None or not TWIN.enabled:
+        return clusters
+    visible = [c for c in clusters if TWIN.cluster_phase(self, c.db_cluster_identifier) != "invisible"]
+    if any(TWIN.cluster_phase(self, c.db_cluster_identifier) for c in visible):
+        TWIN.count("rewritten")
+    if db_cluster_identifier and not visible:
+        raise DBClusterNotFoundError(db_cluster_identifier)
+    return visible
+
+
+def patched_delete_db_cluster(self, cluster_identifier, snapshot_name=None, skip_final_snapshot=None):
+    if TWIN is None or not TWIN.enabled:
+        return ORIG["delete_db_cluster"](self, cluster_identifier, snapshot_name)
+    cluster = self.describe_db_clusters(cluster_identifier)[0]  # NotFound if unknown or invisible
+    ident = cluster.db_cluster_identifier
+    if cluster.status == "deleting":
+        raise refused("InvalidDBClusterStateFault", f"DB cluster {ident} is already being deleted.")
+    if cluster.status != "available":
+        raise refused("InvalidDBClusterStateFault",
+                      f"DB cluster {ident} is currently {cluster.status} and cannot be deleted "
+                      f"until it is available.")
+    if cluster.deletion_protection:
+        raise InvalidParameterCombination(
+            "Cannot delete protected Cluster, please disable deletion protection and try again.")
+    members = [db for db in self.databases.values()
+               if getattr(db, "db_cluster_identifier", None) == ident]
+    if not is_multi_az(cluster) and any(db.status != "deleting" for db in members):
+        raise refused("InvalidDBClusterStateFault",
+                      "Cluster cannot be deleted, it still contains DB instances in non-deleting state.")
+    if not snapshot_name and skip_final_snapshot in (None, False, "false"):
+        raise InvalidParameterCombination(
+            "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
+    if snapshot_name and skip_final_snapshot in (None, False, "false"):
+        self.create_db_cluster_snapshot(ident, snapshot_name)
+    if is_multi_az(cluster):  # RDS deletes a Multi-AZ DB cluster's instances with it
+        for db in members:
+            if db.status != "deleting":
+                TWIN.start_delete(self, db, True)
+    TWIN.start_cluster_delete(self, cluster)
+    return cluster
+
+
+def response_delete_db_cluster(self):
+    """moto's DeleteDBCluster drops SkipFinalSnapshot; pass it on."""
+    cluster = self.backend.delete_db_cluster(
+        cluster_identifier=self.params.get("DBClusterIdentifier"),
+        snapshot_name=self.params.get("FinalDBSnapshotIdentifier"),
+        skip_final_snapshot=self.params.get("SkipFinalSnapshot"))
+    return ActionResult({"DBCluster": cluster})
+
+
+def cluster_status(self):
+    # moto answers `creating` once and then `available`; the twin's clock decides instead.
+    if TWIN is not None and TWIN.enabled:
+        if self._status == "creating" and TWIN.cluster_phase(self.backend, self.db_cluster_identifier) is None:
+            self._status = "available"  # a cluster the twin does not time (e.g. from a snapshot)
+        return self._status
+    return ORIG["cluster_status"].fget(self)
+
+
+def cluster_earliest_restorable_time(self):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return cluster_window(self, now)[0].replace(tzinfo=None)
+
+
+def member_storage_type(self):
+    # moto says `aurora` for every cluster member; a Multi-AZ DB cluster's have the cluster's.
+    if is_multi_az(self.cluster):
+        return self.cluster.storage_type
+    return ORIG["member_storage_type"].fget(self)
+
+
 def install_patches():
     RDSBackend.create_db_instance = patched_create_db_instance
     RDSBackend.restore_db_instance_to_point_in_time = patched_restore
@@ -366,6 +638,16 @@ def install_patches():
     DBInstance.vpc_security_group_membership_list = property(patched_memberships)
     SecurityGroupBackend.create_security_group = patched_create_security_group
     SecurityGroupBackend.describe_security_groups = patched_describe_security_groups
+    RDSBackend.create_db_cluster = patched_create_db_cluster
+    RDSBackend.restore_db_cluster_to_point_in_time = patched_restore_cluster
+    RDSBackend.describe_db_clusters = patched_describe_db_clusters
+    RDSBackend.delete_db_cluster = patched_delete_db_cluster
+    RDSResponse.delete_db_cluster = response_delete_db_cluster
+    DBCluster.status = property(cluster_status, ORIG["cluster_status"].fset)
+    DBCluster.earliest_restorable_time = property(cluster_earliest_restorable_time,
+                                                  lambda self, value: None)
+    DBInstanceClustered.storage_type = property(member_storage_type,
+                                                ORIG["member_storage_type"].fset)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,6 +678,7 @@ class Twin:
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.enabled = False  # switched on once seeding is done
         self.tracked = {}  # (region, ident) -> Tracked
+        self.cluster_tracked = {}  # (region, cluster ident) -> Tracked
         self.rds_backends = set()
         self.group_created = {}  # sg id -> monotonic time of its CreateSecurityGroup
         self.group_released = {}  # sg id -> monotonic time the last RDS instance let it go
@@ -422,17 +705,63 @@ class Twin:
     def invisible(self, backend, ident):
         return self.phase(backend, ident) == "invisible"
 
-    def track(self, backend, database, phases, done):
-        now = time.monotonic()
-        timeline, t = [], now
+    @staticmethod
+    def timeline(phases):
+        timeline, t = [], time.monotonic()
         for status, seconds in phases:
             t += seconds
             timeline.append((status, t))
+        return timeline
+
+    def track(self, backend, database, phases, done):
+        timeline = self.timeline(phases)
         record = Tracked(backend, database.db_instance_identifier, timeline, done)
         self.tracked[(backend.region_name, record.ident)] = record
         self.rds_backends.add(backend)
         database.status = "creating" if timeline[0][0] == "invisible" else timeline[0][0]
         return record
+
+    def cluster_phase(self, backend, ident):
+        record = self.cluster_tracked.get((backend.region_name, str(ident).lower()))
+        if record is None:
+            return None
+        now = time.monotonic()
+        return next((status for status, until in record.phases if now < until), None)
+
+    def track_cluster(self, backend, cluster, phases, done):
+        timeline = self.timeline(phases)
+        record = Tracked(backend, cluster.db_cluster_identifier, timeline, done)
+        self.cluster_tracked[(backend.region_name, record.ident)] = record
+        self.rds_backends.add(backend)
+        cluster.status = "creating" if timeline[0][0] == "invisible" else timeline[0][0]
+        return record
+
+    def start_cluster(self, backend, cluster, invisible):
+        """A restored cluster: unknown, then `creating`; a created one: `creating` at once."""
+        s = self.settings
+        phases = [("invisible", s["restore_invisible_seconds"])] if invisible else []
+        self.track_cluster(backend, cluster, phases + [("creating", s["creating_seconds"])], "available")
+
+    def start_cluster_delete(self, backend, cluster):
+        self.track_cluster(backend, cluster, [("deleting", self.settings["deleting_seconds"])], "delete")
+
+    def start_member(self, backend, database):
+        """A cluster's instance: unknown, `creating`, then `available` (its backups are the cluster's)."""
+        s = self.settings
+        self.track(backend, database, [("invisible", s["restore_invisible_seconds"]),
+                                       ("creating", s["creating_seconds"])], "available")
+
+    def finish_cluster_delete(self, backend, ident, now):
+        cluster = backend.clusters.get(ident)
+        groups = list(cluster.vpc_security_group_ids)
+        for db_ident, database in list(backend.databases.items()):
+            if getattr(database, "db_cluster_identifier", None) == ident:
+                self.tracked.pop((backend.region_name, db_ident), None)
+                ORIG["delete_db_instance"](backend, db_ident, None, True, True)
+        ORIG["delete_db_cluster"](backend, ident, None)
+        drop_automated_cluster_snapshots(backend, ident)
+        for g in groups:
+            self.group_released[g] = now
 
     def start_restore(self, backend, database, skip_backing_up):
         s = self.settings
@@ -477,6 +806,20 @@ class Twin:
                     database.status = "available"
                     for g in record.removing:
                         self.group_released[g] = now
+            for key, record in list(self.cluster_tracked.items()):
+                current = next((st for st, until in record.phases if now < until), None)
+                cluster = record.backend.clusters.get(record.ident)
+                if cluster is None:
+                    del self.cluster_tracked[key]
+                    continue
+                if current is not None:
+                    cluster.status = "creating" if current == "invisible" else current
+                    continue
+                del self.cluster_tracked[key]
+                if record.done == "delete":
+                    self.finish_cluster_delete(record.backend, record.ident, now)
+                else:
+                    cluster.status = "available"
             linger = self.settings["dependency_linger_seconds"]
             for g, t in list(self.group_released.items()):
                 if now - t >= linger:
@@ -519,6 +862,9 @@ class Twin:
                 held = list(database.vpc_security_group_ids) + (record.removing if record else [])
                 if group_id in held:
                     holders.append(ident)
+            for ident, cluster in list(backend.clusters.items()):  # `deleting` ones included
+                if group_id in cluster.vpc_security_group_ids:
+                    holders.append("cluster " + ident)
         return holders
 
     def group_depended_on(self, group_id):
@@ -545,6 +891,7 @@ class Twin:
             with self.lock:
                 if path.startswith("/moto-api/reset"):  # moto forgets everything: so does the twin
                     self.tracked.clear()
+                    self.cluster_tracked.clear()
                     self.rds_backends.clear()
                     self.group_created.clear()
                     self.group_released.clear()
@@ -693,6 +1040,8 @@ class Twin:
         for ident, database in sorted(backend.databases.items()):
             if database.status == "creating" or not database.backup_retention_period:
                 continue  # no backup yet, or none kept
+            if getattr(database, "db_cluster_identifier", None):
+                continue  # a cluster member: the backups are the cluster's
             earliest, latest = restore_window(database, now)
             entries.append(self.backup_entry(backend, database, ident, database.dbi_resource_id,
                                              "active", earliest, latest,
@@ -789,9 +1138,17 @@ class Twin:
         for record in self.tracked.values():
             if record.done == "delete":
                 pending[record.ident] = round(max(0.0, record.phases[-1][1] - now), 3)
+        clusters, pending_clusters = {}, {}
+        for backend in list(self.rds_backends):
+            for ident, cluster in list(backend.clusters.items()):
+                clusters[ident] = self.cluster_phase(backend, ident) or cluster._status
+        for record in self.cluster_tracked.values():
+            if record.done == "delete":
+                pending_clusters[record.ident] = round(max(0.0, record.phases[-1][1] - now), 3)
         return {**self.settings, **self.counters, "counters": dict(self.counters),
                 "seeded_and_enabled": self.enabled, "pid": os.getpid(),
                 "instances": instances, "pending_deletions": pending,
+                "clusters": clusters, "pending_cluster_deletions": pending_clusters,
                 "invisible_groups": sorted(g for g in self.group_created if self.group_invisible(g)),
                 "lingering_groups": sorted(self.group_released)}
 
@@ -840,6 +1197,51 @@ def wait_until_serving(port, timeout=30):
     raise TimeoutError(f"not serving on port {port} after {timeout}s")
 
 
+def seed_clusters():
+    """Beside prod-db: the Aurora MySQL cluster `prod-aurora` with its writer `prod-aurora-writer`,
+    and the Multi-AZ DB cluster `prod-maz` (whose three instances the twin adds), each with a
+    security group and a DB cluster parameter group of its own, in prod-db's subnet group."""
+    import boto3
+    kw = dict(region_name=os.environ.get("AWS_REGION", "us-east-1"),
+              endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+              aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+    rds, ec2 = boto3.client("rds", **kw), boto3.client("ec2", **kw)
+    if any(c["DBClusterIdentifier"] == "prod-aurora" for c in rds.describe_db_clusters()["DBClusters"]):
+        return
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    groups = {}
+    for name in ("prod-aurora", "prod-maz"):
+        groups[name] = ec2.create_security_group(
+            GroupName=f"{name}-app-access", VpcId=vpc,
+            Description=f"application servers to {name}")["GroupId"]
+        ec2.authorize_security_group_ingress(GroupId=groups[name], IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306,
+            "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "app subnet"}]}])
+    rds.create_db_cluster_parameter_group(
+        DBClusterParameterGroupName="prod-aurora-cluster-params",
+        DBParameterGroupFamily="aurora-mysql8.0", Description="prod-aurora cluster parameters")
+    rds.create_db_cluster_parameter_group(
+        DBClusterParameterGroupName="prod-maz-cluster-params",
+        DBParameterGroupFamily="mysql8.0", Description="prod-maz cluster parameters")
+    common = dict(MasterUsername="admin", MasterUserPassword="not-used-by-the-sandbox",
+                  BackupRetentionPeriod=7, DBSubnetGroupName="prod-db-subnets", Port=3306)
+    rds.create_db_cluster(
+        DBClusterIdentifier="prod-aurora", Engine="aurora-mysql",
+        EngineVersion="8.0.mysql_aurora.3.05.2", VpcSecurityGroupIds=[groups["prod-aurora"]],
+        DBClusterParameterGroupName="prod-aurora-cluster-params",
+        Tags=[{"Key": "team", "Value": "billing"}], **common)
+    rds.create_db_instance(
+        DBInstanceIdentifier="prod-aurora-writer", DBClusterIdentifier="prod-aurora",
+        Engine="aurora-mysql", DBInstanceClass="db.r6g.large", PubliclyAccessible=False,
+        Tags=[{"Key": "team", "Value": "billing"}])
+    rds.create_db_cluster(
+        DBClusterIdentifier="prod-maz", Engine="mysql", EngineVersion="8.0.35",
+        DBClusterInstanceClass="db.m6gd.large", StorageType="io1", Iops=1000,
+        AllocatedStorage=100, VpcSecurityGroupIds=[groups["prod-maz"]],
+        DBClusterParameterGroupName="prod-maz-cluster-params", PubliclyAccessible=False,
+        Tags=[{"Key": "team", "Value": "billing"}], **common)
+
+
 def start_up(twin, port, seed):
     try:
         wait_until_serving(port)
@@ -848,15 +1250,21 @@ def start_up(twin, port, seed):
             sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
             import sandbox_moto
             sandbox_moto.seed()
+            seed_clusters()
             # A production instance has existed for a while: 19 days ago, after the older
             # instance of the same name whose backups are retained (restorable 30 to 20 days
             # ago), so its restorable window is its whole backup retention period.
+            # The seeded clusters and their instances too; and all of it available at once.
             with twin.lock:
+                then = (datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+                        - datetime.timedelta(days=SEEDED_AGE_DAYS))
                 for backend in list(twin.rds_backends):
                     for database in backend.databases.values():
-                        database.created = database.instance_create_time = (
-                            datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-                            - datetime.timedelta(days=SEEDED_AGE_DAYS))
+                        database.created = database.instance_create_time = then
+                        database.status = "available"
+                    for cluster in backend.clusters.values():
+                        cluster.created = cluster.cluster_create_time = then
+                        cluster.status = "available"
     except Exception as err:  # noqa: BLE001 - any failure here must end the process visibly
         print(f"aws_twin: start-up failed: {err!r}", file=sys.stderr, flush=True)
         os._exit(1)  # the main thread is inside run_simple; exit the whole process
@@ -889,8 +1297,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--seed", action="store_true",
-                        help="create prod-db and friends (scripts/sandbox_moto.py), and a "
-                             "retained automated backup of an older prod-db")
+                        help="create prod-db and friends (scripts/sandbox_moto.py), the "
+                             "clusters prod-aurora and prod-maz, and a retained automated "
+                             "backup of an older prod-db")
     parser.add_argument("--throttle-every", type=int, metavar="K",
                         default=env_default("throttle_every", int))
     parser.add_argument("--server-error-every", type=int, metavar="K",

@@ -505,6 +505,312 @@ class AutomatedBackups(TwinCase):
             control("/_twin", {"retained_backups": {"prod-db": 30}})
 
 
+class ClusterCase(TwinCase):
+    def describe_cluster(self, ident):
+        """The cluster as described, or None for DBClusterNotFoundFault."""
+        try:
+            return self.rds.describe_db_clusters(DBClusterIdentifier=ident)["DBClusters"][0]
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "DBClusterNotFoundFault":
+                raise
+            self.assertEqual(err.response["ResponseMetadata"]["HTTPStatusCode"], 404)
+            return None
+
+    def watch_cluster(self, ident, until_status, timeout):
+        seen, descriptions = [], {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            cluster = self.describe_cluster(ident)
+            status = cluster["Status"] if cluster else "gone"
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            descriptions.setdefault(status, []).append(cluster)
+            if status == until_status:
+                return seen, descriptions
+            time.sleep(0.15)
+        self.fail(f"cluster {ident} not {until_status} after {timeout}s: saw {seen}")
+
+    def restore_cluster(self, target, source="prod-aurora", **kwargs):
+        if "RestoreToTime" not in kwargs:
+            kwargs.setdefault("UseLatestRestorableTime", True)
+        return self.rds.restore_db_cluster_to_point_in_time(
+            SourceDBClusterIdentifier=source, DBClusterIdentifier=target, **kwargs)["DBCluster"]
+
+    def add_instance(self, cluster, ident, instance_class="db.r6g.large"):
+        return self.rds.create_db_instance(DBInstanceIdentifier=ident, DBClusterIdentifier=cluster,
+                                           Engine="aurora-mysql", DBInstanceClass=instance_class)["DBInstance"]
+
+    def members(self, ident):
+        return [(m["DBInstanceIdentifier"], m["IsClusterWriter"])
+                for m in self.describe_cluster(ident)["DBClusterMembers"]]
+
+
+class ClusterSeed(ClusterCase):
+    def test_seeded_clusters_are_available_backdated_and_beside_prod_db(self):
+        clusters = {c["DBClusterIdentifier"]: c for c in self.rds.describe_db_clusters()["DBClusters"]}
+        self.assertLessEqual({"prod-aurora", "prod-maz"}, set(clusters))
+        aurora, maz = clusters["prod-aurora"], clusters["prod-maz"]
+        now, day = time.time(), 86400
+        groups = {g["GroupName"]: g["GroupId"] for g in self.ec2.describe_security_groups()["SecurityGroups"]}
+        for cluster, group in ((aurora, "prod-aurora-app-access"), (maz, "prod-maz-app-access")):
+            self.assertEqual(cluster["Status"], "available")
+            self.assertEqual(cluster["BackupRetentionPeriod"], 7)
+            self.assertEqual(cluster["DBSubnetGroup"], "prod-db-subnets")
+            self.assertEqual(cluster["VpcSecurityGroups"], [{"VpcSecurityGroupId": groups[group], "Status": "active"}])
+            self.assertAlmostEqual(cluster["ClusterCreateTime"].timestamp(), now - 19 * day, delta=60)
+            self.assertAlmostEqual(cluster["EarliestRestorableTime"].timestamp(), now - 7 * day, delta=60)
+            self.assertAlmostEqual(cluster["LatestRestorableTime"].timestamp(), now, delta=5)
+            self.assertNotIn("BacktrackWindow", cluster)
+        self.assertNotEqual(aurora["DbClusterResourceId"], maz["DbClusterResourceId"])
+        self.assertEqual((aurora["Engine"], aurora["EngineMode"], aurora["EngineVersion"]),
+                         ("aurora-mysql", "provisioned", "8.0.mysql_aurora.3.05.2"))
+        self.assertEqual(aurora["DBClusterParameterGroup"], "prod-aurora-cluster-params")
+        self.assertEqual(aurora["DBClusterMembers"][0]["DBInstanceIdentifier"], "prod-aurora-writer")
+        self.assertTrue(aurora["DBClusterMembers"][0]["IsClusterWriter"])
+        self.assertEqual((maz["Engine"], maz["DBClusterInstanceClass"], maz["StorageType"], maz["Iops"],
+                          maz["AllocatedStorage"]), ("mysql", "db.m6gd.large", "io1", 1000, 100))
+        self.assertEqual([(m["DBInstanceIdentifier"], m["IsClusterWriter"]) for m in maz["DBClusterMembers"]],
+                         [("prod-maz-instance-1", True), ("prod-maz-instance-2", False),
+                          ("prod-maz-instance-3", False)])
+        params = [g["DBClusterParameterGroupName"]
+                  for g in self.rds.describe_db_cluster_parameter_groups()["DBClusterParameterGroups"]]
+        self.assertIn("prod-aurora-cluster-params", params)
+        instances = {d["DBInstanceIdentifier"]: d for d in self.rds.describe_db_instances()["DBInstances"]}
+        writer = instances["prod-aurora-writer"]
+        self.assertEqual((writer["DBInstanceStatus"], writer["DBInstanceClass"], writer["PubliclyAccessible"],
+                          writer["DBClusterIdentifier"]), ("available", "db.r6g.large", False, "prod-aurora"))
+        for n in (1, 2, 3):
+            self.assertEqual(instances[f"prod-maz-instance-{n}"]["DBInstanceStatus"], "available")
+            self.assertEqual(instances[f"prod-maz-instance-{n}"]["DBInstanceClass"], "db.m6gd.large")
+        # prod-db as before: its own group, not in a cluster.
+        prod = instances["prod-db"]
+        self.assertEqual(prod["VpcSecurityGroups"], [{"VpcSecurityGroupId": groups["prod-db-app-access"],
+                                                      "Status": "active"}])
+        self.assertNotIn("DBClusterIdentifier", prod)
+        state = control()[1]["clusters"]
+        self.assertEqual((state["prod-aurora"], state["prod-maz"]), ("available", "available"))
+        # A cluster's backups are the cluster's: no instance automated backups for its members.
+        backups = self.rds.describe_db_instance_automated_backups()["DBInstanceAutomatedBackups"]
+        members = {i for i, d in instances.items() if d.get("DBClusterIdentifier")}
+        self.assertIn("prod-aurora-writer", members)
+        self.assertFalse({b["DBInstanceIdentifier"] for b in backups} & members)
+
+
+class ClusterRestore(ClusterCase):
+    def test_restored_cluster_is_invisible_then_creating_then_available(self):
+        group = self.new_group()
+        target = unique("cluster-seq")
+        plain = unique("cluster-plain")
+        cluster = self.restore_cluster(
+            target, VpcSecurityGroupIds=[group], RestoreType="full-copy", BacktrackWindow=3600,
+            DBClusterParameterGroupName="prod-aurora-cluster-params", DBSubnetGroupName="prod-db-subnets",
+            Tags=[{"Key": "purpose", "Value": "restore"}])
+        self.restore_cluster(plain, RestoreType="copy-on-write")
+        self.assertEqual(cluster["Status"], "creating")
+        listed = [c["DBClusterIdentifier"] for c in self.rds.describe_db_clusters()["DBClusters"]]
+        self.assertNotIn(target, listed)
+        error = self.assertError("DBClusterNotFoundFault", 404, self.rds.describe_db_clusters,
+                                 DBClusterIdentifier=target)
+        self.assertEqual(error["Message"], f"DBCluster {target} not found.")
+        # No instance in an unknown cluster, nor in a creating one; no delete either.
+        self.assertError("DBClusterNotFoundFault", 404, self.add_instance, target, unique("too-soon"))
+        self.watch_cluster(target, "creating", 5)
+        self.assertError("InvalidDBClusterStateFault", 400, self.add_instance, target, unique("too-soon"))
+        self.assertError("InvalidDBClusterStateFault", 400, self.rds.delete_db_cluster,
+                         DBClusterIdentifier=target, SkipFinalSnapshot=True)
+        # Nor a restore from a creating cluster.
+        self.assertError("InvalidDBClusterStateFault", 400, self.restore_cluster, unique("r"), source=target)
+
+        seen, described = self.watch_cluster(target, "available", 6)
+        self.assertEqual(seen, ["creating", "available"])
+        final = described["available"][-1]
+        self.assertEqual(final["VpcSecurityGroups"], [{"VpcSecurityGroupId": group, "Status": "active"}])
+        self.assertEqual(final["TagList"], [{"Key": "purpose", "Value": "restore"}])
+        self.assertFalse(final["DeletionProtection"])
+        self.assertEqual(final["BacktrackWindow"], 3600)
+        self.assertEqual(final["DBClusterMembers"], [])
+        self.assertEqual((final["Engine"], final["EngineMode"]), ("aurora-mysql", "provisioned"))
+        self.assertNotEqual(final["DbClusterResourceId"], self.describe_cluster("prod-aurora")["DbClusterResourceId"])
+        self.assertAlmostEqual(final["ClusterCreateTime"].timestamp(), time.time(), delta=30)
+        self.assertAlmostEqual(final["EarliestRestorableTime"].timestamp(), final["ClusterCreateTime"].timestamp(),
+                               delta=5)  # created just now: its window starts then
+        other = self.watch_cluster(plain, "available", 3)[1]["available"][-1]
+        self.assertEqual(other["VpcSecurityGroups"], [{"VpcSecurityGroupId": self.default_group(), "Status": "active"}])
+        self.assertEqual(other.get("TagList"), [])
+        self.assertNotIn("BacktrackWindow", other)
+        self.assertFalse(other["DeletionProtection"])
+        self.assertNotEqual(other["DbClusterResourceId"], final["DbClusterResourceId"])
+
+    def test_cluster_restore_time_and_source_are_checked(self):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        for when in (now - datetime.timedelta(days=8), now + datetime.timedelta(minutes=10)):
+            target = unique("cluster-window")
+            error = self.assertError("InvalidRestoreFault", 400, self.restore_cluster, target, RestoreToTime=when)
+            self.assertIn("restorable window", error["Message"])
+            self.assertIsNone(self.describe_cluster(target))
+        self.assertError("InvalidParameterCombination", 400, self.restore_cluster, unique("r"),
+                         RestoreToTime=now - datetime.timedelta(hours=1), RestoreType="copy-on-write")
+        self.assertError("InvalidParameterCombination", 400, self.restore_cluster, unique("r"),
+                         RestoreToTime=now - datetime.timedelta(hours=1), UseLatestRestorableTime=True)
+        self.assertError("DBClusterNotFoundFault", 404, self.restore_cluster, unique("r"), source="no-such-cluster")
+        target = unique("cluster-window-ok")
+        cluster = self.restore_cluster(target, RestoreToTime=now - datetime.timedelta(days=6))
+        self.assertEqual(cluster["Status"], "creating")
+        self.assertError("DBClusterAlreadyExistsFault", 400, self.restore_cluster, target)
+        self.assertError("DBClusterAlreadyExistsFault", 400, self.restore_cluster, "prod-aurora")
+        # A restored cluster has its own window: from its creation on.
+        self.watch_cluster(target, "available", 5)
+        self.assertError("InvalidRestoreFault", 400, self.restore_cluster, unique("r"), source=target,
+                         RestoreToTime=now - datetime.timedelta(hours=1))
+
+
+class AuroraInstances(ClusterCase):
+    def test_instances_of_a_cluster_and_deleting_them_and_the_cluster(self):
+        group = self.new_group()
+        target, serverless = unique("aurora-members"), unique("aurora-serverless")
+        self.restore_cluster(target, VpcSecurityGroupIds=[group])
+        self.restore_cluster(serverless, ServerlessV2ScalingConfiguration={"MinCapacity": 0.5, "MaxCapacity": 4})
+        self.watch_cluster(target, "available", 6)
+        self.watch_cluster(serverless, "available", 3)
+
+        writer, reader = unique("aurora-writer"), unique("aurora-reader")
+        created = self.add_instance(target, writer)
+        self.assertEqual(created["DBInstanceStatus"], "creating")
+        self.add_instance(target, reader)
+        self.assertError("InvalidParameterCombination", 400, self.add_instance, target, unique("sl"), "db.serverless")
+        self.add_instance(serverless, unique("sl-ok"), "db.serverless")
+        self.assertEqual(self.members(target), [(writer, True), (reader, False)])
+
+        seen, described = self.watch(writer, "available", 6)
+        self.assertEqual(seen, ["gone", "creating", "available"])  # no backing-up for a member
+        for d in described["creating"]:
+            self.assertNotIn("Endpoint", d)
+        final = described["available"][-1]
+        self.assertEqual(final["Endpoint"]["Address"], f"{writer}.aaaaaaaaaa.us-east-1.rds.amazonaws.com")
+        self.assertEqual(final["VpcSecurityGroups"], [{"VpcSecurityGroupId": group, "Status": "active"}])
+        self.assertEqual(final["DBClusterIdentifier"], target)
+        self.watch(reader, "available", 3)
+
+        # Aurora: the cluster goes only once its instances go.
+        error = self.assertError("InvalidDBClusterStateFault", 400, self.rds.delete_db_cluster,
+                                 DBClusterIdentifier=target, SkipFinalSnapshot=True)
+        self.assertIn("still contains DB instances", error["Message"])
+        self.assertError("InvalidParameterCombination", 400, self.rds.delete_db_instance,
+                         DBInstanceIdentifier=writer, FinalDBSnapshotIdentifier=unique("snap"))
+        self.assertEqual(self.rds.delete_db_instance(DBInstanceIdentifier=writer)["DBInstance"]["DBInstanceStatus"],
+                         "deleting")
+        self.assertError("InvalidDBClusterStateFault", 400, self.rds.delete_db_cluster,
+                         DBClusterIdentifier=target, SkipFinalSnapshot=True)
+        self.rds.delete_db_instance(DBInstanceIdentifier=reader, SkipFinalSnapshot=True)
+        self.assertError("InvalidParameterCombination", 400, self.rds.delete_db_cluster, DBClusterIdentifier=target)
+        snapshot = unique("final")
+        deleting = self.rds.delete_db_cluster(DBClusterIdentifier=target,
+                                              FinalDBSnapshotIdentifier=snapshot)["DBCluster"]
+        started = time.monotonic()
+        self.assertEqual(deleting["Status"], "deleting")
+        error = self.assertError("InvalidDBClusterStateFault", 400, self.rds.delete_db_cluster,
+                                 DBClusterIdentifier=target, SkipFinalSnapshot=True)
+        self.assertEqual(error["Message"], f"DB cluster {target} is already being deleted.")
+        self.assertEqual(control()[1]["clusters"][target], "deleting")
+        self.assertIn(target, control()[1]["pending_cluster_deletions"])
+        snapshots = self.rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=snapshot)["DBClusterSnapshots"]
+        self.assertEqual([s["DBClusterIdentifier"] for s in snapshots], [target])
+        self.assertError("DependencyViolation", 400, self.ec2.delete_security_group, GroupId=group)
+
+        seen, described = self.watch_cluster(target, "gone", 5)
+        gone = time.monotonic()
+        self.assertEqual(seen, ["deleting", "gone"])
+        self.assertGreaterEqual(gone - started, 1.8)
+        self.assertEqual(described["deleting"][-1]["VpcSecurityGroups"],
+                         [{"VpcSecurityGroupId": group, "Status": "active"}])
+        self.assertIsNone(self.describe(writer))
+        self.assertIsNone(self.describe(reader))
+        self.assertError("DependencyViolation", 400, self.ec2.delete_security_group, GroupId=group)
+        self.until(lambda: ModifyAndDelete.try_delete_group(self, group), 5)
+        self.assertGreaterEqual(time.monotonic() - gone, 1.2)
+        # The name is free again.
+        self.restore_cluster(target)
+
+
+class MultiAzClusters(ClusterCase):
+    def test_rds_creates_and_deletes_the_instances_of_a_multi_az_cluster(self):
+        target = unique("maz")
+        cluster = self.restore_cluster(target, source="prod-maz", DBClusterInstanceClass="db.m6gd.large",
+                                       StorageType="io1", Iops=1000)
+        self.assertEqual(cluster["Status"], "creating")
+        names = [f"{target}-instance-{n}" for n in (1, 2, 3)]
+        self.assertIsNone(self.describe(names[0]))  # unknown at first, like the cluster
+        seen, described = self.watch(names[0], "available", 6)
+        self.assertEqual(seen, ["gone", "creating", "available"])
+        self.watch_cluster(target, "available", 2)
+        self.assertEqual(self.members(target), [(names[0], True), (names[1], False), (names[2], False)])
+        for name in names:
+            db = self.describe(name)
+            self.assertEqual((db["DBInstanceStatus"], db["DBInstanceClass"], db["DBClusterIdentifier"],
+                              db["StorageType"]), ("available", "db.m6gd.large", target, "io1"))
+            self.assertEqual(db["VpcSecurityGroups"], [{"VpcSecurityGroupId": self.default_group(), "Status": "active"}])
+        described = self.describe_cluster(target)
+        self.assertEqual((described["StorageType"], described["Iops"]), ("io1", 1000))
+
+        error = self.assertError("InvalidParameterCombination", 400, self.rds.create_db_instance,
+                                 DBInstanceIdentifier=unique("maz-extra"), DBClusterIdentifier=target,
+                                 Engine="mysql", DBInstanceClass="db.m6gd.large")
+        self.assertIn("Multi-AZ", error["Message"])
+        self.assertError("InvalidParameterCombination", 400, self.rds.delete_db_instance,
+                         DBInstanceIdentifier=names[1], SkipFinalSnapshot=True)
+        self.assertError("InvalidParameterCombination", 400, self.rds.delete_db_cluster, DBClusterIdentifier=target)
+        # RDS deletes the instances with the cluster.
+        self.assertEqual(self.rds.delete_db_cluster(DBClusterIdentifier=target, SkipFinalSnapshot=True)
+                         ["DBCluster"]["Status"], "deleting")
+        for name in names:
+            self.assertEqual(self.describe(name)["DBInstanceStatus"], "deleting")
+        self.assertEqual(self.watch_cluster(target, "gone", 5)[0], ["deleting", "gone"])
+        for name in names:
+            self.assertIsNone(self.describe(name))
+
+    def test_created_multi_az_cluster_gets_its_instances_and_is_creating(self):
+        ident = unique("maz-created")
+        cluster = self.rds.create_db_cluster(
+            DBClusterIdentifier=ident, Engine="mysql", DBClusterInstanceClass="db.m6gd.large",
+            StorageType="io1", Iops=1000, AllocatedStorage=100, MasterUsername="admin",
+            MasterUserPassword="password1234")["DBCluster"]
+        self.assertEqual(cluster["Status"], "creating")
+        self.assertEqual(self.describe_cluster(ident)["Status"], "creating")  # visible at once
+        self.assertEqual([m for m, _ in self.members(ident)], [f"{ident}-instance-{n}" for n in (1, 2, 3)])
+        self.assertError("DBClusterAlreadyExistsFault", 400, self.rds.create_db_cluster,
+                         DBClusterIdentifier=ident, Engine="mysql", DBClusterInstanceClass="db.m6gd.large",
+                         StorageType="io1", Iops=1000, AllocatedStorage=100, MasterUsername="admin",
+                         MasterUserPassword="password1234")
+        self.assertEqual(self.watch_cluster(ident, "available", 4)[0], ["creating", "available"])
+
+
+class ClusterFaults(ClusterCase):
+    def tearDown(self):
+        control("/_twin", {"throttle_every": 0, "fail": {}})
+
+    def test_lost_failed_throttled_and_logged_cluster_calls(self):
+        control("/_twin/requests/clear", {})
+        control("/_twin", {"lose": {"RestoreDBClusterToPointInTime": 1}})
+        target = unique("cluster-lost")
+        self.assertError("ServiceUnavailable", 503, self.restore_cluster, target)
+        self.assertError("DBClusterAlreadyExistsFault", 400, self.restore_cluster, target)
+        self.watch_cluster(target, "creating", 5)
+        control("/_twin", {"fail": {"DeleteDBCluster": ["AccessDenied", 403, "not allowed"]}})
+        self.assertError("AccessDenied", 403, self.rds.delete_db_cluster, DBClusterIdentifier=target,
+                         SkipFinalSnapshot=True)
+        control("/_twin", {"fail": {}, "throttle_every": 2})
+        self.rds.describe_db_clusters()
+        self.assertError("Throttling", 400, self.rds.describe_db_clusters)
+        control("/_twin", {"throttle_every": 0})
+        log = control("/_twin/requests")[1]
+        actions = [(r["action"], r["status"], r["lost"]) for r in log if "Cluster" in r["action"]]
+        self.assertEqual(actions[:3], [("RestoreDBClusterToPointInTime", 503, True),
+                                       ("RestoreDBClusterToPointInTime", 400, False),
+                                       ("DescribeDBClusters", 404, False)])
+        self.assertIn(("DeleteDBCluster", 403, False), actions)
+        self.assertEqual(log[0]["params"]["DBClusterIdentifier"], target)
+
+
 def main():
     module = sys.modules[__name__]
     names = [a for a in sys.argv[1:] if not a.startswith("-")]
