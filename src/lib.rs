@@ -34,7 +34,7 @@ pub mod engine;
 pub use cli::{config, manpage, ui, wizard};
 pub use cloud::aws;
 pub use data::{copy, mysql, rowcodec, verify};
-pub use engine::{error, machine, plan, ports, progress, report, state};
+pub use engine::{error, machine, plan, ports, progress, report, restored, state};
 
 #[cfg(test)]
 pub mod testing;

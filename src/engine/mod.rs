@@ -8,4 +8,5 @@ pub mod plan;
 pub mod ports;
 pub mod progress;
 pub mod report;
+pub mod restored;
 pub mod state;

@@ -18,7 +18,8 @@ use backon::BackoffBuilder;
 use super::{Machine, Source};
 use crate::error::{Error, Result};
 use crate::plan::{rfc3339, TAG_RUN_ID};
-use crate::ports::{Deletion, Endpoint, Group, Instance, RestoreRequest};
+use crate::ports::{Endpoint, Group, RestoreRequest};
+use crate::restored::{CopyView, Release, RestoredCopy};
 use crate::state::{Outcome, Step};
 
 /// Statuses from which a restore never becomes available.
@@ -32,23 +33,11 @@ const DEAD_ENDS: &[&str] = &[
     "deleting",
 ];
 
-/// Statuses in which RDS accepts a `DeleteDBInstance`.
-const DELETABLE: &[&str] = &[
-    "available",
-    "failed",
-    "incompatible-restore",
-    "incompatible-parameters",
-    "incompatible-network",
-    "storage-full",
-    "inaccessible-encryption-credentials",
-    "stopped",
-];
-
 fn code_is(e: &Error, code: &str) -> bool {
     e.aws_code() == Some(code)
 }
 
-impl Machine<'_> {
+impl<'a> Machine<'a> {
     /// Exponential, jittered waits between polls, from `poll_min` up to `poll_max`.
     fn delays(&self) -> impl Iterator<Item = Duration> {
         backon::ExponentialBuilder::default()
@@ -85,14 +74,15 @@ impl Machine<'_> {
         }
     }
 
-    /// Describes `id` until AWS shows it, for `settle` at most: a resource that was just
+    /// Looks at the copy until AWS shows it, for `settle` at most: a resource that was just
     /// created (or whose creation answer was lost) may be invisible for a moment.
-    pub(super) async fn until_described(&self, id: &str) -> Result<Option<Instance>> {
+    pub(super) async fn until_described(&self) -> Result<Option<CopyView>> {
+        let copy = self.copy_kind();
         let started = Instant::now();
         let mut delays = self.delays();
         loop {
-            if let Some(i) = self.deps.rds.describe_instance(id).await? {
-                return Ok(Some(i));
+            if let Some(v) = copy.observe().await? {
+                return Ok(Some(v));
             }
             if started.elapsed() >= self.settings.settle {
                 return Ok(None);
@@ -101,6 +91,11 @@ impl Machine<'_> {
             let delay = delays.next().unwrap_or(self.settings.poll_max);
             tokio::time::sleep(delay.min(self.settings.settle.saturating_sub(started.elapsed()))).await;
         }
+    }
+
+    /// The run's restored copy, of the kind its plan restores.
+    pub(super) fn copy_kind(&self) -> Box<dyn RestoredCopy + 'a> {
+        crate::restored::for_plan(&self.state.plan, self.deps.rds)
     }
 
     fn command(&self, verb: &str) -> String {
@@ -191,19 +186,52 @@ impl Machine<'_> {
             Step::Restore,
             &format!("{} at {}", plan.target_instance, rfc3339(plan.restore_time)),
         )?;
+        // A restore requested just before a crash is found by name and adopted (validation has
+        // checked its tag); only when there is none is it requested.
+        if let Some(existing) = self.copy_kind().observe().await? {
+            self.state.resources.restored_instance = Some(plan.target_instance.clone());
+            let label = self.copy_kind().label();
+            return self.finish(&format!("{label} adopted (status {})", existing.status));
+        }
+        let request = self.restore_request(source)?;
+        let copy = self.copy_kind();
+        let status = match copy.request(&request).await {
+            Ok(status) => format!("requested (status {status})"),
+            // Our own request, acted on by RDS though its answer was lost (the SDK retried), or
+            // sent before a crash and not visible yet: adopt it if it carries this run's tag.
+            Err(e) if copy.already_exists(&e) => match self.until_described().await? {
+                Some(v) if v.tag(TAG_RUN_ID) == Some(plan.run_id.as_str()) => {
+                    format!("adopted after a lost answer (status {})", v.status)
+                }
+                Some(_) => {
+                    return Err(Error::NotOurs {
+                        action: "use RDS instance",
+                        id: plan.target_instance.clone(),
+                        key: TAG_RUN_ID,
+                        run_id: plan.run_id.clone(),
+                    })
+                }
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
+        let label = copy.label();
+        crash_point!("restore-after-call");
+        self.state.resources.restored_instance = Some(plan.target_instance.clone());
+        self.finish(&format!("{label} {status}"))
+    }
+
+    /// What the restore asks for: the source's placement (or the plan's overrides), the copy's
+    /// own group only, no backups, the source's CA, the run's tags.
+    fn restore_request(&self, source: &Source) -> Result<RestoreRequest> {
+        let plan = &self.state.plan;
         let sg = self
             .state
             .resources
             .security_group
             .clone()
             .ok_or_else(|| Error::InvalidInput("the copy's security group is not recorded".into()))?;
-        // A restore requested just before a crash is found by name and adopted (validation has
-        // checked its tag); only when there is none is it requested.
-        if let Some(existing) = self.deps.rds.describe_instance(&plan.target_instance).await? {
-            self.state.resources.restored_instance = Some(existing.id.clone());
-            return self.finish(&format!("{} adopted (status {})", existing.id, existing.status));
-        }
-        let request = RestoreRequest {
+        Ok(RestoreRequest {
             source: plan.source_instance.clone(),
             target: plan.target_instance.clone(),
             time: plan.restore_time,
@@ -215,37 +243,13 @@ impl Machine<'_> {
             enable_iam_auth: self.state.connection.iam_auth,
             security_groups: vec![sg],
             ca_certificate: source.instance.ca_certificate.clone(),
-        };
-        let status = match self.deps.rds.restore_to_point_in_time(&request).await {
-            Ok(created) => format!("requested (status {})", created.status),
-            // Our own request, acted on by RDS though its answer was lost (the SDK retried), or
-            // sent before a crash and not visible yet: adopt it if it carries this run's tag.
-            Err(e) if code_is(&e, "DBInstanceAlreadyExists") => {
-                match self.until_described(&plan.target_instance).await? {
-                    Some(i) if i.tag(TAG_RUN_ID) == Some(plan.run_id.as_str()) => {
-                        format!("adopted after a lost answer (status {})", i.status)
-                    }
-                    Some(_) => {
-                        return Err(Error::NotOurs {
-                            action: "use RDS instance",
-                            id: plan.target_instance.clone(),
-                            key: TAG_RUN_ID,
-                            run_id: plan.run_id.clone(),
-                        })
-                    }
-                    None => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        };
-        crash_point!("restore-after-call");
-        self.state.resources.restored_instance = Some(plan.target_instance.clone());
-        self.finish(&format!("{} {status}", plan.target_instance))
+        })
     }
 
     // ---- 4. wait ----
 
-    /// Waits for `available` with the copy in our group only, and that membership `active`.
+    /// Waits for the copy to be ready with the copy in our group only, and that membership
+    /// `active`; takes the steps the kind needs from the tool on the way.
     pub(super) async fn wait(&mut self) -> Result<Endpoint> {
         let id = self.state.plan.target_instance.clone();
         self.begin(Step::Wait, &format!("{id} to become available"))?;
@@ -253,39 +257,36 @@ impl Machine<'_> {
         let timeout = Duration::from_secs(self.state.plan.wait_timeout_minutes * 60);
         let mut delays = self.delays();
         let mut seen: Vec<String> = Vec::new();
+        let copy = self.copy_kind();
         loop {
             self.check_cancel()?;
             let mut status = String::from("not visible yet");
-            match self.deps.rds.describe_instance(&id).await? {
-                None => {}
-                Some(instance) => {
-                    status = instance.status.clone();
-                    if status == "available" {
-                        let membership = self.isolation(&instance)?;
-                        if membership == "active" {
-                            let endpoint = instance
-                                .endpoint
-                                .clone()
-                                .ok_or_else(|| Error::NoEndpoint { id: id.clone() })?;
-                            push_new(&mut seen, "available");
-                            self.state.resources.restored_endpoint = Some(endpoint.clone());
-                            let skipped = if seen.iter().any(|s| s == "backing-up") {
-                                ""
-                            } else {
-                                "; backing-up skipped (no backups kept)"
-                            };
-                            return self
-                                .finish(&format!(
-                                    "available at {endpoint} after {}s ({}{skipped})",
-                                    started.elapsed().as_secs(),
-                                    seen.join(" → "),
-                                ))
-                                .map(|_| endpoint);
-                        }
-                        status = format!("available, security group {membership}");
-                    } else if DEAD_ENDS.contains(&status.as_str()) {
-                        return Err(Error::RestoreFailed { id, status });
+            if let Some(view) = copy.observe().await? {
+                status = view.status.clone();
+                if view.ready {
+                    let membership = self.isolation(&view)?;
+                    if membership == "active" {
+                        let endpoint = view
+                            .endpoint
+                            .clone()
+                            .ok_or_else(|| Error::NoEndpoint { id: id.clone() })?;
+                        push_new(&mut seen, "available");
+                        let skipped = if seen.iter().any(|s| s == "backing-up") {
+                            ""
+                        } else {
+                            "; backing-up skipped (no backups kept)"
+                        };
+                        let summary = format!(
+                            "available at {endpoint} after {}s ({}{skipped})",
+                            started.elapsed().as_secs(),
+                            seen.join(" → "),
+                        );
+                        self.state.resources.restored_endpoint = Some(endpoint.clone());
+                        return self.finish(&summary).map(|_| endpoint);
                     }
+                    status = format!("{status}, security group {membership}");
+                } else if DEAD_ENDS.contains(&status.as_str()) {
+                    return Err(Error::RestoreFailed { id, status });
                 }
             }
             if push_new(&mut seen, &status) {
@@ -304,33 +305,30 @@ impl Machine<'_> {
         }
     }
 
-    /// The copy must be in this run's group and no other (never the VPC's default group, which
-    /// usually admits everything in it); returns that membership's status.
-    fn isolation(&self, instance: &Instance) -> Result<String> {
-        if instance.tag(TAG_RUN_ID) != Some(self.state.run_id.as_str()) {
+    /// The copy must carry this run's tag and be in this run's group and no other (never the
+    /// VPC's default group, which usually admits everything in it); returns that membership's
+    /// status.
+    fn isolation(&self, view: &CopyView) -> Result<String> {
+        if view.tag(TAG_RUN_ID) != Some(self.state.run_id.as_str()) {
             return Err(Error::NotOurs {
                 action: "use RDS instance",
-                id: instance.id.clone(),
+                id: view.id.clone(),
                 key: TAG_RUN_ID,
                 run_id: self.state.run_id.clone(),
             });
         }
         let ours = self.state.resources.security_group.as_deref();
-        let others: Vec<&str> = instance
-            .security_groups
-            .iter()
-            .map(String::as_str)
-            .filter(|g| Some(*g) != ours)
-            .collect();
-        if !others.is_empty() || ours.is_some_and(|g| !instance.security_groups.iter().any(|s| s == g)) {
+        let groups: Vec<&str> = view.security_groups.iter().map(|(g, _)| g.as_str()).collect();
+        let others = groups.iter().any(|g| Some(*g) != ours);
+        if others || ours.is_some_and(|g| !groups.contains(&g)) {
             return Err(Error::NotIsolated {
-                id: instance.id.clone(),
-                groups: instance.security_groups.join(", "),
+                id: view.id.clone(),
+                groups: groups.join(", "),
                 run_id: self.state.run_id.clone(),
             });
         }
-        Ok(instance
-            .security_group_status
+        Ok(view
+            .security_groups
             .iter()
             .find(|(g, _)| Some(g.as_str()) == ours)
             .map(|(_, s)| s.clone())
@@ -447,9 +445,9 @@ impl Machine<'_> {
         Ok(notes.join("; "))
     }
 
-    /// Requests the deletion of the restored instance if it exists and carries this run's tag,
+    /// Requests the deletion of the restored copy if it exists and carries this run's tag,
     /// recorded or not (a restore requested just before a crash is not recorded yet), then
-    /// waits until AWS no longer describes it.
+    /// releases it step by step until AWS no longer describes it.
     async fn delete_restored(&mut self, verb: &str) -> Result<String> {
         let id = self.state.plan.target_instance.clone();
         if self.state.resources.restored_instance_gone {
@@ -459,11 +457,11 @@ impl Machine<'_> {
         if !self.state.resources.restored_instance_deleted {
             // A restore that was requested may not be visible yet: only a settled answer counts.
             let described = if self.state.step(Step::Restore).is_some() {
-                self.until_described(&id).await?
+                self.until_described().await?
             } else {
-                self.deps.rds.describe_instance(&id).await?
+                self.copy_kind().observe().await?
             };
-            let Some(instance) = described else {
+            let Some(view) = described else {
                 let r = &mut self.state.resources;
                 let created = r.restored_instance.is_some();
                 (r.restored_instance_deleted, r.restored_instance_gone) = (true, true);
@@ -474,7 +472,7 @@ impl Machine<'_> {
                     "no instance was created".into()
                 });
             };
-            if instance.tag(TAG_RUN_ID) != Some(self.state.run_id.as_str()) {
+            if view.tag(TAG_RUN_ID) != Some(self.state.run_id.as_str()) {
                 return Err(Error::NotOurs {
                     action: "delete RDS instance",
                     id,
@@ -484,8 +482,8 @@ impl Machine<'_> {
             }
             self.state.resources.restored_instance = Some(id.clone());
             self.save()?;
-            if instance.status != "deleting" {
-                self.request_deletion(&id).await?;
+            if view.status != "deleting" {
+                self.request_deletion().await?;
                 crash_point!("teardown-after-call");
             }
             self.state.resources.restored_instance_deleted = true;
@@ -501,48 +499,52 @@ impl Machine<'_> {
         ))
     }
 
-    /// `DeleteDBInstance`, once the instance is in a state that takes it: RDS refuses one while
-    /// the instance is creating, backing up or modifying.
-    async fn request_deletion(&self, id: &str) -> Result<()> {
+    /// The first release step that AWS takes: RDS refuses a delete while the copy is creating,
+    /// backing up or modifying, so a busy copy is waited for, within the wait timeout.
+    async fn request_deletion(&self) -> Result<()> {
         let limit = Duration::from_secs(self.state.plan.wait_timeout_minutes * 60);
-        let rds = self.deps.rds;
-        self.patiently(
-            limit,
-            |e| code_is(e, "InvalidDBInstanceState"),
-            || async {
-                if let Some(i) = rds.describe_instance(id).await? {
-                    if !DELETABLE.contains(&i.status.as_str()) && i.status != "deleting" {
-                        let message = format!("{id} is {}", i.status);
-                        return Err(Error::Aws(crate::error::AwsError::new(
-                            "DeleteDBInstance",
-                            Some("InvalidDBInstanceState"),
-                            message,
-                        )));
-                    }
+        let copy = self.copy_kind();
+        let started = Instant::now();
+        let mut delays = self.delays();
+        loop {
+            match copy.release().await? {
+                Release::Pending { .. } | Release::Gone => return Ok(()),
+                Release::Busy { status } if started.elapsed() >= limit => {
+                    return Err(Error::WaitTimeout {
+                        id: copy.label(),
+                        minutes: self.state.plan.wait_timeout_minutes,
+                        status,
+                    })
                 }
-                match rds.delete_instance(id).await? {
-                    Deletion::Requested | Deletion::AlreadyDeleting | Deletion::Gone => Ok(()),
+                Release::Busy { status } => {
+                    self.deps
+                        .ui
+                        .waiting(&copy.label(), &format!("{status}, delete waits"), started.elapsed());
+                    self.check_cancel()?;
+                    let delay = delays.next().unwrap_or(self.settings.poll_max);
+                    tokio::time::sleep(delay.min(limit.saturating_sub(started.elapsed()))).await;
                 }
-            },
-        )
-        .await
+            }
+        }
     }
 
-    /// Polls until AWS no longer describes `id`; returns the seconds it was seen deleting.
+    /// Releases the copy until AWS no longer describes it; returns the seconds that took.
     async fn wait_gone(&self, id: &str, verb: &str) -> Result<u64> {
         let started = Instant::now();
         let limit = self.settings.gone_timeout;
+        let copy = self.copy_kind();
         let mut delays = self.delays();
         loop {
-            let Some(instance) = self.deps.rds.describe_instance(id).await? else {
-                return Ok(started.elapsed().as_secs());
+            let status = match copy.release().await? {
+                Release::Gone => return Ok(started.elapsed().as_secs()),
+                Release::Pending { status } | Release::Busy { status } => status,
             };
-            self.deps.ui.waiting(id, &instance.status, started.elapsed());
+            self.deps.ui.waiting(id, &status, started.elapsed());
             if started.elapsed() >= limit {
                 return Err(Error::StillPending {
                     what: format!("the deletion of {id}"),
                     minutes: limit.as_secs() / 60,
-                    detail: format!("status {}", instance.status),
+                    detail: format!("status {status}"),
                     command: self.command(verb),
                 });
             }
@@ -690,9 +692,9 @@ impl Machine<'_> {
     pub(super) async fn confirm_clean(&mut self) -> bool {
         let id = self.state.plan.target_instance.clone();
         let described = if self.state.step(Step::Restore).is_some() {
-            self.until_described(&id).await
+            self.until_described().await
         } else {
-            self.deps.rds.describe_instance(&id).await
+            self.copy_kind().observe().await
         };
         match described {
             Ok(None) => {}

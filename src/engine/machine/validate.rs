@@ -37,9 +37,9 @@ impl Machine<'_> {
         let mut window = String::from("restore already under way");
         // A copy requested just before a crash may not be visible yet: only a settled answer
         // says it is gone.
-        let target = match self.deps.rds.describe_instance(&plan.target_instance).await? {
+        let target = match self.copy_kind().observe().await? {
             None if self.state.resources.restored_instance.is_some() && !self.state.finished(Step::Verify) => {
-                self.until_described(&plan.target_instance).await?
+                self.until_described().await?
             }
             found => found,
         };
