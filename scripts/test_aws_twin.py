@@ -641,6 +641,16 @@ class ClusterRestore(ClusterCase):
         self.assertFalse(other["DeletionProtection"])
         self.assertNotEqual(other["DbClusterResourceId"], final["DbClusterResourceId"])
 
+        # The cluster alone (no instances) holds its group, while deleting too, and for a while after.
+        self.assertError("DependencyViolation", 400, self.ec2.delete_security_group, GroupId=group)
+        self.rds.delete_db_cluster(DBClusterIdentifier=target, SkipFinalSnapshot=True)
+        self.assertError("DependencyViolation", 400, self.ec2.delete_security_group, GroupId=group)
+        self.watch_cluster(target, "gone", 5)
+        gone = time.monotonic()
+        self.assertError("DependencyViolation", 400, self.ec2.delete_security_group, GroupId=group)
+        self.until(lambda: ModifyAndDelete.try_delete_group(self, group), 5)
+        self.assertGreaterEqual(time.monotonic() - gone, 1.2)
+
     def test_cluster_restore_time_and_source_are_checked(self):
         now = datetime.datetime.now(datetime.timezone.utc)
         for when in (now - datetime.timedelta(days=8), now + datetime.timedelta(minutes=10)):
