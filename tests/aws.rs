@@ -189,7 +189,15 @@ async fn a_group_not_yet_visible_to_ec2_is_waited_for_before_the_rule_goes_in() 
     let state = tempfile::tempdir().unwrap();
     let mut args = restore_args(&table, &time);
     args.push("--yes");
-    let out = run(&twin, state.path(), &args).await;
+    // The tool waits out EC2's eventual consistency for a bounded time (60 s unless told):
+    // here longer than the group stays unknown.
+    let out = common::command(state.path())
+        .args(&args)
+        .env("AWS_ENDPOINT_URL", twin.url())
+        .env("RDS_TABLE_RESTORE_AWS_SETTLE_SECONDS", "30")
+        .output()
+        .await
+        .unwrap();
     assert!(out.status.success(), "{}", describe(&out));
     let log = twin.requests();
     let refused = of(&log, "AuthorizeSecurityGroupIngress")

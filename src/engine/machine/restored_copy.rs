@@ -98,6 +98,23 @@ impl<'a> Machine<'a> {
         crate::restored::for_plan(&self.state.plan, self.deps.rds)
     }
 
+    /// The tags of a group this run created, asked until EC2 shows the group, for `settle` at
+    /// most: a new group is unknown to EC2 for a moment, and that is not its deletion.
+    async fn group_tags_settled(&self, sg: &str) -> Result<Option<Vec<(String, String)>>> {
+        let started = Instant::now();
+        let mut delays = self.delays();
+        loop {
+            if let Some(tags) = self.deps.ec2.security_group_tags(sg).await? {
+                return Ok(Some(tags));
+            }
+            if started.elapsed() >= self.settings.settle {
+                return Ok(None);
+            }
+            let delay = delays.next().unwrap_or(self.settings.poll_max);
+            tokio::time::sleep(delay.min(self.settings.settle.saturating_sub(started.elapsed()))).await;
+        }
+    }
+
     fn command(&self, verb: &str) -> String {
         format!("rds-table-restore {verb} {}", self.state.run_id)
     }
@@ -385,7 +402,7 @@ impl<'a> Machine<'a> {
             return Ok(format!("{sg} has no rule of this run"));
         };
         let run_id = self.state.run_id.clone();
-        match self.deps.ec2.security_group_tags(&sg).await? {
+        match self.group_tags_settled(&sg).await? {
             None => {
                 let r = &mut self.state.resources;
                 (r.ingress_rule, r.security_group_deleted) = (None, true);
@@ -564,7 +581,7 @@ impl<'a> Machine<'a> {
             return Ok(format!("{sg} already deleted"));
         }
         let run_id = self.state.run_id.clone();
-        match self.deps.ec2.security_group_tags(&sg).await? {
+        match self.group_tags_settled(&sg).await? {
             None => {}
             Some(tags) if !tags.iter().any(|(k, v)| k == TAG_RUN_ID && *v == run_id) => {
                 return Err(Error::NotOurs {
