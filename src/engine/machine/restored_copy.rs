@@ -131,17 +131,24 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn adopt_group(&self, g: Group) -> Result<String> {
-        if g.tag(TAG_RUN_ID) == Some(self.state.run_id.as_str()) {
-            Ok(g.id)
-        } else {
-            Err(Error::NotOurs {
-                action: "use security group",
-                id: g.id,
-                key: TAG_RUN_ID,
-                run_id: self.state.run_id.clone(),
-            })
+    /// The one ownership check: a resource is this run's only if it carries the run's tag. The
+    /// tool never changes, uses or deletes anything else.
+    fn ensure_ours(&self, tags: &[(String, String)], action: &'static str, id: &str) -> Result<()> {
+        let run_id = self.state.run_id.as_str();
+        if tags.iter().any(|(k, v)| k == TAG_RUN_ID && v == run_id) {
+            return Ok(());
         }
+        Err(Error::NotOurs {
+            action,
+            id: id.to_string(),
+            key: TAG_RUN_ID,
+            run_id: run_id.to_string(),
+        })
+    }
+
+    fn adopt_group(&self, g: Group) -> Result<String> {
+        self.ensure_ours(&g.tags, "use security group", &g.id)?;
+        Ok(g.id)
     }
 
     // ---- 2. the copy's own security group ----
@@ -217,16 +224,9 @@ impl<'a> Machine<'a> {
             // Our own request, acted on by RDS though its answer was lost (the SDK retried), or
             // sent before a crash and not visible yet: adopt it if it carries this run's tag.
             Err(e) if copy.already_exists(&e) => match self.until_described().await? {
-                Some(v) if v.tag(TAG_RUN_ID) == Some(plan.run_id.as_str()) => {
+                Some(v) => {
+                    self.ensure_ours(&v.tags, "use RDS instance", &plan.target_instance)?;
                     format!("adopted after a lost answer (status {})", v.status)
-                }
-                Some(_) => {
-                    return Err(Error::NotOurs {
-                        action: "use RDS instance",
-                        id: plan.target_instance.clone(),
-                        key: TAG_RUN_ID,
-                        run_id: plan.run_id.clone(),
-                    })
                 }
                 None => return Err(e),
             },
@@ -326,14 +326,7 @@ impl<'a> Machine<'a> {
     /// VPC's default group, which usually admits everything in it); returns that membership's
     /// status.
     fn isolation(&self, view: &CopyView) -> Result<String> {
-        if view.tag(TAG_RUN_ID) != Some(self.state.run_id.as_str()) {
-            return Err(Error::NotOurs {
-                action: "use RDS instance",
-                id: view.id.clone(),
-                key: TAG_RUN_ID,
-                run_id: self.state.run_id.clone(),
-            });
-        }
+        self.ensure_ours(&view.tags, "use RDS instance", &view.id)?;
         let ours = self.state.resources.security_group.as_deref();
         let groups: Vec<&str> = view.security_groups.iter().map(|(g, _)| g.as_str()).collect();
         let others = groups.iter().any(|g| Some(*g) != ours);
@@ -401,7 +394,6 @@ impl<'a> Machine<'a> {
         let Some((cidr, port)) = self.state.resources.ingress_rule.clone() else {
             return Ok(format!("{sg} has no rule of this run"));
         };
-        let run_id = self.state.run_id.clone();
         match self.group_tags_settled(&sg).await? {
             None => {
                 let r = &mut self.state.resources;
@@ -409,15 +401,7 @@ impl<'a> Machine<'a> {
                 self.save()?;
                 return Ok(format!("{sg} no longer exists"));
             }
-            Some(tags) if !tags.iter().any(|(k, v)| k == TAG_RUN_ID && *v == run_id) => {
-                return Err(Error::NotOurs {
-                    action: "change security group",
-                    id: sg,
-                    key: TAG_RUN_ID,
-                    run_id,
-                });
-            }
-            Some(_) => {}
+            Some(tags) => self.ensure_ours(&tags, "change security group", &sg)?,
         }
         self.deps.ec2.revoke_ingress(&sg, port, &cidr).await?;
         crash_point!("revoke-after-rule");
@@ -489,14 +473,7 @@ impl<'a> Machine<'a> {
                     "no instance was created".into()
                 });
             };
-            if view.tag(TAG_RUN_ID) != Some(self.state.run_id.as_str()) {
-                return Err(Error::NotOurs {
-                    action: "delete RDS instance",
-                    id,
-                    key: TAG_RUN_ID,
-                    run_id: self.state.run_id.clone(),
-                });
-            }
+            self.ensure_ours(&view.tags, "delete RDS instance", &id)?;
             self.state.resources.restored_instance = Some(id.clone());
             self.save()?;
             if view.status != "deleting" {
@@ -580,18 +557,12 @@ impl<'a> Machine<'a> {
         if self.state.resources.security_group_deleted {
             return Ok(format!("{sg} already deleted"));
         }
-        let run_id = self.state.run_id.clone();
         match self.group_tags_settled(&sg).await? {
             None => {}
-            Some(tags) if !tags.iter().any(|(k, v)| k == TAG_RUN_ID && *v == run_id) => {
-                return Err(Error::NotOurs {
-                    action: "delete security group",
-                    id: sg,
-                    key: TAG_RUN_ID,
-                    run_id,
-                });
+            Some(tags) => {
+                self.ensure_ours(&tags, "delete security group", &sg)?;
+                self.delete_group_patiently(&sg, verb).await?
             }
-            Some(_) => self.delete_group_patiently(&sg, verb).await?,
         }
         crash_point!("teardown-after-group");
         let r = &mut self.state.resources;
