@@ -22,17 +22,6 @@ use crate::ports::{Endpoint, Group, RestoreRequest};
 use crate::restored::{CopyView, Release, RestoredCopy};
 use crate::state::{Outcome, Step};
 
-/// Statuses from which a restore never becomes available.
-const DEAD_ENDS: &[&str] = &[
-    "failed",
-    "incompatible-restore",
-    "incompatible-parameters",
-    "incompatible-network",
-    "storage-full",
-    "inaccessible-encryption-credentials",
-    "deleting",
-];
-
 fn code_is(e: &Error, code: &str) -> bool {
     e.aws_code() == Some(code)
 }
@@ -78,16 +67,30 @@ impl<'a> Machine<'a> {
     /// created (or whose creation answer was lost) may be invisible for a moment.
     pub(super) async fn until_described(&self) -> Result<Option<CopyView>> {
         let copy = self.copy_kind();
+        self.settled(true, || copy.observe()).await
+    }
+
+    /// Asks `look` until it finds something, for `settle` at most: AWS is eventually
+    /// consistent, so a resource just created (or whose creation answer was lost) may be
+    /// unknown for a moment, and only a settled "none" means none. With `interruptible`, a
+    /// Ctrl-C stops the wait; without, the wait (bounded) finishes, as revoking after an
+    /// interruption must.
+    async fn settled<T, Fut>(&self, interruptible: bool, mut look: impl FnMut() -> Fut) -> Result<Option<T>>
+    where
+        Fut: Future<Output = Result<Option<T>>>,
+    {
         let started = Instant::now();
         let mut delays = self.delays();
         loop {
-            if let Some(v) = copy.observe().await? {
-                return Ok(Some(v));
+            if let Some(found) = look().await? {
+                return Ok(Some(found));
             }
             if started.elapsed() >= self.settings.settle {
                 return Ok(None);
             }
-            self.check_cancel()?;
+            if interruptible {
+                self.check_cancel()?;
+            }
             let delay = delays.next().unwrap_or(self.settings.poll_max);
             tokio::time::sleep(delay.min(self.settings.settle.saturating_sub(started.elapsed()))).await;
         }
@@ -101,18 +104,7 @@ impl<'a> Machine<'a> {
     /// The tags of a group this run created, asked until EC2 shows the group, for `settle` at
     /// most: a new group is unknown to EC2 for a moment, and that is not its deletion.
     async fn group_tags_settled(&self, sg: &str) -> Result<Option<Vec<(String, String)>>> {
-        let started = Instant::now();
-        let mut delays = self.delays();
-        loop {
-            if let Some(tags) = self.deps.ec2.security_group_tags(sg).await? {
-                return Ok(Some(tags));
-            }
-            if started.elapsed() >= self.settings.settle {
-                return Ok(None);
-            }
-            let delay = delays.next().unwrap_or(self.settings.poll_max);
-            tokio::time::sleep(delay.min(self.settings.settle.saturating_sub(started.elapsed()))).await;
-        }
+        self.settled(false, || self.deps.ec2.security_group_tags(sg)).await
     }
 
     fn command(&self, verb: &str) -> String {
@@ -302,7 +294,7 @@ impl<'a> Machine<'a> {
                         return self.finish(&summary).map(|_| endpoint);
                     }
                     status = format!("{status}, security group {membership}");
-                } else if DEAD_ENDS.contains(&status.as_str()) {
+                } else if view.failed {
                     return Err(Error::RestoreFailed { id, status });
                 }
             }
@@ -653,10 +645,7 @@ impl<'a> Machine<'a> {
     async fn unrecorded_groups(&self) -> Result<Vec<Group>> {
         let run_id = self.state.run_id.as_str();
         let recorded = self.state.resources.security_group.as_deref();
-        let wait = recorded.is_none() && self.state.step(Step::SecurityGroup).is_some();
-        let started = Instant::now();
-        let mut delays = self.delays();
-        loop {
+        let look = || async {
             let found: Vec<Group> = self
                 .deps
                 .ec2
@@ -665,12 +654,14 @@ impl<'a> Machine<'a> {
                 .into_iter()
                 .filter(|g| g.tag(TAG_RUN_ID) == Some(run_id) && Some(g.id.as_str()) != recorded)
                 .collect();
-            if !found.is_empty() || !wait || started.elapsed() >= self.settings.settle {
-                return Ok(found);
-            }
-            let delay = delays.next().unwrap_or(self.settings.poll_max);
-            tokio::time::sleep(delay.min(self.settings.settle.saturating_sub(started.elapsed()))).await;
-        }
+            Ok((!found.is_empty()).then_some(found))
+        };
+        let found = if recorded.is_none() && self.state.step(Step::SecurityGroup).is_some() {
+            self.settled(false, look).await?
+        } else {
+            look().await?
+        };
+        Ok(found.unwrap_or_default())
     }
 
     /// Asks AWS whether anything of this run is left, after a failure that recorded nothing

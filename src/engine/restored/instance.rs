@@ -7,6 +7,17 @@ use super::{CopyView, Release, RestoredCopy};
 use crate::error::{Error, Result};
 use crate::ports::{Deletion, Instance, Rds, RestoreRequest};
 
+/// Statuses from which a restored instance never becomes available.
+const DEAD_ENDS: &[&str] = &[
+    "failed",
+    "incompatible-restore",
+    "incompatible-parameters",
+    "incompatible-network",
+    "storage-full",
+    "inaccessible-encryption-credentials",
+    "deleting",
+];
+
 /// Statuses in which RDS accepts a `DeleteDBInstance`.
 const DELETABLE: &[&str] = &[
     "available",
@@ -36,6 +47,7 @@ impl<'a> InstanceCopy<'a> {
 fn view_of(i: Instance) -> CopyView {
     CopyView {
         ready: i.status == "available",
+        failed: DEAD_ENDS.contains(&i.status.as_str()),
         id: i.id,
         status: i.status,
         endpoint: i.endpoint,

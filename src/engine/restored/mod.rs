@@ -33,6 +33,8 @@ pub struct CopyView {
     pub tags: Vec<(String, String)>,
     /// True when the copy can take connections: available, and nothing left to create.
     pub ready: bool,
+    /// True when the copy will never become ready (the restore failed, or it is being deleted).
+    pub failed: bool,
 }
 
 impl CopyView {
