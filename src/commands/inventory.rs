@@ -74,13 +74,9 @@ pub fn runs(args: CommonArgs) -> u8 {
 }
 
 pub fn status(args: RunArgs) -> u8 {
-    let dir = match state_dir(&args.common) {
-        Ok(d) => d,
+    let (dir, store, state) = match open_run(&args.common, &args.run_id) {
+        Ok(r) => r,
         Err(code) => return code,
-    };
-    let (store, state) = match StateStore::open(&dir, &args.run_id) {
-        Ok(s) => s,
-        Err(e) => return fail(3, &e),
     };
     if args.common.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&state).unwrap_or_default());

@@ -44,6 +44,14 @@ fn state_dir(common: &CommonArgs) -> Result<PathBuf, u8> {
 }
 
 /// `--state-dir DIR` when the directory is not the default, for commands printed to copy.
+/// The state directory, and the run named on the command line in it (for `resume`, `abort`
+/// and `status`); the exit code when either cannot be had.
+fn open_run(common: &CommonArgs, run_id: &str) -> Result<(PathBuf, StateStore, RunState), u8> {
+    let dir = state_dir(common)?;
+    let (store, state) = StateStore::open(&dir, run_id).map_err(|e| fail(3, &e))?;
+    Ok((dir, store, state))
+}
+
 fn state_dir_flag(dir: &Path) -> String {
     if default_state_dir().as_deref() == Some(dir) {
         String::new()
@@ -217,6 +225,15 @@ fn choices_of(args: &RestoreArgs) -> Choices {
     }
 }
 
+/// The usage error for choices missing where no terminal can ask for them.
+fn missing_message(missing: &[&str]) -> String {
+    format!(
+        "{} {} required: there is no terminal to ask on (each can also come from RDS_TABLE_RESTORE_* or --config)",
+        missing.join(", "),
+        if missing.len() == 1 { "is" } else { "are" }
+    )
+}
+
 /// Usage errors, all at once, before the password is read and before any AWS or database
 /// call (exit 2): the choices missing where there is no terminal to ask on, and every value
 /// given that the plan refuses (a malformed time, a CIDR, flags that conflict), so a script
@@ -226,11 +243,7 @@ fn check_usage(args: &RestoreArgs, drill: Option<DrillRequest>) -> Result<(), u8
     let missing = choices_of(args).missing();
     let mut errors: Vec<String> = Vec::new();
     if !missing.is_empty() && !asks {
-        errors.push(format!(
-            "{} {} required: there is no terminal to ask on (each can also come from RDS_TABLE_RESTORE_* or --config)",
-            missing.join(", "),
-            if missing.len() == 1 { "is" } else { "are" }
-        ));
+        errors.push(missing_message(&missing));
     }
     errors.extend(
         rds_table_restore::plan::input_errors(&request_of(args, drill), Utc::now(), true)
@@ -256,11 +269,7 @@ async fn complete(args: &mut RestoreArgs, aws: &Aws, db: &MysqlConnector) -> Res
         return Ok(());
     }
     if !ui::interactive() || args.common.output == Output::Json {
-        return Err(fail(
-            2,
-            &format!("{} {} required: there is no terminal to ask on (each can also come from RDS_TABLE_RESTORE_* or --config)",
-                missing.join(", "), if missing.len() == 1 { "is" } else { "are" }),
-        ));
+        return Err(fail(2, &missing_message(&missing)));
     }
     match wizard::fill(given, &aws.rds, db, &ui::TtyAsker, Utc::now()).await {
         Ok(c) => {
@@ -411,13 +420,9 @@ async fn run_machine(
 }
 
 pub async fn resume(args: ResumeArgs) -> u8 {
-    let dir = match state_dir(&args.common) {
-        Ok(d) => d,
+    let (dir, store, state) = match open_run(&args.common, &args.run_id) {
+        Ok(r) => r,
         Err(code) => return code,
-    };
-    let (store, state) = match StateStore::open(&dir, &args.run_id) {
-        Ok(s) => s,
-        Err(e) => return fail(3, &e),
     };
     let region = args.common.region.clone().or_else(|| state.connection.region.clone());
     let aws = aws(region).await;
@@ -442,13 +447,9 @@ impl Connector for NoDatabase {
 }
 
 pub async fn abort(args: RunArgs) -> u8 {
-    let dir = match state_dir(&args.common) {
-        Ok(d) => d,
+    let (_, store, state) = match open_run(&args.common, &args.run_id) {
+        Ok(r) => r,
         Err(code) => return code,
-    };
-    let (store, state) = match StateStore::open(&dir, &args.run_id) {
-        Ok(s) => s,
-        Err(e) => return fail(3, &e),
     };
     let held = state.resources.held();
     let prompter = ui::prompter();
