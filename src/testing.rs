@@ -19,6 +19,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Default)]
 pub struct FakeRds {
     pub instances: Mutex<HashMap<String, Instance>>,
+    pub clusters: Mutex<HashMap<String, Cluster>>,
     pub earliest: Mutex<Option<DateTime<Utc>>>,
     pub calls: Mutex<Vec<String>>,
     /// When set, RestoreDBInstanceToPointInTime drops the requested tags (an instance that
@@ -62,6 +63,39 @@ impl FakeRds {
         );
         *lock(&rds.earliest) = Some(now - Duration::days(7));
         rds
+    }
+    /// With an Aurora MySQL cluster `prod-aurora` and its writer `prod-aurora-writer` too.
+    pub fn with_aurora() -> FakeRds {
+        let rds = FakeRds::with_source();
+        let now = Utc::now();
+        let mut writer = rds.instance("prod-db").unwrap();
+        writer.id = "prod-aurora-writer".into();
+        writer.engine = "aurora-mysql".into();
+        writer.class = Some("db.r6g.large".into());
+        writer.cluster = Some("prod-aurora".into());
+        lock(&rds.instances).insert(writer.id.clone(), writer);
+        lock(&rds.clusters).insert(
+            "prod-aurora".into(),
+            Cluster {
+                id: "prod-aurora".into(),
+                engine: "aurora-mysql".into(),
+                engine_mode: Some("provisioned".into()),
+                status: "available".into(),
+                backup_retention_days: 7,
+                earliest_restorable: Some(now - Duration::days(7)),
+                latest_restorable: Some(now - Duration::minutes(5)),
+                subnet_group: Some("prod-subnets".into()),
+                parameter_group: Some("prod-aurora-cluster-params".into()),
+                security_groups: vec![("sg-app".into(), "active".into())],
+                members: vec![("prod-aurora-writer".into(), true)],
+                backtrack_window: Some(3600),
+                ..Cluster::default()
+            },
+        );
+        rds
+    }
+    pub fn cluster(&self, id: &str) -> Option<Cluster> {
+        lock(&self.clusters).get(id).cloned()
     }
     pub fn instance(&self, id: &str) -> Option<Instance> {
         lock(&self.instances).get(id).cloned()
@@ -123,7 +157,76 @@ impl Rds for FakeRds {
     }
     async fn delete_instance(&self, id: &str) -> Result<Deletion> {
         self.log(format!("delete {id}"));
-        Ok(match lock(&self.instances).remove(id) {
+        let gone = lock(&self.instances).remove(id);
+        if let Some(c) = gone.as_ref().and_then(|i| i.cluster.clone()) {
+            if let Some(c) = lock(&self.clusters).get_mut(&c) {
+                c.members.retain(|(m, _)| m != id);
+            }
+        }
+        Ok(match gone {
+            Some(_) => Deletion::Requested,
+            None => Deletion::Gone,
+        })
+    }
+    async fn list_clusters(&self) -> Result<Vec<Cluster>> {
+        Ok(lock(&self.clusters).values().cloned().collect())
+    }
+    async fn describe_cluster(&self, id: &str) -> Result<Option<Cluster>> {
+        Ok(self.cluster(id))
+    }
+    async fn restore_cluster_to_point_in_time(&self, r: &RestoreRequest, _c: &ClusterRestore) -> Result<Cluster> {
+        self.log(format!(
+            "restore-cluster {} groups={}",
+            r.target,
+            r.security_groups.join(",")
+        ));
+        let source = self.cluster(&r.source).expect("source cluster exists");
+        let restored = Cluster {
+            id: r.target.clone(),
+            tags: r.tags.clone(),
+            members: vec![],
+            backtrack_window: None,
+            security_groups: r.security_groups.iter().map(|g| (g.clone(), "active".into())).collect(),
+            ..source
+        };
+        lock(&self.clusters).insert(r.target.clone(), restored.clone());
+        Ok(restored)
+    }
+    async fn create_cluster_instance(&self, r: &ClusterInstanceRequest) -> Result<()> {
+        self.log(format!("create-instance {} in {}", r.id, r.cluster));
+        let mut clusters = lock(&self.clusters);
+        let cluster = clusters.get_mut(&r.cluster).expect("cluster exists");
+        cluster.members.push((r.id.clone(), true));
+        let groups: Vec<String> = cluster.security_groups.iter().map(|(g, _)| g.clone()).collect();
+        let instance = Instance {
+            id: r.id.clone(),
+            engine: r.engine.clone(),
+            status: "available".into(),
+            class: Some(r.class.clone()),
+            endpoint: Some(Endpoint {
+                host: format!("{}.example", r.id),
+                port: 3306,
+            }),
+            tags: r.tags.clone(),
+            security_group_status: groups.iter().map(|g| (g.clone(), "active".into())).collect(),
+            security_groups: groups,
+            cluster: Some(r.cluster.clone()),
+            ..Instance::default()
+        };
+        lock(&self.instances).insert(r.id.clone(), instance);
+        Ok(())
+    }
+    async fn delete_cluster(&self, id: &str) -> Result<Deletion> {
+        self.log(format!("delete-cluster {id}"));
+        let mut clusters = lock(&self.clusters);
+        if clusters.get(id).is_some_and(|c| !c.members.is_empty()) {
+            return Err(Error::Aws(crate::error::AwsError::new(
+                "DeleteDBCluster",
+                Some("InvalidDBClusterStateFault"),
+                "Cluster cannot be deleted, it still contains DB instances in non-deleting state.",
+            )));
+        }
+        Ok(match clusters.remove(id) {
             Some(_) => Deletion::Requested,
             None => Deletion::Gone,
         })
@@ -561,6 +664,7 @@ pub fn request() -> crate::plan::Request {
     use crate::plan::{Mode, OnFailure, Request};
     Request {
         instance: "prod-db".into(),
+        cluster: None,
         database: "shop".into(),
         table: "billing".into(),
         time: "2026-11-23T10:00:00Z".into(),

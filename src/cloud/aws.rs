@@ -18,7 +18,9 @@ use aws_sdk_rds::operation::RequestId;
 use chrono::{DateTime, Utc};
 
 use crate::error::{AwsError, Error, Result};
-use crate::ports::{Deletion, Ec2, Endpoint, Group, Instance, Rds, RestoreRequest};
+use crate::ports::{
+    Cluster, ClusterInstanceRequest, ClusterRestore, Deletion, Ec2, Endpoint, Group, Instance, Rds, RestoreRequest,
+};
 
 /// Loads the AWS configuration the usual way (env, profile, SSO, instance role), honouring
 /// `AWS_ENDPOINT_URL`, with the SDK's standard retries.
@@ -36,7 +38,7 @@ pub async fn load_config(region: Option<String>) -> SdkConfig {
 
 /// One line from an SDK error: the service's code and message when AWS answered, else the
 /// chain of causes (a timeout, a refused connection), never the SDK's debug structure.
-fn aws_err<E, R>(operation: &'static str, e: SdkError<E, R>) -> Error
+pub(super) fn aws_err<E, R>(operation: &'static str, e: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -77,16 +79,16 @@ fn causes(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
-fn no_answer(operation: &'static str, what: &str) -> Error {
+pub(super) fn no_answer(operation: &'static str, what: &str) -> Error {
     Error::Aws(AwsError::new(operation, None, format!("the answer {what}")))
 }
 
-fn chrono_time(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+pub(super) fn chrono_time(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
 pub struct AwsRds {
-    client: aws_sdk_rds::Client,
+    pub(super) client: aws_sdk_rds::Client,
 }
 
 impl AwsRds {
@@ -152,6 +154,7 @@ fn instance_of(db: &aws_sdk_rds::types::DbInstance) -> Instance {
         dbi_resource_id: db.dbi_resource_id().map(str::to_string),
         cluster: db.db_cluster_identifier().map(str::to_string),
         ca_certificate: db.ca_certificate_identifier().map(str::to_string),
+        earliest_restorable: None,
     }
 }
 
@@ -264,6 +267,26 @@ impl Rds for AwsRds {
             }
             Err(e) => Err(aws_err("DeleteDBInstance", e)),
         }
+    }
+
+    async fn list_clusters(&self) -> Result<Vec<Cluster>> {
+        self.clusters().await
+    }
+
+    async fn describe_cluster(&self, id: &str) -> Result<Option<Cluster>> {
+        self.cluster(id).await
+    }
+
+    async fn restore_cluster_to_point_in_time(&self, r: &RestoreRequest, c: &ClusterRestore) -> Result<Cluster> {
+        self.restore_cluster(r, c).await
+    }
+
+    async fn create_cluster_instance(&self, r: &ClusterInstanceRequest) -> Result<()> {
+        self.add_cluster_instance(r).await
+    }
+
+    async fn delete_cluster(&self, id: &str) -> Result<Deletion> {
+        self.remove_cluster(id).await
     }
 }
 

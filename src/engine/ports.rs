@@ -50,6 +50,9 @@ pub struct Instance {
     /// The DB cluster the instance belongs to (Aurora, Multi-AZ DB cluster).
     pub cluster: Option<String>,
     pub ca_certificate: Option<String>,
+    /// The start of the restore window when AWS gives it with the resource (DB clusters do;
+    /// for an instance it comes from its automated backups).
+    pub earliest_restorable: Option<DateTime<Utc>>,
 }
 
 impl Instance {
@@ -76,6 +79,76 @@ pub struct RestoreRequest {
     /// the copy in the VPC's default group, which usually admits everything in it.
     pub security_groups: Vec<String>,
     /// The source's CA, so the copy's certificate verifies like production's.
+    pub ca_certificate: Option<String>,
+}
+
+/// What the tool needs to know of a DB cluster (Aurora MySQL, or a Multi-AZ DB cluster).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cluster {
+    pub id: String,
+    pub engine: String,
+    pub engine_version: Option<String>,
+    /// `provisioned`, `serverless` (Aurora Serverless v1: no instances), ...
+    pub engine_mode: Option<String>,
+    pub status: String,
+    pub backup_retention_days: i32,
+    pub earliest_restorable: Option<DateTime<Utc>>,
+    pub latest_restorable: Option<DateTime<Utc>>,
+    /// The writer endpoint.
+    pub endpoint: Option<Endpoint>,
+    pub port: Option<u16>,
+    pub subnet_group: Option<String>,
+    pub parameter_group: Option<String>,
+    /// Each VPC security group with its membership status.
+    pub security_groups: Vec<(String, String)>,
+    /// The member instances, each with true for the writer.
+    pub members: Vec<(String, bool)>,
+    /// Set for a Multi-AZ DB cluster: the class of every instance, which RDS creates itself.
+    pub instance_class: Option<String>,
+    pub storage_type: Option<String>,
+    pub iops: Option<i32>,
+    /// Aurora Serverless v2 capacity range (ACUs), when the cluster has one.
+    pub serverless_v2: Option<(f64, f64)>,
+    /// Aurora's backtrack window in seconds, when backtracking is on.
+    pub backtrack_window: Option<i64>,
+    pub tags: Vec<(String, String)>,
+}
+
+impl Cluster {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// The writer instance's identifier, if the cluster has one.
+    pub fn writer(&self) -> Option<&str> {
+        self.members.iter().find(|(_, w)| *w).map(|(id, _)| id.as_str())
+    }
+
+    /// A Multi-AZ DB cluster (engine `mysql`, instances made by RDS) rather than Aurora.
+    pub fn is_multi_az(&self) -> bool {
+        !self.engine.starts_with("aurora")
+    }
+}
+
+/// What `RestoreDBClusterToPointInTime` is given beyond an instance restore's arguments.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClusterRestore {
+    pub engine: String,
+    /// Multi-AZ DB clusters only: RDS creates the instances from these.
+    pub instance_class: Option<String>,
+    pub storage_type: Option<String>,
+    pub iops: Option<i32>,
+    pub serverless_v2: Option<(f64, f64)>,
+}
+
+/// The writer instance the tool adds to a restored Aurora cluster (`CreateDBInstance`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterInstanceRequest {
+    pub id: String,
+    pub cluster: String,
+    pub engine: String,
+    pub class: String,
+    pub tags: Vec<(String, String)>,
     pub ca_certificate: Option<String>,
 }
 
@@ -106,6 +179,22 @@ pub trait Rds: Send + Sync {
     /// Deletes without a final snapshot and with its automated backups. Refused with
     /// `InvalidDBInstanceState` while the instance is busy (creating, modifying, ...).
     async fn delete_instance(&self, id: &str) -> Result<Deletion>;
+    /// Every DB cluster in the region (for the wizard and `cleanup`).
+    async fn list_clusters(&self) -> Result<Vec<Cluster>>;
+    /// `None` when no cluster has that identifier.
+    async fn describe_cluster(&self, id: &str) -> Result<Option<Cluster>>;
+    /// `RestoreType=full-copy` to `request.time`; `DBClusterAlreadyExistsFault` is the
+    /// caller's to adopt or refuse, as for instances.
+    async fn restore_cluster_to_point_in_time(
+        &self,
+        request: &RestoreRequest,
+        cluster: &ClusterRestore,
+    ) -> Result<Cluster>;
+    /// Adds an instance to a cluster (refused while the cluster is not `available`).
+    async fn create_cluster_instance(&self, request: &ClusterInstanceRequest) -> Result<()>;
+    /// Deletes without a final snapshot. Refused while the cluster is busy or still has
+    /// instances that are not being deleted (Aurora).
+    async fn delete_cluster(&self, id: &str) -> Result<Deletion>;
 }
 
 /// A security group, as `cleanup` and reconciliation need it.
