@@ -29,6 +29,12 @@ pub enum Error {
     #[error("`{id}` runs engine `{engine}`: this tool restores RDS for MySQL and RDS for MariaDB instances only")]
     UnsupportedEngine { id: String, engine: String },
 
+    #[error("no DB cluster named `{id}` in {region}: check --cluster and the region (--region or AWS_REGION)")]
+    ClusterNotFound { id: String, region: String },
+
+    #[error("the DB cluster `{id}` cannot be restored by this tool: {why}")]
+    UnsupportedCluster { id: String, why: String },
+
     #[error("`{id}` keeps no automated backups (BackupRetentionPeriod is 0), so RDS has no point in time to restore it to; enable backup retention to be covered next time")]
     NoBackups { id: String },
 
@@ -245,6 +251,8 @@ impl Error {
             self,
             Error::InstanceNotFound { .. }
                 | Error::UnsupportedEngine { .. }
+                | Error::ClusterNotFound { .. }
+                | Error::UnsupportedCluster { .. }
                 | Error::NoBackups { .. }
                 | Error::TimeTooEarly { .. }
                 | Error::TimeTooLate { .. }

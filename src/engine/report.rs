@@ -115,7 +115,7 @@ impl Report {
             passed: state.outcome == Outcome::Succeeded && state.verification.as_ref().is_some_and(|v| v.passed),
             target_table: state.plan.target_table().to_string(),
             latest_restorable_age_seconds: state.window.as_ref().map(|w| (w.checked_at - w.latest).num_seconds()),
-            source_instance: state.plan.source_instance.clone(),
+            source_instance: state.plan.source().to_string(),
             table: state.plan.table.to_string(),
             restore_time: rfc3339(state.plan.restore_time),
             restored_instance: state.plan.target_instance.clone(),
@@ -221,7 +221,7 @@ pub fn timeline(state: &RunState) -> String {
         if state.plan.is_drill() { "drill" } else { "restore" },
         state.run_id,
         state.plan.table,
-        state.plan.source_instance,
+        state.plan.source(),
         rfc3339(state.plan.restore_time),
         state.created_at.format("%Y-%m-%d"),
     );
@@ -244,7 +244,8 @@ pub fn timeline(state: &RunState) -> String {
     }
     let r = &state.resources;
     out.push_str(&format!(
-        "- resources: RDS instance {} ({}), security group {} ({}){}\n",
+        "- resources: {} {} ({}), security group {} ({}){}\n",
+        state.plan.copy_noun(),
         r.restored_instance.as_deref().unwrap_or("none"),
         if r.restored_instance_deleted {
             "deleted"

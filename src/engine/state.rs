@@ -104,6 +104,9 @@ pub struct Resources {
     /// AWS no longer describes it: the deletion is over.
     #[serde(default)]
     pub restored_instance_gone: bool,
+    /// The restored copy is a DB cluster (with its instances), not an instance.
+    #[serde(default)]
+    pub restored_is_cluster: bool,
     pub restored_endpoint: Option<crate::ports::Endpoint>,
     pub security_group: Option<String>,
     pub security_group_deleted: bool,
@@ -131,10 +134,17 @@ impl Resources {
             held.push(format!("security group {sg}"));
         }
         if let Some(id) = self.restored_instance.as_ref().filter(|_| !self.restored_instance_gone) {
-            if self.restored_instance_deleted {
-                held.push(format!("RDS instance {id} (being deleted)"));
+            let noun = if self.restored_is_cluster {
+                "DB cluster"
             } else {
-                held.push(format!("RDS instance {id}"));
+                "RDS instance"
+            };
+            if self.restored_instance_deleted {
+                held.push(format!("{noun} {id} (being deleted)"));
+            } else if self.restored_is_cluster {
+                held.push(format!("{noun} {id} (with its instances)"));
+            } else {
+                held.push(format!("{noun} {id}"));
             }
         }
         held

@@ -330,17 +330,18 @@ impl<'a> Machine<'a> {
     }
 
     async fn production_endpoint(&self) -> Result<Endpoint> {
-        let id = &self.state.plan.source_instance;
-        let instance = self
-            .deps
-            .rds
-            .describe_instance(id)
-            .await?
-            .ok_or_else(|| Error::InstanceNotFound {
-                id: id.clone(),
-                region: self.settings.region.clone(),
-            })?;
-        instance.endpoint.ok_or_else(|| Error::NoEndpoint { id: id.clone() })
+        let plan = &self.state.plan;
+        let source = crate::restored::find_source(
+            self.deps.rds,
+            &plan.source_instance,
+            plan.source_cluster.as_deref(),
+            &self.settings.region,
+        )
+        .await?
+        .view();
+        source
+            .endpoint
+            .ok_or_else(|| Error::NoEndpoint { id: source.id.clone() })
     }
 
     // ---- failure ----

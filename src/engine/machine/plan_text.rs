@@ -43,20 +43,17 @@ pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool) -> String 
         format!(
             "  table           {} on {} as it was at {} (UTC)",
             plan.table,
-            plan.source_instance,
+            plan.source(),
             rfc3339(plan.restore_time)
         ),
+        restore_line(plan, class),
         format!(
-            "  restore         RDS instance {} ({class}: {})",
-            plan.target_instance,
-            crate::plan::cost_class(class)
-        ),
-        format!(
-            "                  in subnet group {}, parameter group {}, {}",
+            "                  in subnet group {}, {}parameter group {}, {}",
             plan.subnet_group
                 .as_deref()
                 .or(source.subnet_group.as_deref())
                 .unwrap_or("default"),
+            if plan.cluster.is_some() { "cluster " } else { "" },
             plan.parameter_group
                 .as_deref()
                 .or(source.parameter_group.as_deref())
@@ -68,8 +65,12 @@ pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool) -> String 
             }
         ),
         format!(
-            "                  no backups kept (BackupRetentionPeriod 0), CA {}, deletion protection off, tagged \
-             expires-at {}",
+            "                  {}, CA {}, deletion protection off, tagged expires-at {}",
+            if plan.cluster.is_some() {
+                "the cluster's automated backups as RDS keeps them (deleted with it)"
+            } else {
+                "no backups kept (BackupRetentionPeriod 0)"
+            },
             source.ca_certificate.as_deref().unwrap_or("as the source"),
             plan.expires_at.map(rfc3339).unwrap_or_else(|| "-".into())
         ),
@@ -113,13 +114,46 @@ pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool) -> String 
         )),
         (None, _) => {}
     }
+    let (copy, release) = match &plan.cluster {
+        None => ("instance", "the instance"),
+        Some(c) if c.multi_az => ("cluster", "the cluster (RDS deletes its instances with it)"),
+        Some(_) => ("cluster", "the writer, then the cluster"),
+    };
     lines.push(format!(
-        "  then            verify every restored row, revoke the access, delete the instance, then its group ({})",
+        "  then            verify every restored row, revoke the access, delete {release}, then its group ({})",
         match plan.on_failure {
-            OnFailure::Keep => "on failure: access revoked, instance kept for resume",
-            OnFailure::Teardown => "on failure: access revoked, instance deleted",
+            OnFailure::Keep => format!("on failure: access revoked, {copy} kept for resume"),
+            OnFailure::Teardown => format!("on failure: access revoked, {copy} deleted"),
         }
     ));
     // Laid out for 80 columns: long values wrap under the value column.
     crate::report::fit(&lines.join("\n"), 18).trim_end().to_string()
+}
+
+/// The restore line: an instance, or a cluster with the writer the copy runs on.
+fn restore_line(plan: &Plan, class: &str) -> String {
+    let cost = crate::plan::cost_class(class);
+    match &plan.cluster {
+        None => format!("  restore         RDS instance {} ({class}: {cost})", plan.target_instance),
+        Some(c) if c.multi_az => format!(
+            "  restore         Multi-AZ DB cluster {} (RestoreDBClusterToPointInTime, full copy; RDS adds its \
+             instances, {class}: {cost})",
+            plan.target_instance
+        ),
+        Some(c) => format!(
+            "  restore         {} cluster {} (RestoreDBClusterToPointInTime, full copy), then its writer {} \
+             ({class}: {cost}){}",
+            if c.engine.starts_with("aurora") { "Aurora MySQL" } else { "DB" },
+            plan.target_instance,
+            c.writer,
+            match c.backtrack_window {
+                Some(w) => format!(
+                    "\n                  `{}` has backtrack on ({w} s): backtracking rewinds the WHOLE cluster in place \
+                     and loses every write since on every table, so it is never used for one table",
+                    c.source
+                ),
+                None => String::new(),
+            }
+        ),
+    }
 }

@@ -217,7 +217,7 @@ impl<'a> Machine<'a> {
             // sent before a crash and not visible yet: adopt it if it carries this run's tag.
             Err(e) if copy.already_exists(&e) => match self.until_described().await? {
                 Some(v) => {
-                    self.ensure_ours(&v.tags, "use RDS instance", &plan.target_instance)?;
+                    self.ensure_ours(&v.tags, "use restored copy", &plan.target_instance)?;
                     format!("adopted after a lost answer (status {})", v.status)
                 }
                 None => return Err(e),
@@ -241,7 +241,7 @@ impl<'a> Machine<'a> {
             .clone()
             .ok_or_else(|| Error::InvalidInput("the copy's security group is not recorded".into()))?;
         Ok(RestoreRequest {
-            source: plan.source_instance.clone(),
+            source: plan.source().to_string(),
             target: plan.target_instance.clone(),
             time: plan.restore_time,
             subnet_group: plan.subnet_group.clone().or(source.instance.subnet_group.clone()),
@@ -272,6 +272,11 @@ impl<'a> Machine<'a> {
             let mut status = String::from("not visible yet");
             if let Some(view) = copy.observe().await? {
                 status = view.status.clone();
+                if !view.ready && !view.failed && copy.advance(&view).await? {
+                    // The step the kind takes itself (a cluster's writer): seen on the next look.
+                    crash_point!("wait-after-advance");
+                    self.deps.ui.note(&format!("{id}: {status}: writer instance requested"));
+                }
                 if view.ready {
                     let membership = self.isolation(&view)?;
                     if membership == "active" {
@@ -280,7 +285,7 @@ impl<'a> Machine<'a> {
                             .clone()
                             .ok_or_else(|| Error::NoEndpoint { id: id.clone() })?;
                         push_new(&mut seen, "available");
-                        let skipped = if seen.iter().any(|s| s == "backing-up") {
+                        let skipped = if self.state.plan.cluster.is_some() || seen.iter().any(|s| s == "backing-up") {
                             ""
                         } else {
                             "; backing-up skipped (no backups kept)"
@@ -318,7 +323,7 @@ impl<'a> Machine<'a> {
     /// VPC's default group, which usually admits everything in it); returns that membership's
     /// status.
     fn isolation(&self, view: &CopyView) -> Result<String> {
-        self.ensure_ours(&view.tags, "use RDS instance", &view.id)?;
+        self.ensure_ours(&view.tags, "use restored copy", &view.id)?;
         let ours = self.state.resources.security_group.as_deref();
         let groups: Vec<&str> = view.security_groups.iter().map(|(g, _)| g.as_str()).collect();
         let others = groups.iter().any(|g| Some(*g) != ours);
@@ -465,7 +470,7 @@ impl<'a> Machine<'a> {
                     "no instance was created".into()
                 });
             };
-            self.ensure_ours(&view.tags, "delete RDS instance", &id)?;
+            self.ensure_ours(&view.tags, "delete restored copy", &id)?;
             self.state.resources.restored_instance = Some(id.clone());
             self.save()?;
             if view.status != "deleting" {

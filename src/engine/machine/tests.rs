@@ -42,6 +42,7 @@ impl World {
     fn request(&self) -> Request {
         Request {
             instance: "prod-db".into(),
+            cluster: None,
             database: "shop".into(),
             table: "billing".into(),
             time: rfc3339(Utc::now() - chrono::Duration::hours(1)),
@@ -590,4 +591,74 @@ async fn a_group_of_the_same_name_from_another_run_is_refused_and_left_alone() {
         "no restore without the copy's own group: {:?}",
         w.rds.calls()
     );
+}
+
+#[tokio::test]
+async fn a_member_of_an_aurora_cluster_is_restored_as_a_new_cluster_with_one_writer() {
+    let mut w = World::new();
+    w.rds = FakeRds::with_aurora();
+    let mut req = w.request();
+    req.instance = "prod-aurora-writer".into();
+    let state = w.run_with(req, None, true).await.expect("run succeeds");
+    let plan = state.plan.clone();
+    let cluster = plan.cluster.as_ref().expect("the plan says the copy is a cluster");
+    assert_eq!((cluster.source.as_str(), cluster.multi_az), ("prod-aurora", false));
+    assert_eq!(cluster.writer_class.as_deref(), Some("db.r6g.large"));
+    assert_eq!(
+        cluster.backtrack_window,
+        Some(3600),
+        "the source's backtrack is noticed"
+    );
+    let calls = w.rds.calls();
+    let target = &plan.target_instance;
+    let expected = [
+        format!("restore-cluster {target}"),
+        format!("create-instance {} in {target}", cluster.writer),
+        format!("delete {}", cluster.writer),
+        format!("delete-cluster {target}"),
+    ];
+    let mut at = 0;
+    for e in &expected {
+        let found = calls[at..].iter().position(|c| c.starts_with(e.as_str()));
+        assert!(found.is_some(), "{e} after call {at} in {calls:?}");
+        at += found.unwrap() + 1;
+    }
+    assert!(
+        !calls.iter().any(|c| c.starts_with("restore ")),
+        "no instance restore for a cluster: {calls:?}"
+    );
+    assert!(w.rds.cluster(target).is_none(), "the restored cluster is deleted");
+    assert!(w.rds.instance(&cluster.writer).is_none(), "its writer is deleted");
+    assert!(w.rds.cluster("prod-aurora").is_some_and(|c| c.members.len() == 1));
+    assert!(w.ec2.group_ids().is_empty(), "the security group is deleted");
+    assert_eq!(w.production().len(), 12, "the missing rows came back");
+    assert!(state.resources.held().is_empty());
+}
+
+#[tokio::test]
+async fn cluster_and_instance_naming_different_things_is_refused_before_anything_exists() {
+    let mut w = World::new();
+    w.rds = FakeRds::with_aurora();
+    let mut req = w.request();
+    req.instance = "prod-db".into();
+    req.cluster = Some("prod-aurora".into());
+    let failure = w.run_with(req, None, true).await.unwrap_err();
+    let message = failure.error.to_string();
+    assert!(message.contains("name different things"), "{message}");
+    assert!(failure.error.is_validation());
+    let mut req = w.request();
+    req.cluster = Some("no-such-cluster".into());
+    req.instance = String::new();
+    let failure = w.run_with(req, None, true).await.unwrap_err();
+    assert!(
+        matches!(failure.error, Error::ClusterNotFound { .. }),
+        "{}",
+        failure.error
+    );
+    assert!(
+        w.rds.calls().iter().all(|c| !c.starts_with("restore")),
+        "{:?}",
+        w.rds.calls()
+    );
+    assert!(w.ec2.group_ids().is_empty());
 }

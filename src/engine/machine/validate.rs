@@ -10,25 +10,30 @@ impl Machine<'_> {
     pub(super) async fn validate(&mut self) -> Result<Source> {
         let plan = self.state.plan.clone();
         self.begin(Step::Validate, &format!("{} on {}", plan.table, plan.source_instance))?;
-        let instance = self
-            .deps
-            .rds
-            .describe_instance(&plan.source_instance)
-            .await?
-            .ok_or_else(|| Error::InstanceNotFound {
-                id: plan.source_instance.clone(),
-                region: self.settings.region.clone(),
-            })?;
-        if let Some(cluster) = &instance.cluster {
-            return Err(Error::InvalidInput(format!(
-                "`{}` is a member of the DB cluster `{cluster}` (Aurora MySQL or a Multi-AZ DB cluster): a cluster \
-                 is restored as a whole (RestoreDBClusterToPointInTime), which this version does not do yet; \
-                 restore the cluster to the moment by hand, or use a version with cluster support",
-                instance.id
-            )));
+        // The source: an instance, or a DB cluster (named, or through one of its members).
+        let found = crate::restored::find_source(
+            self.deps.rds,
+            &plan.source_instance,
+            plan.source_cluster.as_deref(),
+            &self.settings.region,
+        )
+        .await?;
+        if self.state.plan.cluster.is_none() {
+            if let Some(cluster) = found.cluster_plan(&plan.target_instance, plan.instance_class.as_deref())? {
+                if let Some(note) = found.note() {
+                    self.deps.ui.note(note);
+                }
+                // Kept in the plan before anything is created, so the kind of copy (and its
+                // writer's name) is the same on every resume.
+                self.state.plan.cluster = Some(cluster);
+                self.state.resources.restored_is_cluster = true;
+                self.save()?;
+            }
         }
+        let plan = self.state.plan.clone();
+        let instance = found.view();
         let engine = instance.engine.to_ascii_lowercase();
-        if engine != "mysql" && engine != "mariadb" {
+        if plan.cluster.is_none() && engine != "mysql" && engine != "mariadb" {
             return Err(Error::UnsupportedEngine {
                 id: instance.id.clone(),
                 engine: instance.engine.clone(),
@@ -48,9 +53,10 @@ impl Machine<'_> {
             Some(target) if target.tag(TAG_RUN_ID) == Some(plan.run_id.as_str()) => {}
             Some(_) => {
                 return Err(Error::InvalidInput(format!(
-                    "an RDS instance named `{}` already exists and was not created by this run: \
+                    "the name `{}` is taken by an existing {} that this run did not create: \
                      another run is restoring the same table to the same second",
-                    plan.target_instance
+                    plan.target_instance,
+                    plan.copy_noun()
                 )))
             }
             // Gone after the data work: the teardown was under way, nothing is missing.
@@ -75,12 +81,17 @@ impl Machine<'_> {
                 // RDS gives the window's start in the automated backups; without it, the
                 // instance's creation is the earliest moment that can exist. Never assume there
                 // is no lower bound.
-                let earliest = match self
-                    .deps
-                    .rds
-                    .earliest_restorable_time(&instance.id, instance.dbi_resource_id.as_deref())
-                    .await?
-                {
+                let earliest = match instance.earliest_restorable {
+                    Some(t) => Some(t),
+                    None if plan.cluster.is_some() => None,
+                    None => {
+                        self.deps
+                            .rds
+                            .earliest_restorable_time(&instance.id, instance.dbi_resource_id.as_deref())
+                            .await?
+                    }
+                };
+                let earliest = match earliest {
                     Some(t) => t,
                     None => instance.created.ok_or_else(|| Error::NoRestoreWindow {
                         id: instance.id.clone(),

@@ -14,7 +14,12 @@ use crate::error::{Error, Result};
 pub fn input_errors(req: &Request, now: DateTime<Utc>, skip_missing: bool) -> Vec<Error> {
     let mut errors = Vec::new();
     let given = |v: &str| !(skip_missing && v.is_empty());
-    if given(&req.instance) && req.instance.trim().is_empty() {
+    if req.cluster.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        errors.push(Error::InvalidInput(
+            "--cluster is empty: name the DB cluster the table lived in".into(),
+        ));
+    }
+    if req.cluster.is_none() && given(&req.instance) && req.instance.trim().is_empty() {
         errors.push(Error::InvalidInput(
             "--instance is empty: name the RDS instance the table lived in".into(),
         ));

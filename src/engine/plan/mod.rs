@@ -71,6 +71,8 @@ pub enum OnFailure {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub instance: String,
+    /// `--cluster`: the DB cluster the table lived in (Aurora MySQL, Multi-AZ DB cluster).
+    pub cluster: Option<String>,
     pub database: String,
     pub table: String,
     pub time: String,
@@ -159,6 +161,43 @@ pub struct Plan {
     /// The copy's `expires-at` tag (the run's start plus [`COPY_LIFETIME_HOURS`]).
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// `--cluster`, as given.
+    #[serde(default)]
+    pub source_cluster: Option<String>,
+    /// Set by validation when the source is a DB cluster: the copy is then a cluster restored
+    /// to the point in time, named `target_instance`.
+    #[serde(default)]
+    pub cluster: Option<ClusterPlan>,
+}
+
+/// What a restore of a DB cluster needs to know of its source, found in validation and kept
+/// so that a resumed run restores, waits and releases the same way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ClusterPlan {
+    /// The source cluster.
+    pub source: String,
+    pub engine: String,
+    /// A Multi-AZ DB cluster: RDS makes its instances. Otherwise Aurora: the tool adds one
+    /// writer, `writer`.
+    pub multi_az: bool,
+    /// The restored cluster's writer instance: for Aurora the one the tool creates; for a
+    /// Multi-AZ DB cluster empty (RDS names its instances).
+    pub writer: String,
+    pub writer_class: Option<String>,
+    pub serverless_v2: Option<(f64, f64)>,
+    pub storage_type: Option<String>,
+    pub iops: Option<i32>,
+    /// The source's backtrack window in seconds, when it has one (never used: see `plan`).
+    pub backtrack_window: Option<i64>,
+    /// The source writer's CA, for the writer the tool adds.
+    pub ca_certificate: Option<String>,
+}
+
+/// The identifier of the writer instance the tool adds to a restored Aurora cluster `target`,
+/// within RDS's 63 characters.
+pub fn writer_name(target: &str) -> String {
+    let keep: String = target.chars().take(RDS_ID_MAX - 7).collect();
+    format!("{}-writer", keep.trim_end_matches('-'))
 }
 
 fn one() -> usize {
@@ -175,10 +214,14 @@ impl Plan {
         let restore_time = parse_time(&req.time, now)?;
         let client_cidr = parse_cidr(req.client_cidr.as_deref().unwrap_or_default(), req.allow_any_source)?;
         let where_predicate = req.where_predicate.as_deref().map(check_predicate).transpose()?;
+        let source = req
+            .cluster
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .unwrap_or(&req.instance);
         let target_instance = match req.drill {
-            None if req.mode == Mode::SideTable => target_name(&req.instance, &req.table, restore_time, &run_id),
-            None => target_name(&req.instance, &req.table, restore_time, &run_id),
-            Some(_) => drill_target_name(&req.instance, &req.table, restore_time, &run_id),
+            None => target_name(source, &req.table, restore_time, &run_id),
+            Some(_) => drill_target_name(source, &req.table, restore_time, &run_id),
         };
         Ok(Plan {
             security_group_name: format!("{target_instance}-access"),
@@ -206,6 +249,8 @@ impl Plan {
             recreate_table: req.recreate_table,
             parallel: req.parallel,
             expires_at: Some(now + chrono::Duration::hours(COPY_LIFETIME_HOURS)),
+            source_cluster: req.cluster.clone().filter(|c| !c.is_empty()),
+            cluster: None,
             drill: req.drill.as_ref().map(|d| Drill {
                 target: TableRef {
                     database: d.database.clone().unwrap_or_else(|| req.database.clone()),
@@ -264,7 +309,7 @@ impl Plan {
         let mut tags = vec![
             (TAG_RUN_ID.into(), self.run_id.clone()),
             (TAG_TOOL.into(), TOOL_NAME.into()),
-            (TAG_SOURCE.into(), tag_value(&self.source_instance)),
+            (TAG_SOURCE.into(), tag_value(self.source())),
             (TAG_TABLE.into(), tag_value(&self.table.to_string())),
             (TAG_TIME.into(), rfc3339(self.restore_time)),
         ];
@@ -272,6 +317,24 @@ impl Plan {
             tags.push((TAG_EXPIRES.into(), rfc3339(t)));
         }
         tags
+    }
+
+    /// The source the copy is restored from: the cluster when the source is one.
+    pub fn source(&self) -> &str {
+        match (&self.cluster, &self.source_cluster) {
+            (Some(c), _) => &c.source,
+            (None, Some(c)) => c,
+            (None, None) => &self.source_instance,
+        }
+    }
+
+    /// "RDS instance" or "DB cluster": what the copy is, for messages.
+    pub fn copy_noun(&self) -> &'static str {
+        if self.cluster.is_some() {
+            "DB cluster"
+        } else {
+            "RDS instance"
+        }
     }
 
     /// True once the copy has outlived its `expires-at`.

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::ports::{Deletion, Instance, Rds, RestoreRequest};
 
 /// Statuses from which a restored instance never becomes available.
-const DEAD_ENDS: &[&str] = &[
+pub(super) const DEAD_ENDS: &[&str] = &[
     "failed",
     "incompatible-restore",
     "incompatible-parameters",
@@ -19,7 +19,7 @@ const DEAD_ENDS: &[&str] = &[
 ];
 
 /// Statuses in which RDS accepts a `DeleteDBInstance`.
-const DELETABLE: &[&str] = &[
+pub(super) const DELETABLE: &[&str] = &[
     "available",
     "failed",
     "incompatible-restore",

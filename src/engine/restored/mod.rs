@@ -5,9 +5,10 @@
 //! (started before, finished after, resources recorded the moment they exist), and the only
 //! choice of kind is [`for_plan`].
 //!
-//! Today the kind is an RDS instance restored to a point in time (`instance`). A DB cluster
-//! restored to a point in time (Aurora MySQL, Multi-AZ DB clusters) and the binlog rewind are
-//! the next kinds: a module each, and one arm in `for_plan`.
+//! The kinds: an RDS instance restored to a point in time (`instance`) and a DB cluster
+//! restored to one (`cluster`: Aurora MySQL, Multi-AZ DB clusters). The binlog rewind is the
+//! next: a module, and one arm in `for_plan`. `source` finds what the operator named (an
+//! instance, a cluster, or a member of one) before the kind is chosen.
 
 use async_trait::async_trait;
 
@@ -15,9 +16,13 @@ use crate::error::Result;
 use crate::plan::Plan;
 use crate::ports::{Endpoint, Rds, RestoreRequest};
 
+mod cluster;
 mod instance;
+mod source;
 
+pub use cluster::ClusterCopy;
 pub use instance::InstanceCopy;
+pub use source::{check_cluster, find_source, Found};
 
 /// What AWS shows of a restored copy at one moment.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -69,7 +74,7 @@ pub trait RestoredCopy: Send + Sync {
     /// Takes the next step a copy that is not ready needs from the tool (a cluster's writer
     /// instance, once the cluster is available); true when it did something. Most kinds only
     /// wait for AWS.
-    async fn advance(&self, _view: &CopyView, _request: &RestoreRequest) -> Result<bool> {
+    async fn advance(&self, _view: &CopyView) -> Result<bool> {
         Ok(false)
     }
     /// One step of removing the copy, in the order AWS allows; called until it says `Gone`.
@@ -78,5 +83,8 @@ pub trait RestoredCopy: Send + Sync {
 
 /// The kind of copy a plan restores: the one place that chooses.
 pub fn for_plan<'a>(plan: &Plan, rds: &'a dyn Rds) -> Box<dyn RestoredCopy + 'a> {
-    Box::new(InstanceCopy::new(rds, &plan.target_instance))
+    match &plan.cluster {
+        Some(cluster) => Box::new(ClusterCopy::for_plan(rds, plan, cluster)),
+        None => Box::new(InstanceCopy::new(rds, &plan.target_instance)),
+    }
 }
