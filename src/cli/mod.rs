@@ -212,6 +212,10 @@ pub struct RestoreArgs {
     /// on a terminal when missing, like --time, --database, --table and --client-cidr.
     #[arg(long, env = "RDS_TABLE_RESTORE_INSTANCE")]
     pub instance: Option<String>,
+    /// The DB cluster the table lived in (Aurora MySQL, or a Multi-AZ DB cluster): restored as a
+    /// new cluster with one writer. An --instance that is a cluster member means its cluster.
+    #[arg(long, env = "RDS_TABLE_RESTORE_CLUSTER")]
+    pub cluster: Option<String>,
     /// The database (schema) of the table.
     #[arg(long, env = "RDS_TABLE_RESTORE_DATABASE")]
     pub database: Option<String>,

@@ -61,7 +61,12 @@ pub async fn fill(
     now: DateTime<Utc>,
 ) -> Result<Choices> {
     let instance = match &c.instance {
-        Some(id) => rds.describe_instance(id).await?,
+        // A cluster, or a member of one, is shown as its cluster (the copy is a cluster).
+        Some(id) => match crate::restored::find_source(rds, id, None, "this region").await {
+            Ok(found) => Some(found.view()),
+            Err(Error::InstanceNotFound { .. }) => None,
+            Err(e) => return Err(e),
+        },
         None => Some(choose_instance(rds, asker).await?),
     };
     if c.instance.is_none() {
@@ -155,25 +160,45 @@ async fn choose_instance(rds: &dyn Rds, asker: &dyn Asker) -> Result<Instance> {
         .into_iter()
         .filter(|i| matches!(i.engine.to_ascii_lowercase().as_str(), "mysql" | "mariadb"))
         .filter(|i| i.tag(TAG_TOOL).is_none())
-        // Members of a DB cluster (Multi-AZ DB clusters run engine mysql too) are restored as a
-        // cluster, which this version does not do: offering them would only lead to a refusal.
+        // Members of a DB cluster are restored as their cluster, listed below.
         .filter(|i| i.cluster.is_none())
         .collect();
+    // DB clusters (Aurora MySQL, Multi-AZ) beside the instances, each as the source it is.
+    for c in rds.list_clusters().await? {
+        if c.tag(TAG_TOOL).is_some() || crate::restored::check_cluster(&c).is_err() {
+            continue;
+        }
+        candidates.push(
+            crate::restored::find_source(rds, "", Some(&c.id), "this region")
+                .await?
+                .view(),
+        );
+    }
     candidates.sort_by(|a, b| a.id.cmp(&b.id));
     if candidates.is_empty() {
         return Err(Error::InvalidInput(
-            "no RDS for MySQL or MariaDB instance in this region: check --region and the AWS credentials".into(),
+            "no RDS for MySQL or MariaDB instance or cluster in this region: check --region and the AWS credentials"
+                .into(),
         ));
     }
     let mut items = Vec::new();
     for i in &candidates {
-        let earliest = rds
-            .earliest_restorable_time(&i.id, i.dbi_resource_id.as_deref())
-            .await?
-            .or(i.created);
+        let earliest = match i.earliest_restorable {
+            Some(t) => Some(t),
+            None => rds
+                .earliest_restorable_time(&i.id, i.dbi_resource_id.as_deref())
+                .await?
+                .or(i.created),
+        };
         items.push(format!(
-            "{}  {} {}  {}  backups {} days  restorable {} .. {}",
+            "{}{}  {} {}  {}  backups {} days  restorable {} .. {}",
             i.id,
+            // Only a cluster's description carries its window's start.
+            if i.earliest_restorable.is_some() {
+                " (DB cluster)"
+            } else {
+                ""
+            },
             i.engine,
             i.engine_version.as_deref().unwrap_or(""),
             i.status,
@@ -182,15 +207,18 @@ async fn choose_instance(rds: &dyn Rds, asker: &dyn Asker) -> Result<Instance> {
             i.latest_restorable.map(rfc3339).unwrap_or_else(|| "?".into()),
         ));
     }
-    let pick = asker.choose("RDS instance the table lived in", &items)?;
+    let pick = asker.choose("RDS instance or DB cluster the table lived in", &items)?;
     Ok(candidates.swap_remove(pick))
 }
 
 async fn ask_time(rds: &dyn Rds, instance: &Instance, asker: &dyn Asker, now: DateTime<Utc>) -> Result<String> {
-    let earliest = rds
-        .earliest_restorable_time(&instance.id, instance.dbi_resource_id.as_deref())
-        .await?
-        .or(instance.created);
+    let earliest = match instance.earliest_restorable {
+        Some(t) => Some(t),
+        None => rds
+            .earliest_restorable_time(&instance.id, instance.dbi_resource_id.as_deref())
+            .await?
+            .or(instance.created),
+    };
     let latest = instance.latest_restorable;
     let show = |t: Option<DateTime<Utc>>| match t {
         Some(t) => format!(

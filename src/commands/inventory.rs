@@ -2,6 +2,7 @@
 //! `cleanup` (which finds what the tool tagged in AWS and deletes what no open run holds).
 
 use super::*;
+use rds_table_restore::restored::{ClusterCopy, InstanceCopy, Release, RestoredCopy};
 
 fn age(state: &RunState) -> String {
     let mins = (Utc::now() - state.updated_at).num_minutes();
@@ -119,12 +120,14 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
         Ok(i) => i,
         Err(e) => return fail(1, &e),
     };
+    let clusters = match aws.rds.list_clusters().await {
+        Ok(c) => c,
+        Err(e) => return fail(1, &e),
+    };
     let groups = match aws.ec2.security_groups_tagged(TAG_TOOL).await {
         Ok(g) => g,
         Err(e) => return fail(1, &e),
     };
-    let mut doomed_instances = Vec::new();
-    let mut doomed_groups = Vec::new();
     let now = Utc::now();
     let expired = |tag: Option<&str>| -> String {
         match tag.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
@@ -132,20 +135,53 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
             _ => String::new(),
         }
     };
-    for i in &instances {
-        if let Some(run) = ours(&|k| i.tag(k).map(str::to_string)) {
-            let flag = expired(i.tag(TAG_EXPIRES));
-            if open.contains(&run) {
-                println!(
-                    "keeping RDS instance {} (run {run} is unfinished{flag}: resume or abort it)",
-                    i.id
-                );
-            } else {
-                println!("RDS instance {} (run {run}, status {}{flag})", i.id, i.status);
-                doomed_instances.push(i.clone());
-            }
+    // Each restored copy of a finished run, as the kind of copy it is: an instance, or a
+    // cluster (whose instances go with it, in the order RDS allows).
+    let mut doomed: Vec<(String, Box<dyn RestoredCopy + '_>)> = Vec::new();
+    // The groups each resource holds, and whether the tool made it.
+    let mut holders: Vec<(String, Vec<String>, bool)> = Vec::new();
+    for c in &clusters {
+        let groups: Vec<String> = c.security_groups.iter().map(|(g, _)| g.clone()).collect();
+        let run = ours(&|k| c.tag(k).map(str::to_string));
+        holders.push((c.id.clone(), groups, run.is_some()));
+        let Some(run) = run else { continue };
+        let flag = expired(c.tag(TAG_EXPIRES));
+        if open.contains(&run) {
+            println!(
+                "keeping DB cluster {} (run {run} is unfinished{flag}: resume or abort it)",
+                c.id
+            );
+        } else {
+            println!(
+                "DB cluster {} (run {run}, status {}{flag}), with its instances",
+                c.id, c.status
+            );
+            doomed.push((
+                format!("DB cluster {}", c.id),
+                Box::new(ClusterCopy::found(&aws.rds, c, &run)),
+            ));
         }
     }
+    for i in &instances {
+        let run = ours(&|k| i.tag(k).map(str::to_string));
+        holders.push((i.id.clone(), i.security_groups.clone(), run.is_some()));
+        // A cluster member goes with its cluster.
+        let (Some(run), None) = (run, &i.cluster) else { continue };
+        let flag = expired(i.tag(TAG_EXPIRES));
+        if open.contains(&run) {
+            println!(
+                "keeping RDS instance {} (run {run} is unfinished{flag}: resume or abort it)",
+                i.id
+            );
+        } else {
+            println!("RDS instance {} (run {run}, status {}{flag})", i.id, i.status);
+            doomed.push((
+                format!("RDS instance {}", i.id),
+                Box::new(InstanceCopy::new(&aws.rds, &i.id)),
+            ));
+        }
+    }
+    let mut doomed_groups = Vec::new();
     for g in &groups {
         if let Some(run) = ours(&|k| g.tag(k).map(str::to_string)) {
             if open.contains(&run) {
@@ -153,13 +189,10 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
                     "keeping security group {} (run {run} is unfinished: resume or abort it)",
                     g.id
                 );
-            } else if let Some(i) = instances
-                .iter()
-                .find(|i| i.security_groups.contains(&g.id) && ours(&|k| i.tag(k).map(str::to_string)).is_none())
-            {
+            } else if let Some((id, _, _)) = holders.iter().find(|(_, gs, tool)| !tool && gs.contains(&g.id)) {
                 eprintln!(
-                    "warning: security group {} is used by {}, which this tool did not create: left alone",
-                    g.id, i.id
+                    "warning: security group {} is used by {id}, which this tool did not create: left alone",
+                    g.id
                 );
             } else {
                 println!("security group {} {} (run {run})", g.id, g.name);
@@ -167,8 +200,8 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
             }
         }
     }
-    if doomed_instances.is_empty() && doomed_groups.is_empty() {
-        println!("nothing to clean up: AWS describes no instance or security group of a finished run");
+    if doomed.is_empty() && doomed_groups.is_empty() {
+        println!("nothing to clean up: AWS describes no instance, cluster or security group of a finished run");
         return 0;
     }
     if !args.yes {
@@ -179,42 +212,48 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
         }
     }
     let mut failures = 0;
-    for i in &doomed_instances {
-        match aws.rds.delete_instance(&i.id).await {
-            Ok(Deletion::Requested) => println!("deletion of RDS instance {} requested", i.id),
-            Ok(Deletion::AlreadyDeleting) => println!("RDS instance {} is already being deleted", i.id),
-            Ok(Deletion::Gone) => println!("RDS instance {} is gone", i.id),
-            Err(e) => {
-                failures += 1;
-                eprintln!("error: {e}")
-            }
-        }
-    }
-    // A security group can go only once no instance (a deleting one too) holds it.
+    // Each copy is released step by step (busy copies waited for, members before their
+    // cluster) until AWS no longer describes it; a security group can go only after that.
     let started = std::time::Instant::now();
     let limit = Duration::from_secs(45 * 60);
-    let mut pending: Vec<String> = doomed_instances.iter().map(|i| i.id.clone()).collect();
-    while !pending.is_empty() && started.elapsed() < limit {
+    let mut said: Vec<(String, String)> = Vec::new();
+    while !doomed.is_empty() && started.elapsed() < limit {
         let mut still = Vec::new();
-        for id in pending {
-            match aws.rds.describe_instance(&id).await {
-                Ok(None) => println!("RDS instance {id} deleted"),
-                Ok(Some(_)) | Err(_) => still.push(id),
+        for (label, copy) in doomed {
+            match copy.release().await {
+                Ok(Release::Gone) => println!("{label} deleted"),
+                Ok(Release::Pending { status } | Release::Busy { status }) => {
+                    if !said.iter().any(|(l, s)| *l == label && *s == status) {
+                        println!("{label}: {status}");
+                        said.push((label.clone(), status));
+                    }
+                    still.push((label, copy));
+                }
+                Err(e) => {
+                    failures += 1;
+                    eprintln!("error: {label}: {e}");
+                }
             }
         }
-        pending = still;
-        if !pending.is_empty() {
+        doomed = still;
+        if !doomed.is_empty() {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
-    for id in &pending {
+    let pending: Vec<String> = doomed
+        .iter()
+        .map(|(label, _)| label.rsplit(' ').next().unwrap_or_default().to_string())
+        .collect();
+    for (label, _) in &doomed {
         failures += 1;
-        eprintln!("error: RDS instance {id} is still being deleted after 45 minutes: run `rds-table-restore cleanup` again later");
+        eprintln!(
+            "error: {label} is still being deleted after 45 minutes: run `rds-table-restore cleanup` again later"
+        );
     }
     for g in &doomed_groups {
-        let held_by_pending = instances
+        let held_by_pending = holders
             .iter()
-            .any(|i| pending.contains(&i.id) && i.security_groups.contains(&g.id));
+            .any(|(id, gs, _)| pending.contains(id) && gs.contains(&g.id));
         if held_by_pending {
             eprintln!(
                 "error: security group {} is still held by an instance being deleted: run cleanup again later",

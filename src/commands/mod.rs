@@ -19,7 +19,7 @@ use rds_table_restore::mysql::{Credential, MysqlConnector, Secret, TlsMode};
 use rds_table_restore::plan::{
     new_run_id, DrillRequest, Mode, Plan, Request, TAG_EXPIRES, TAG_RUN_ID, TAG_TOOL, TOOL_NAME,
 };
-use rds_table_restore::ports::{Connector, Deletion, Ec2, Endpoint, Rds, Session};
+use rds_table_restore::ports::{Connector, Ec2, Endpoint, Rds, Session};
 use rds_table_restore::report::{drill_markdown, timeline, Report};
 use rds_table_restore::state::{default_state_dir, list_runs, write_private, Connection, RunState, StateStore};
 use rds_table_restore::ui;
@@ -177,6 +177,7 @@ async fn read_secret(config: &aws_config::SdkConfig, arn: &str) -> anyhow::Resul
 fn request_of(args: &RestoreArgs, drill: Option<DrillRequest>) -> Request {
     Request {
         instance: args.instance.clone().unwrap_or_default(),
+        cluster: args.cluster.clone(),
         database: args.database.clone().unwrap_or_default(),
         table: args.table.clone().unwrap_or_default(),
         time: args.time.clone().unwrap_or_default(),
@@ -216,7 +217,7 @@ pub async fn drill(args: DrillArgs) -> u8 {
 /// naming the flag otherwise (exit 2). Never prompts without a terminal.
 fn choices_of(args: &RestoreArgs) -> Choices {
     Choices {
-        instance: args.instance.clone(),
+        instance: args.instance.clone().or_else(|| args.cluster.clone()),
         time: args.time.clone(),
         database: args.database.clone(),
         table: args.table.clone(),
@@ -273,14 +274,12 @@ async fn complete(args: &mut RestoreArgs, aws: &Aws, db: &MysqlConnector) -> Res
     }
     match wizard::fill(given, &aws.rds, db, &ui::TtyAsker, Utc::now()).await {
         Ok(c) => {
-            (
-                args.instance,
-                args.time,
-                args.database,
-                args.table,
-                args.client_cidr,
-                args.mode,
-            ) = (c.instance, c.time, c.database, c.table, c.client_cidr, c.mode);
+            // With --cluster, the source choice was made; the wizard only filled in the rest.
+            if args.cluster.is_none() {
+                args.instance = c.instance;
+            }
+            (args.time, args.database, args.table, args.client_cidr, args.mode) =
+                (c.time, c.database, c.table, c.client_cidr, c.mode);
             Ok(())
         }
         Err(e) => Err(fail(3, &e)),
@@ -567,8 +566,13 @@ fn finish(
         eprintln!("still held in AWS: {}", failure.resources_left.join("; "));
     } else if failure.confirmed_clean {
         eprintln!(
-            "AWS describes no instance `{}` and no security group of this run: nothing is left behind; \
+            "AWS describes no {} `{}` and no security group of this run: nothing is left behind; \
              production keeps every chunk committed so far",
+            if failure.state.plan.cluster.is_some() {
+                "DB cluster"
+            } else {
+                "instance"
+            },
             failure.state.plan.target_instance
         );
     } else if !failure.error.is_validation() {
