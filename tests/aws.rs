@@ -251,64 +251,6 @@ async fn a_retained_backup_of_an_older_instance_of_the_same_name_does_not_widen_
 }
 
 #[tokio::test]
-async fn a_cluster_member_is_refused_before_anything_is_created() {
-    let sb = Sandbox::connect().await;
-    let twin = Twin::start(&[]);
-    let aws = twin.sandbox(&sb).await;
-    // The twin may seed this cluster itself; make it only where it does not.
-    let seeded = aws
-        .rds
-        .describe_db_instances()
-        .db_instance_identifier("prod-aurora-writer")
-        .send()
-        .await
-        .is_ok();
-    if !seeded {
-        aws.rds
-            .create_db_cluster()
-            .db_cluster_identifier("prod-aurora")
-            .engine("aurora-mysql")
-            .master_username("admin")
-            .master_user_password("not-used-by-the-test")
-            .send()
-            .await
-            .unwrap();
-        aws.rds
-            .create_db_instance()
-            .db_instance_identifier("prod-aurora-writer")
-            .db_cluster_identifier("prod-aurora")
-            .engine("aurora-mysql")
-            .db_instance_class("db.r6g.large")
-            .send()
-            .await
-            .unwrap();
-    }
-    let state = tempfile::tempdir().unwrap();
-    let out = run(
-        &twin,
-        state.path(),
-        &[
-            "restore",
-            "--instance",
-            "prod-aurora-writer",
-            "--database",
-            "shop",
-            "--table",
-            "billing",
-            "--time",
-            "5 minutes ago",
-            "--yes",
-        ],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("member of the DB cluster `prod-aurora`"), "{stderr}");
-    let log = twin.requests();
-    assert!(of(&log, "CreateSecurityGroup").is_empty() && of(&log, "RestoreDBInstanceToPointInTime").is_empty());
-}
-
-#[tokio::test]
 async fn an_aws_error_is_one_line_with_its_code_message_and_request_id() {
     let sb = Sandbox::connect().await;
     let twin = Twin::start(&[]);
