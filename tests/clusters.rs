@@ -349,3 +349,60 @@ async fn a_cluster_restore_crashed_at_its_own_side_effects_resumes_or_aborts_wit
     let writers: Vec<_> = of(&log, "CreateDBInstance");
     assert_eq!(writers.len(), 4, "one writer per run, never two");
 }
+
+/// A cluster left by a run whose state is lost (the laptop died with it): `runs` knows nothing,
+/// `cleanup` finds the cluster and its writer by their tags and removes them with the group.
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn cleanup_finds_a_tagged_cluster_and_its_writer_and_removes_them_with_the_group() {
+    let sb = Sandbox::connect().await;
+    let twin = Twin::start(&[]);
+    let aws = twin.sandbox(&sb).await;
+    let table = unique_table("clclean");
+    let time = sb.seed_with_accident(&table, 100).await;
+    let lost = tempfile::tempdir().unwrap();
+    let first = common::command(lost.path())
+        .args(restore(["--cluster", "prod-aurora"], &table, &time))
+        .env("AWS_ENDPOINT_URL", twin.url())
+        .env("FAILPOINTS", "wait-after-checkpoint=return")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(rds_table_restore::CRASH_EXIT_CODE),
+        "{}",
+        describe(&first)
+    );
+    let (clusters, instances, groups) = left(&aws, &table).await;
+    assert_eq!(
+        (clusters.len(), instances.len(), groups.len()),
+        (1, 1, 1),
+        "the crash leaves a cluster, its writer, a group"
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    let out = run(&twin, fresh.path(), &["cleanup", "--yes"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("DB cluster {}", clusters[0])), "{stdout}");
+    assert_eq!(left(&aws, &table).await, nothing());
+    let log = twin.requests();
+    assert!(position(&log, "DeleteDBInstance") < position(&log, "DeleteDBCluster"));
+    // The source cluster and its writer are untouched.
+    let source = aws
+        .rds
+        .describe_db_clusters()
+        .db_cluster_identifier("prod-aurora")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(source.db_clusters()[0].status(), Some("available"));
+    assert!(aws
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier("prod-aurora-writer")
+        .send()
+        .await
+        .is_ok());
+    sb.drop_table(&table).await;
+}
