@@ -505,6 +505,7 @@ impl Session for FakeSession {
         range: KeyRange<'_>,
         merge: Merge,
         dry: bool,
+        proof: Option<&ChunkProof>,
     ) -> Result<ChunkOutcome> {
         if self
             .db
@@ -537,9 +538,21 @@ impl Session for FakeSession {
                 .map(|(&k, _)| vec![Value::Int(k)])
                 .collect();
         }
-        if dry || self.db.lose_inserts {
-            if !dry {
-                o.inserted = o.missing.len() as u64;
+        if dry {
+            return Ok(o);
+        }
+        if self.db.lose_inserts {
+            // A writer that says it inserted what it did not: the proof must catch it.
+            o.inserted = o.missing.len() as u64;
+            if let Some(proof) = proof {
+                if let Some(&i) = o.missing.first() {
+                    if proof.contains_key(&fake_key(&rows[i])) {
+                        return Err(Error::VerificationFailed(format!(
+                            "the row with key {} was written but production does not show it",
+                            key_int(&rows[i])
+                        )));
+                    }
+                }
             }
             return Ok(o);
         }
@@ -557,7 +570,32 @@ impl Session for FakeSession {
             t.insert(key_int(&rows[i]), rows[i].clone());
             o.inserted += 1;
         }
+        if let Some(proof) = proof {
+            let mut affected = o.missing.clone();
+            if merge != Merge::MissingRows {
+                affected.extend(&o.differing);
+            }
+            for &i in &affected {
+                let written = t.get(&key_int(&rows[i])).map(fake_hash);
+                if proof.get(&fake_key(&rows[i])) != written.as_ref() {
+                    return Err(Error::VerificationFailed(format!("row {} differs", key_int(&rows[i]))));
+                }
+            }
+            o.proven = (affected.len() + o.extra.len()) as u64;
+        }
         Ok(o)
+    }
+    async fn row_hashes(
+        &mut self,
+        _t: &TableRef,
+        _s: &TableSchema,
+        range: KeyRange<'_>,
+        _filter: Option<&str>,
+    ) -> Result<Vec<(Row, String)>> {
+        Ok(lock(&self.table)
+            .range(bounds(range))
+            .map(|(k, r)| (vec![Value::Int(*k)], fake_hash(r)))
+            .collect())
     }
     async fn rows_in_range(
         &mut self,
@@ -686,4 +724,14 @@ pub fn request() -> crate::plan::Request {
         recreate_table: false,
         parallel: 1,
     }
+}
+
+/// The fakes' key encoding for proofs, as the copy encodes keys (a single integer key).
+fn fake_key(row: &Row) -> Vec<u8> {
+    crate::rowcodec::encode_values([&Value::Int(key_int(row))])
+}
+
+/// The fakes' stand-in for a server's row hash.
+fn fake_hash(row: &Row) -> String {
+    format!("{row:?}")
 }

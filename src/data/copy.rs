@@ -6,9 +6,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
-use crate::ports::{ChunkOutcome, KeyRange, Merge, Session, TableRef, TableSchema, Value};
+use crate::ports::{ChunkOutcome, ChunkProof, KeyRange, Merge, Row, Session, TableRef, TableSchema, Value};
 use crate::progress::Progress;
-use crate::rowcodec::StoredValue;
+use crate::rowcodec::{encode_values, StoredValue};
 use crate::state::CopyProgress;
 
 pub struct CopyJob<'a> {
@@ -249,15 +249,7 @@ pub async fn copy_rows(
     // Reading the next chunk from the restored server overlaps writing this one into
     // production: the two sessions are independent, and the checkpoint still follows each
     // commit in order.
-    let mut rows = restored
-        .read_chunk(
-            job.source,
-            job.schema,
-            within(after.as_deref(), job.end),
-            job.filter,
-            job.chunk_size,
-        )
-        .await?;
+    let (mut rows, mut proof) = read_proven(restored, job, after.as_deref()).await?;
     let mut taken = 0;
     while !progress.done {
         if cancel.load(Ordering::SeqCst) {
@@ -276,7 +268,7 @@ pub async fn copy_rows(
             let mut conflicts = 0;
             loop {
                 match production
-                    .merge_chunk(job.target, job.schema, &rows, range, job.merge, job.dry)
+                    .merge_chunk(job.target, job.schema, &rows, range, job.merge, job.dry, proof.as_ref())
                     .await
                 {
                     Err(Error::DbConflict { side, detail }) => {
@@ -296,16 +288,7 @@ pub async fn copy_rows(
         };
         let read = async {
             match (&key, last_chunk) {
-                (Some(k), false) => restored
-                    .read_chunk(
-                        job.source,
-                        job.schema,
-                        within(Some(k), job.end),
-                        job.filter,
-                        job.chunk_size,
-                    )
-                    .await
-                    .map(Some),
+                (Some(k), false) => read_proven(restored, job, Some(k)).await.map(Some),
                 _ => Ok(None),
             }
         };
@@ -327,18 +310,56 @@ pub async fn copy_rows(
             progress.present_differing += outcome.differing.len() as u64;
             progress.updated += outcome.updated;
             progress.deleted += outcome.deleted;
+            progress.proven += outcome.proven;
         }
         progress.done = last_chunk;
         checkpoint(&progress)?;
         crate::crash_point!("copy-chunk-after-checkpoint");
         ui.copy_progress(progress.rows_read, progress.inserted + progress.updated);
-        rows = next?.unwrap_or_default();
+        (rows, proof) = next?.unwrap_or_default();
         taken += 1;
         if job.max_chunks.is_some_and(|max| taken >= max) {
             return Ok(progress);
         }
     }
     Ok(progress)
+}
+
+/// Reads the chunk after `after` and, unless the copy is dry, the restored server's hash of
+/// each of its rows: what the chunk's transaction must prove it wrote before it commits.
+async fn read_proven(
+    restored: &mut dyn Session,
+    job: &CopyJob<'_>,
+    after: Option<&[Value]>,
+) -> Result<(Vec<Row>, Option<ChunkProof>)> {
+    let rows = restored
+        .read_chunk(
+            job.source,
+            job.schema,
+            within(after, job.end),
+            job.filter,
+            job.chunk_size,
+        )
+        .await?;
+    if job.dry {
+        return Ok((rows, None));
+    }
+    let Some(last) = rows.last() else {
+        // Nothing to write; a replace-all's last chunk still proves its deletes.
+        return Ok((rows, Some(ChunkProof::new())));
+    };
+    let last: Vec<Value> = job.schema.key_of(last).into_iter().cloned().collect();
+    let range = KeyRange {
+        after,
+        upto: Some(&last),
+    };
+    let proof = restored
+        .row_hashes(job.source, job.schema, range, job.filter)
+        .await?
+        .into_iter()
+        .map(|(key, hash)| (encode_values(key.iter()), hash))
+        .collect();
+    Ok((rows, Some(proof)))
 }
 
 /// Counts what the copy would change, without locking or writing anything: what overwrite
@@ -365,7 +386,7 @@ pub async fn count_changes(
         let (key, last_chunk) = chunk_end(job, &rows);
         let range = chunk_range(job, after.as_deref(), key.as_deref(), last_chunk);
         let o = production
-            .merge_chunk(job.target, job.schema, &rows, range, job.merge, true)
+            .merge_chunk(job.target, job.schema, &rows, range, job.merge, true, None)
             .await?;
         counted.insert += o.missing.len() as u64;
         counted.update += o.differing.len() as u64;
@@ -409,6 +430,7 @@ async fn copy_keyless(
                     KeyRange::default(),
                     Merge::MissingRows,
                     job.dry,
+                    None,
                 )
                 .await?;
             if let Some(d) = dump.as_deref_mut() {

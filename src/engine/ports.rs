@@ -307,7 +307,17 @@ pub struct ChunkOutcome {
     pub updated: u64,
     pub deleted: u64,
     pub already_present: u64,
+    /// Rows whose written values were proven inside the chunk's own transaction, before its
+    /// commit: the server's hash of each inserted or updated row equals the restored server's
+    /// hash of the same row (and each deleted key is gone).
+    pub proven: u64,
 }
+
+/// The restored server's hash of each row of a chunk, by key (the key encoded as the copy
+/// encodes keys): what the chunk's writes must produce in production, proven before commit.
+/// The hash is the server's own over a canonical form of the row, so neither the tool's
+/// reading nor its writing of values is trusted.
+pub type ChunkProof = std::collections::HashMap<Vec<u8>, String>;
 
 /// A checksum of the rows in a key range, computed by the server over a canonical form of each
 /// row (the pt-table-checksum idea): equal on both sides means the same rows, without moving
@@ -372,6 +382,10 @@ pub trait Session: Send {
     /// commits: deletes (replace-all), then updates (overwrite, replace-all), then inserts.
     /// A table without a key (only ever a new side table) takes every row as missing.
     /// With `dry`, only finds what it would do (no lock, no write), for counts and `--dump-only`.
+    /// With `proof`, before the commit, reads back in the same transaction the hash of every
+    /// row it inserted or updated (and that each deleted key is gone) and rolls back with
+    /// `VerificationFailed` unless each equals the restored server's.
+    #[allow(clippy::too_many_arguments)]
     async fn merge_chunk(
         &mut self,
         table: &TableRef,
@@ -380,7 +394,17 @@ pub trait Session: Send {
         range: KeyRange<'_>,
         merge: Merge,
         dry: bool,
+        proof: Option<&ChunkProof>,
     ) -> Result<ChunkOutcome>;
+    /// The server's hash of each row in `range` (matching `filter`), with its key: the same
+    /// canonical form as [`Session::range_checksum`], one row at a time.
+    async fn row_hashes(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        range: KeyRange<'_>,
+        filter: Option<&str>,
+    ) -> Result<Vec<(Row, String)>>;
     /// The rows in `range` (matching `filter` if given), in key order (no locks).
     async fn rows_in_range(
         &mut self,

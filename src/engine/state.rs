@@ -165,6 +165,9 @@ pub struct CopyProgress {
     pub updated: u64,
     #[serde(default)]
     pub deleted: u64,
+    /// Rows whose written values were proven inside their chunk's transaction.
+    #[serde(default)]
+    pub proven: u64,
     pub done: bool,
     /// What overwrite and replace-all modes counted before writing, once the operator agreed.
     #[serde(default)]
@@ -189,6 +192,7 @@ impl CopyProgress {
         self.present_differing = w.iter().map(|w| w.copy.present_differing).sum();
         self.updated = w.iter().map(|w| w.copy.updated).sum();
         self.deleted = w.iter().map(|w| w.copy.deleted).sum();
+        self.proven = w.iter().map(|w| w.copy.proven).sum();
         self.done = w.iter().all(|w| w.copy.done);
     }
 }

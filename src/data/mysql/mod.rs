@@ -15,8 +15,8 @@ use mysql_async::{Conn, OptsBuilder, Params, SslOpts, TxOpts};
 
 use crate::error::{Error, Result, Side};
 use crate::ports::{
-    ChunkOutcome, Column, Connector, Endpoint, KeyRange, Merge, RangeChecksum, Row, Session, TableRef, TableSchema,
-    Value,
+    ChunkOutcome, ChunkProof, Column, Connector, Endpoint, KeyRange, Merge, RangeChecksum, Row, Session, TableRef,
+    TableSchema, Value,
 };
 use crate::rowcodec::encode_values;
 
@@ -57,6 +57,7 @@ impl MysqlSession {
     }
 
     /// The body of `merge_chunk`, inside the transaction the caller opened and closes.
+    #[allow(clippy::too_many_arguments)]
     async fn merge_in_transaction(
         &mut self,
         table: &TableRef,
@@ -65,6 +66,7 @@ impl MysqlSession {
         range: KeyRange<'_>,
         merge: Merge,
         dry: bool,
+        proof: Option<&ChunkProof>,
     ) -> Result<ChunkOutcome> {
         let side = self.side;
         let err = |e: mysql_async::Error| db_error(side, e);
@@ -151,11 +153,80 @@ impl MysqlSession {
         let missing: Vec<&Row> = outcome.missing.iter().map(|&i| &rows[i]).collect();
         self.insert_rows(table, schema, &missing).await?;
         outcome.inserted = missing.len() as u64;
+        if let (Some(proof), false) = (proof, schema.key.is_empty()) {
+            outcome.proven = self.prove(table, schema, rows, range, merge, &outcome, proof).await?;
+        }
         tracing::debug!(
             table = %table, rows = rows.len(), inserted = outcome.inserted,
             updated = outcome.updated, deleted = outcome.deleted, "chunk merged"
         );
         Ok(outcome)
+    }
+
+    /// Read-your-writes, before the commit: the server's hash of every row this chunk inserted
+    /// or updated, read in the same transaction (the range is locked, so only this chunk's
+    /// writes are in it), must equal the restored server's hash of that row, and every key it
+    /// deleted must be gone. What the application does after the commit cannot make this look
+    /// wrong, and nothing the tool read, encoded or wrote wrong can pass it.
+    #[allow(clippy::too_many_arguments)]
+    async fn prove(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        rows: &[Row],
+        range: KeyRange<'_>,
+        merge: Merge,
+        outcome: &ChunkOutcome,
+        proof: &ChunkProof,
+    ) -> Result<u64> {
+        let written: HashMap<Vec<u8>, String> = self
+            .row_hashes(table, schema, range, None)
+            .await?
+            .into_iter()
+            .map(|(key, hash)| (encode_values(key.iter()), hash))
+            .collect();
+        let inserted: std::collections::HashSet<usize> = outcome.missing.iter().copied().collect();
+        let wrong = |key: &[&Value], what: &str| {
+            Error::VerificationFailed(format!(
+                "in {table}, the row with key {} {what}; the chunk was rolled back, nothing of it is in production",
+                crate::rowcodec::display_key(key)
+            ))
+        };
+        let mut proven = 0;
+        for (i, row) in rows.iter().enumerate() {
+            let key = schema.key_of(row);
+            let encoded = encode_values(key.iter().copied());
+            // Every restored key of the chunk is in production once it commits, whatever the mode.
+            let Some(got) = written.get(&encoded) else {
+                return Err(wrong(
+                    &key,
+                    "is not in production at the end of its chunk's transaction",
+                ));
+            };
+            // A row it wrote has the restored values; in missing-rows mode, a row that was
+            // there already keeps production's own.
+            if merge == Merge::MissingRows && !inserted.contains(&i) {
+                continue;
+            }
+            match proof.get(&encoded) {
+                Some(want) if want == got => proven += 1,
+                Some(_) => {
+                    return Err(wrong(
+                        &key,
+                        "reads back in production with other values than on the restored server",
+                    ))
+                }
+                None => return Err(wrong(&key, "was read from the restored server, which has no such row")),
+            }
+        }
+        for key in &outcome.extra {
+            let refs: Vec<&Value> = key.iter().collect();
+            if written.contains_key(&encode_values(refs.iter().copied())) {
+                return Err(wrong(&refs, "was deleted but production still shows it"));
+            }
+            proven += 1;
+        }
+        Ok(proven)
     }
 
     /// Inserts `rows`, each counted: by LOAD DATA LOCAL when the method and the column types
@@ -547,6 +618,7 @@ impl Session for MysqlSession {
         range: KeyRange<'_>,
         merge: Merge,
         dry: bool,
+        proof: Option<&ChunkProof>,
     ) -> Result<ChunkOutcome> {
         // An explicit transaction rather than mysql_async's wrapper: LOAD DATA LOCAL needs the
         // connection itself for its data handler.
@@ -554,7 +626,10 @@ impl Session for MysqlSession {
             .query_drop("START TRANSACTION")
             .await
             .map_err(|e| self.db_err(e))?;
-        match self.merge_in_transaction(table, schema, rows, range, merge, dry).await {
+        match self
+            .merge_in_transaction(table, schema, rows, range, merge, dry, proof)
+            .await
+        {
             Ok(outcome) => {
                 if dry {
                     self.conn.query_drop("ROLLBACK").await.map_err(|e| self.db_err(e))?;
@@ -649,6 +724,39 @@ impl Session for MysqlSession {
             rows,
             hash: format!("{a}/{b}"),
         })
+    }
+
+    async fn row_hashes(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        range: KeyRange<'_>,
+        filter: Option<&str>,
+    ) -> Result<Vec<(Row, String)>> {
+        let (filter, params) = range_where(schema, range, filter);
+        let keys = key_columns(schema);
+        let sql = format!(
+            "SELECT {}, MD5({}) FROM {}{filter}",
+            keys.join(", "),
+            canonical_row_sql(schema),
+            qualified(table)
+        );
+        let rows: Vec<mysql_async::Row> = self
+            .conn
+            .exec(sql, Params::Positional(params))
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let mut values = row.unwrap();
+                let hash = match values.pop() {
+                    Some(Value::Bytes(b)) => String::from_utf8_lossy(&b).into_owned(),
+                    other => format!("{other:?}"),
+                };
+                (values, hash)
+            })
+            .collect())
     }
 
     async fn chunk_end(
