@@ -3,10 +3,19 @@
 //! so identical ranges are confirmed without moving their rows. Only a range whose checksums
 //! differ is read from both sides and compared row by row, which names the keys that differ.
 //!
-//! What passes depends on the mode. In `missing-rows` production keeps its own version of rows
-//! that were already there, so rows may legitimately differ, but only as many as the copy found
-//! differing before it wrote anything. `overwrite` allows no differing row, and `replace-all`
-//! no production row the restored table lacks either. A restored row missing fails every mode.
+//! Production is live during an incident: the application keeps writing while the tool runs.
+//! So what the tool wrote is proven where nothing else can touch it, inside each chunk's own
+//! transaction before it commits (`Session::merge_chunk` with a proof: every restored key of the
+//! chunk present, every row written with the restored server's hash, every deleted key gone).
+//! This pass comes after: it checks that the copy accounted for every restored row (the copy
+//! read as many rows as the restored table holds), and reports what differs now as the
+//! application's own activity since each chunk's commit: information, not failure.
+//!
+//! A dry copy (`--dump-only`) proves nothing in production; there the old rules hold. In
+//! `missing-rows` production keeps its own version of rows that were already there, so rows
+//! may differ, but only as many as the copy found differing before it wrote anything;
+//! `overwrite` allows no differing row, and `replace-all` no production row the restored table
+//! lacks either. A restored row missing fails every mode.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,11 +56,25 @@ pub struct Verification {
     pub sample_differing_keys: Vec<String>,
     #[serde(default)]
     pub sample_extra_keys: Vec<String>,
+    /// Rows the copy proved in their chunks' transactions, and the restored rows it read.
+    #[serde(default)]
+    pub proven_at_write: u64,
+    #[serde(default)]
+    pub read_by_copy: u64,
+    /// Rows that differ now although their chunk proved them: changed, deleted or added by
+    /// others (the application) after that chunk committed.
+    #[serde(default)]
+    pub changed_by_others: u64,
+    #[serde(default)]
+    pub sample_changed_keys: Vec<String>,
     pub passed: bool,
 }
 
 impl Verification {
     pub fn summary(&self) -> String {
+        if self.proven_at_write > 0 || self.read_by_copy > 0 {
+            return self.live_summary();
+        }
         let mut s = format!(
             "{} restored rows, {} in production, {} identical",
             self.restored_rows, self.present_in_production, self.identical
@@ -86,8 +109,44 @@ impl Verification {
         s
     }
 
+    /// What a proven copy's final pass found.
+    fn live_summary(&self) -> String {
+        let mut s = format!(
+            "{} restored rows, {} in production, {} identical; every row the tool wrote ({}) was proven in its \
+             chunk's own transaction",
+            self.restored_rows, self.present_in_production, self.identical, self.proven_at_write
+        );
+        if self.read_by_copy != self.restored_rows {
+            s.push_str(&format!(
+                "; but the copy read {} rows of the {} the restored table holds",
+                self.read_by_copy, self.restored_rows
+            ));
+        }
+        if self.kept_differing_at_copy > 0 {
+            s.push_str(&format!(
+                "; {} rows already there were kept as production had them",
+                self.kept_differing_at_copy
+            ));
+        }
+        if self.changed_by_others > 0 {
+            s.push_str(&format!(
+                "; changed by others during the run (after the tool's chunk committed): {} rows, keys include {}",
+                self.changed_by_others,
+                self.sample_changed_keys.join(", ")
+            ));
+        }
+        s.push_str(&format!(
+            "; {} of {} key ranges identical by server-side checksum now",
+            self.chunks_matching, self.chunks
+        ));
+        s
+    }
+
     /// The error for a failed verification, with sample keys to look at.
     pub fn failure(&self) -> Error {
+        if self.proven_at_write > 0 || self.read_by_copy > 0 {
+            return Error::VerificationFailed(self.live_summary());
+        }
         let mut msg = self.summary();
         if !self.sample_missing_keys.is_empty() {
             msg.push_str(&format!(
@@ -215,8 +274,28 @@ pub async fn verify(
     }
     v.restored_checksum = hex::encode(restored_digest.finalize());
     v.production_checksum = hex::encode(production_digest.finalize());
-    v.passed =
-        v.missing == 0 && v.differing <= v.kept_differing_at_copy && (job.merge != Merge::ReplaceAll || v.extra == 0);
+    if job.dry {
+        v.passed = v.missing == 0
+            && v.differing <= v.kept_differing_at_copy
+            && (job.merge != Merge::ReplaceAll || v.extra == 0);
+        return Ok(v);
+    }
+    // Every chunk proved its writes before committing (a chunk that could not was rolled back
+    // and failed the copy); what differs now is others' doing, once the copy is known to have
+    // gone through every restored row.
+    v.proven_at_write = copy.proven;
+    v.read_by_copy = copy.rows_read;
+    v.changed_by_others = v.missing
+        + v.differing.saturating_sub(v.kept_differing_at_copy)
+        + if job.merge == Merge::ReplaceAll { v.extra } else { 0 };
+    let mut changed: Vec<String> = v.sample_missing_keys.clone();
+    changed.extend(v.sample_differing_keys.iter().cloned());
+    if job.merge == Merge::ReplaceAll {
+        changed.extend(v.sample_extra_keys.iter().cloned());
+    }
+    changed.truncate(SAMPLE);
+    v.sample_changed_keys = changed;
+    v.passed = v.read_by_copy == v.restored_rows;
     Ok(v)
 }
 
