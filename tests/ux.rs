@@ -113,7 +113,11 @@ async fn the_wizard_leads_a_full_restore_in_a_real_terminal() {
         &["restore", "--database", "shop", "--state-dir", &dir],
         &["RDS_TABLE_RESTORE_CLIENT_CIDR", "RDS_TABLE_RESTORE_YES"],
     );
-    term.expect("RDS instance the table lived in").await;
+    let screen = term.expect("RDS instance or DB cluster the table lived in").await;
+    assert!(
+        screen.contains("prod-aurora (DB cluster)") && screen.contains("prod-maz (DB cluster)"),
+        "clusters are listed beside instances, with their windows: {screen}"
+    );
     term.send(&["prod-db", "Enter"]);
     let screen = term.expect("Restore to (just before the damage").await;
     assert!(

@@ -292,6 +292,14 @@ pub fn load_data_field(value: &Value, out: &mut Vec<u8>) {
             let _ = write!(out, "{y:04}-{mo:02}-{d:02}");
         }
         Value::Date(y, mo, d, h, mi, s, us) => {
+            // A deliberate bug, in test builds only, for the tests that prove a value written
+            // wrong is caught before its chunk commits.
+            #[cfg(feature = "failpoints")]
+            let us = &if fail::eval("rowcodec-break-datetime", |_| ()).is_some() {
+                (us + 1) % 1_000_000
+            } else {
+                *us
+            };
             let _ = write!(out, "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}");
         }
         Value::Time(neg, d, h, mi, s, us) => {
