@@ -181,12 +181,39 @@ impl DumpFile {
 const CONFLICT_RETRIES: u32 = 12;
 
 /// The key of a chunk's last row, and whether the chunk is the last one (keyset reads return
-/// fewer rows than asked only at the end).
-fn chunk_end(job: &CopyJob<'_>, rows: &[crate::ports::Row]) -> (Option<Vec<Value>>, bool) {
+/// fewer rows than asked, `limit`, only at the end).
+fn chunk_end(job: &CopyJob<'_>, rows: &[crate::ports::Row], limit: usize) -> (Option<Vec<Value>>, bool) {
     let key = rows
         .last()
         .map(|last| job.schema.key_of(last).into_iter().cloned().collect());
-    (key, rows.len() < job.chunk_size)
+    (key, rows.len() < limit)
+}
+
+/// The bytes of restored rows a chunk aims to hold: wide rows (documents, PDFs, sessions) make a
+/// chunk of `--chunk-size` rows gigabytes in memory and a packet no server accepts.
+pub const CHUNK_BYTES: usize = 8 << 20;
+
+/// The rows the next chunk asks for, kept from the sizes the reader sees: the row budget,
+/// lowered so that the widest row of the last chunk times the count stays within
+/// [`CHUNK_BYTES`] (a row wider than that goes alone). Before any size is known the first chunk
+/// reads one row.
+fn next_limit(job: &CopyJob<'_>, rows: Option<&[Row]>) -> usize {
+    let Some(rows) = rows else {
+        return 1;
+    };
+    let widest = rows.iter().map(|r| row_bytes(r)).max().unwrap_or(1);
+    (CHUNK_BYTES / widest).clamp(1, job.chunk_size.max(1))
+}
+
+/// About what a row holds in memory: its bytes, and 8 for each other value.
+fn row_bytes(row: &[Value]) -> usize {
+    row.iter()
+        .map(|v| match v {
+            Value::Bytes(b) => b.len(),
+            _ => 8,
+        })
+        .sum::<usize>()
+        .max(1)
 }
 
 /// The production keys a chunk's merge covers: after the previous chunk's last key up to its
@@ -249,15 +276,17 @@ pub async fn copy_rows(
     // Reading the next chunk from the restored server overlaps writing this one into
     // production: the two sessions are independent, and the checkpoint still follows each
     // commit in order.
-    let (mut rows, mut proof) = read_proven(restored, job, after.as_deref()).await?;
+    let mut limit = next_limit(job, None);
+    let (mut rows, mut proof) = read_proven(restored, job, after.as_deref(), limit).await?;
     let mut taken = 0;
     while !progress.done {
         if cancel.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
         }
-        let (key, last_chunk) = chunk_end(job, &rows);
+        let (key, last_chunk) = chunk_end(job, &rows, limit);
         let range = chunk_range(job, after.as_deref(), key.as_deref(), last_chunk);
         let replace_all = job.merge == Merge::ReplaceAll;
+        let following = next_limit(job, Some(&rows));
         let write = async {
             if rows.is_empty() && !(replace_all && last_chunk) {
                 return Ok(None);
@@ -288,7 +317,7 @@ pub async fn copy_rows(
         };
         let read = async {
             match (&key, last_chunk) {
-                (Some(k), false) => read_proven(restored, job, Some(k)).await.map(Some),
+                (Some(k), false) => read_proven(restored, job, Some(k), following).await.map(Some),
                 _ => Ok(None),
             }
         };
@@ -317,6 +346,7 @@ pub async fn copy_rows(
         crate::crash_point!("copy-chunk-after-checkpoint");
         ui.copy_progress(progress.rows_read, progress.inserted + progress.updated);
         (rows, proof) = next?.unwrap_or_default();
+        limit = following;
         taken += 1;
         if job.max_chunks.is_some_and(|max| taken >= max) {
             return Ok(progress);
@@ -331,15 +361,10 @@ async fn read_proven(
     restored: &mut dyn Session,
     job: &CopyJob<'_>,
     after: Option<&[Value]>,
+    limit: usize,
 ) -> Result<(Vec<Row>, Option<ChunkProof>)> {
     let rows = restored
-        .read_chunk(
-            job.source,
-            job.schema,
-            within(after, job.end),
-            job.filter,
-            job.chunk_size,
-        )
+        .read_chunk(job.source, job.schema, within(after, job.end), job.filter, limit)
         .await?;
     if job.dry {
         return Ok((rows, None));
@@ -372,6 +397,7 @@ pub async fn count_changes(
 ) -> Result<crate::state::PlannedChanges> {
     let mut counted = crate::state::PlannedChanges::default();
     let mut after: Option<Vec<Value>> = None;
+    let mut limit = next_limit(job, None);
     loop {
         if cancel.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
@@ -381,9 +407,10 @@ pub async fn count_changes(
             upto: None,
         };
         let rows = restored
-            .read_chunk(job.source, job.schema, range, job.filter, job.chunk_size)
+            .read_chunk(job.source, job.schema, range, job.filter, limit)
             .await?;
-        let (key, last_chunk) = chunk_end(job, &rows);
+        let (key, last_chunk) = chunk_end(job, &rows, limit);
+        limit = next_limit(job, Some(&rows));
         let range = chunk_range(job, after.as_deref(), key.as_deref(), last_chunk);
         let o = production
             .merge_chunk(job.target, job.schema, &rows, range, job.merge, true, None)
