@@ -322,6 +322,12 @@ fn db_error(side: Side, e: mysql_async::Error) -> Error {
             side,
             detail: format!("{detail}: a statement or row is larger than the server's max_allowed_packet; raise it in the parameter group (both servers) or lower --chunk-size"),
         },
+        // The driver reports a packet over its own limit as an I/O error: the same chunk would
+        // be refused again after a reconnect.
+        E::Io(_) if detail.contains("max_allowed_packet") => Error::Db {
+            side,
+            detail: format!("{detail}: a statement or row is larger than max_allowed_packet; raise it in the parameter group (both servers) or lower --chunk-size"),
+        },
         E::Server(_) => Error::Db { side, detail },
         // What a cut connection looks like: worth a reconnect.
         E::Io(_)
