@@ -289,7 +289,10 @@ pub async fn verify(
         + v.differing.saturating_sub(v.kept_differing_at_copy)
         + if job.merge == Merge::ReplaceAll { v.extra } else { 0 };
     let mut changed: Vec<String> = v.sample_missing_keys.clone();
-    changed.extend(v.sample_differing_keys.iter().cloned());
+    // Production's own versions kept in missing-rows mode are not others' changes.
+    if v.differing > v.kept_differing_at_copy {
+        changed.extend(v.sample_differing_keys.iter().cloned());
+    }
     if job.merge == Merge::ReplaceAll {
         changed.extend(v.sample_extra_keys.iter().cloned());
     }
