@@ -183,13 +183,7 @@ async fn choose_instance(rds: &dyn Rds, asker: &dyn Asker) -> Result<Instance> {
     }
     let mut items = Vec::new();
     for i in &candidates {
-        let earliest = match i.earliest_restorable {
-            Some(t) => Some(t),
-            None => rds
-                .earliest_restorable_time(&i.id, i.dbi_resource_id.as_deref())
-                .await?
-                .or(i.created),
-        };
+        let earliest = window_start(rds, i).await?;
         items.push(format!(
             "{}{}  {} {}  {}  backups {} days  restorable {} .. {}",
             i.id,
@@ -211,14 +205,20 @@ async fn choose_instance(rds: &dyn Rds, asker: &dyn Asker) -> Result<Instance> {
     Ok(candidates.swap_remove(pick))
 }
 
+/// The start of a source's restore window: a cluster's comes with its description; an
+/// instance's from its automated backups, else its creation.
+async fn window_start(rds: &dyn Rds, source: &Instance) -> Result<Option<DateTime<Utc>>> {
+    if let Some(t) = source.earliest_restorable {
+        return Ok(Some(t));
+    }
+    Ok(rds
+        .earliest_restorable_time(&source.id, source.dbi_resource_id.as_deref())
+        .await?
+        .or(source.created))
+}
+
 async fn ask_time(rds: &dyn Rds, instance: &Instance, asker: &dyn Asker, now: DateTime<Utc>) -> Result<String> {
-    let earliest = match instance.earliest_restorable {
-        Some(t) => Some(t),
-        None => rds
-            .earliest_restorable_time(&instance.id, instance.dbi_resource_id.as_deref())
-            .await?
-            .or(instance.created),
-    };
+    let earliest = window_start(rds, instance).await?;
     let latest = instance.latest_restorable;
     let show = |t: Option<DateTime<Utc>>| match t {
         Some(t) => format!(
