@@ -305,6 +305,17 @@ const LOAD_REFUSED: &str = "LOAD DATA LOCAL refused by the server";
 /// statement larger than `max_allowed_packet`, access denied, an unknown column, a constraint)
 /// fails the run at once with its own message, instead of minutes of reconnecting to the same
 /// refusal.
+/// A statement, row or packet over `max_allowed_packet`, and what to change.
+fn packet_too_large(side: Side, detail: &str) -> Error {
+    Error::Db {
+        side,
+        detail: format!(
+            "{detail}: a statement or row is larger than max_allowed_packet; raise it in the parameter group \
+             (both servers) or lower --chunk-size"
+        ),
+    }
+}
+
 fn db_error(side: Side, e: mysql_async::Error) -> Error {
     use mysql_async::{DriverError, Error as E};
     let detail = crate::error::one_line(&e.to_string());
@@ -314,20 +325,11 @@ fn db_error(side: Side, e: mysql_async::Error) -> Error {
         E::Server(s) if s.code == 1213 || s.code == 1205 => Error::DbConflict { side, detail },
         // 1153 (ER_NET_PACKET_TOO_LARGE), 1301 (a result over max_allowed_packet) and the
         // driver's own check: the same statement would fail again after a reconnect.
-        E::Server(s) if s.code == 1153 || s.code == 1301 => Error::Db {
-            side,
-            detail: format!("{detail}: a statement or row is larger than max_allowed_packet; raise it in the parameter group (both servers) or lower --chunk-size"),
-        },
-        E::Driver(DriverError::PacketTooLarge) => Error::Db {
-            side,
-            detail: format!("{detail}: a statement or row is larger than the server's max_allowed_packet; raise it in the parameter group (both servers) or lower --chunk-size"),
-        },
+        E::Server(s) if s.code == 1153 || s.code == 1301 => packet_too_large(side, &detail),
+        E::Driver(DriverError::PacketTooLarge) => packet_too_large(side, &detail),
         // The driver reports a packet over its own limit as an I/O error: the same chunk would
         // be refused again after a reconnect.
-        E::Io(_) if detail.contains("max_allowed_packet") => Error::Db {
-            side,
-            detail: format!("{detail}: a statement or row is larger than max_allowed_packet; raise it in the parameter group (both servers) or lower --chunk-size"),
-        },
+        E::Io(_) if detail.contains("max_allowed_packet") => packet_too_large(side, &detail),
         E::Server(_) => Error::Db { side, detail },
         // What a cut connection looks like: worth a reconnect.
         E::Io(_)
