@@ -135,8 +135,8 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
             _ => String::new(),
         }
     };
-    // Each restored copy of a finished run, as the kind of copy it is: an instance, or a
-    // cluster (whose instances go with it, in the order RDS allows).
+    // Each restored copy of a finished run, by its id, as the kind of copy it is: an instance,
+    // or a cluster (whose instances go with it, in the order RDS allows).
     let mut doomed: Vec<(String, Box<dyn RestoredCopy + '_>)> = Vec::new();
     // The groups each resource holds, and whether the tool made it.
     let mut holders: Vec<(String, Vec<String>, bool)> = Vec::new();
@@ -156,10 +156,7 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
                 "DB cluster {} (run {run}, status {}{flag}), with its instances",
                 c.id, c.status
             );
-            doomed.push((
-                format!("DB cluster {}", c.id),
-                Box::new(ClusterCopy::found(&aws.rds, c, &run)),
-            ));
+            doomed.push((c.id.clone(), Box::new(ClusterCopy::found(&aws.rds, c, &run))));
         }
     }
     for i in &instances {
@@ -175,10 +172,7 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
             );
         } else {
             println!("RDS instance {} (run {run}, status {}{flag})", i.id, i.status);
-            doomed.push((
-                format!("RDS instance {}", i.id),
-                Box::new(InstanceCopy::new(&aws.rds, &i.id)),
-            ));
+            doomed.push((i.id.clone(), Box::new(InstanceCopy::new(&aws.rds, &i.id))));
         }
     }
     let mut doomed_groups = Vec::new();
@@ -219,15 +213,16 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
     let mut said: Vec<(String, String)> = Vec::new();
     while !doomed.is_empty() && started.elapsed() < limit {
         let mut still = Vec::new();
-        for (label, copy) in doomed {
+        for (id, copy) in doomed {
+            let label = copy.label();
             match copy.release().await {
                 Ok(Release::Gone) => println!("{label} deleted"),
                 Ok(Release::Pending { status } | Release::Busy { status }) => {
                     if !said.iter().any(|(l, s)| *l == label && *s == status) {
                         println!("{label}: {status}");
-                        said.push((label.clone(), status));
+                        said.push((label, status));
                     }
-                    still.push((label, copy));
+                    still.push((id, copy));
                 }
                 Err(e) => {
                     failures += 1;
@@ -240,20 +235,18 @@ pub async fn cleanup(args: CommonArgs) -> u8 {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
-    let pending: Vec<String> = doomed
-        .iter()
-        .map(|(label, _)| label.rsplit(' ').next().unwrap_or_default().to_string())
-        .collect();
-    for (label, _) in &doomed {
+    let pending: Vec<&String> = doomed.iter().map(|(id, _)| id).collect();
+    for (_, copy) in &doomed {
         failures += 1;
         eprintln!(
-            "error: {label} is still being deleted after 45 minutes: run `rds-table-restore cleanup` again later"
+            "error: {} is still being deleted after 45 minutes: run `rds-table-restore cleanup` again later",
+            copy.label()
         );
     }
     for g in &doomed_groups {
         let held_by_pending = holders
             .iter()
-            .any(|(id, gs, _)| pending.contains(id) && gs.contains(&g.id));
+            .any(|(id, gs, _)| pending.contains(&id) && gs.contains(&g.id));
         if held_by_pending {
             eprintln!(
                 "error: security group {} is still held by an instance being deleted: run cleanup again later",
