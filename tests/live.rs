@@ -12,18 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{command, describe, unique_table, Sandbox};
+use common::{command, describe, id, unique_table, Sandbox};
 use mysql_async::prelude::Queryable;
 use mysql_async::Value;
 
 const ROWS: u64 = 6000;
-
-fn id(v: &Value) -> i64 {
-    match v {
-        Value::Int(i) => *i,
-        other => panic!("unexpected id {other:?}"),
-    }
-}
 
 /// What the application did, in order: for each key, its last successful write (`None`: deleted).
 type AppLog = Arc<std::sync::Mutex<BTreeMap<i64, Option<String>>>>;
@@ -100,18 +93,8 @@ struct Live {
 }
 
 async fn run_live(sb: &Sandbox, table: &str, extra: &[&str], env: &[(&str, &str)]) -> Live {
-    let time = sb.seed_with_accident(table, ROWS).await;
-    let before = Sandbox::rows(&sb.production, table).await;
-    let restored = Sandbox::rows(&sb.restored, table).await;
-    let present: std::collections::HashSet<i64> = before.iter().map(|r| id(&r[0])).collect();
-    let deleted: Vec<i64> = restored
-        .iter()
-        .map(|r| id(&r[0]))
-        .filter(|k| !present.contains(k))
-        .collect();
-    let stop = Arc::new(AtomicBool::new(false));
-    let log: AppLog = Arc::default();
-    let app = application(sb, table, deleted, stop.clone(), log.clone());
+    let mut writing = Writing::start(sb, table).await;
+    let time = writing.time.clone();
     let state = tempfile::tempdir().unwrap();
     let mut cmd = command(state.path());
     cmd.args([
@@ -131,8 +114,7 @@ async fn run_live(sb: &Sandbox, table: &str, extra: &[&str], env: &[(&str, &str)
         cmd.env(k, v);
     }
     let out = cmd.output().await.unwrap();
-    stop.store(true, Ordering::SeqCst);
-    let (writes, mut latencies) = app.await.unwrap();
+    let (writes, mut latencies) = writing.stop().await;
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
     let (p50, p99) = (at(0.5), at(0.99));
@@ -144,14 +126,58 @@ async fn run_live(sb: &Sandbox, table: &str, extra: &[&str], env: &[(&str, &str)
         writes > 50 || !out.status.success(),
         "the application wrote only {writes} times (p50 {p50:?}, p99 {p99:?})"
     );
-    let after = Sandbox::rows(&sb.production, table).await;
-    let log = log.lock().unwrap().clone();
+    let log = writing.log.lock().unwrap().clone();
     Live {
         out,
-        before,
-        restored,
-        after,
+        after: Sandbox::rows(&sb.production, table).await,
         log,
+        before: writing.before,
+        restored: writing.restored,
+    }
+}
+
+/// A table just after the accident, with the application writing it.
+struct Writing {
+    time: String,
+    before: Vec<Vec<Value>>,
+    restored: Vec<Vec<Value>>,
+    log: AppLog,
+    stop: Arc<AtomicBool>,
+    app: Option<tokio::task::JoinHandle<(u64, Vec<Duration>)>>,
+}
+
+impl Writing {
+    /// Seeds `table` with its accident and starts the application on it.
+    async fn start(sb: &Sandbox, table: &str) -> Writing {
+        let time = sb.seed_with_accident(table, ROWS).await;
+        let before = Sandbox::rows(&sb.production, table).await;
+        let restored = Sandbox::rows(&sb.restored, table).await;
+        let present: std::collections::HashSet<i64> = before.iter().map(|r| id(&r[0])).collect();
+        let deleted: Vec<i64> = restored
+            .iter()
+            .map(|r| id(&r[0]))
+            .filter(|k| !present.contains(k))
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let log: AppLog = Arc::default();
+        let app = application(sb, table, deleted, stop.clone(), log.clone());
+        Writing {
+            time,
+            before,
+            restored,
+            log,
+            stop,
+            app: Some(app),
+        }
+    }
+
+    /// Stops the application: how many writes it made, and the latency of each.
+    async fn stop(&mut self) -> (u64, Vec<Duration>) {
+        self.stop.store(true, Ordering::SeqCst);
+        match self.app.take() {
+            Some(app) => app.await.unwrap(),
+            None => (0, Vec::new()),
+        }
     }
 }
 
@@ -316,18 +342,8 @@ async fn a_value_written_wrong_fails_the_run_with_exit_5_and_writes_nothing() {
 async fn a_crash_mid_copy_under_live_writes_resumes_exact() {
     let sb = Sandbox::connect().await;
     let table = unique_table("liveres");
-    let time = sb.seed_with_accident(&table, ROWS).await;
-    let before = Sandbox::rows(&sb.production, &table).await;
-    let restored = Sandbox::rows(&sb.restored, &table).await;
-    let present: std::collections::HashSet<i64> = before.iter().map(|r| id(&r[0])).collect();
-    let deleted: Vec<i64> = restored
-        .iter()
-        .map(|r| id(&r[0]))
-        .filter(|k| !present.contains(k))
-        .collect();
-    let stop = Arc::new(AtomicBool::new(false));
-    let log: AppLog = Arc::default();
-    let app = application(&sb, &table, deleted, stop.clone(), log.clone());
+    let mut writing = Writing::start(&sb, &table).await;
+    let time = writing.time.clone();
     let state = tempfile::tempdir().unwrap();
     let args = [
         "restore",
@@ -361,15 +377,15 @@ async fn a_crash_mid_copy_under_live_writes_resumes_exact() {
         .output()
         .await
         .unwrap();
-    stop.store(true, Ordering::SeqCst);
-    app.await.unwrap();
+    writing.stop().await;
     assert!(second.status.success(), "{}", describe(&second));
+    let log = writing.log.lock().unwrap().clone();
     let live = Live {
         out: second,
-        before,
-        restored,
         after: Sandbox::rows(&sb.production, &table).await,
-        log: log.lock().unwrap().clone(),
+        log,
+        before: writing.before,
+        restored: writing.restored,
     };
     live.check(true);
     assert_eq!(common::summary(&live.out.stdout)["verification"]["passed"], true);

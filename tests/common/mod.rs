@@ -329,7 +329,8 @@ pub fn expected_after(before: &[Vec<Value>], restored: &[Vec<Value>]) -> Vec<Vec
     rows
 }
 
-fn id(v: &Value) -> i64 {
+/// The integer key of a seeded row.
+pub fn id(v: &Value) -> i64 {
     match v {
         Value::Int(i) => *i,
         other => panic!("unexpected id {other:?}"),
