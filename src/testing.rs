@@ -483,6 +483,20 @@ impl Session for FakeSession {
     async fn estimate_rows(&mut self, _t: &TableRef) -> Result<Option<u64>> {
         Ok(Some(lock(&self.table).len() as u64))
     }
+    async fn max_allowed_packet(&mut self) -> Result<u64> {
+        Ok(64 << 20)
+    }
+    async fn widest_row(
+        &mut self,
+        _t: &TableRef,
+        _s: &TableSchema,
+        _filter: Option<&str>,
+    ) -> Result<Option<(Row, u64)>> {
+        Ok(lock(&self.table)
+            .iter()
+            .map(|(k, r)| (vec![Value::Int(*k)], crate::copy::row_bytes(r) as u64))
+            .max_by_key(|(_, w)| *w))
+    }
     async fn read_chunk(
         &mut self,
         _t: &TableRef,
@@ -597,21 +611,13 @@ impl Session for FakeSession {
             .map(|(k, r)| (vec![Value::Int(*k)], fake_hash(r)))
             .collect())
     }
-    async fn rows_in_range(
-        &mut self,
-        _t: &TableRef,
-        _s: &TableSchema,
-        range: KeyRange<'_>,
-        _filter: Option<&str>,
-    ) -> Result<Vec<Row>> {
-        Ok(lock(&self.table).range(bounds(range)).map(|(_, r)| r.clone()).collect())
-    }
     async fn scan(
         &mut self,
         _t: &TableRef,
         _s: &TableSchema,
         _filter: Option<&str>,
         batch: usize,
+        _batch_bytes: usize,
         out: tokio::sync::mpsc::Sender<Vec<Row>>,
     ) -> Result<()> {
         let rows: Vec<Row> = lock(&self.table).values().cloned().collect();
@@ -714,6 +720,8 @@ pub fn request() -> crate::plan::Request {
         subnet_group: None,
         publicly_accessible: false,
         chunk_size: 1000,
+        chunk_bytes: 8 << 20,
+        max_lock_ms: 100,
         wait_timeout_minutes: 120,
         on_failure: OnFailure::Teardown,
         where_predicate: None,

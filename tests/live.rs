@@ -392,3 +392,57 @@ async fn a_crash_mid_copy_under_live_writes_resumes_exact() {
     assert_eq!(sb.tool_resources(&table).await, (vec![], vec![]));
     sb.drop_table(&table).await;
 }
+
+/// `--max-lock-ms`: a chunk whose transaction held its locks longer makes the chunks after it
+/// smaller, so the application waits less; the rows still end exact. With a 1 ms bound (no
+/// debug build's chunk of 1,000 rows commits that fast) the copy ends in many small chunks
+/// where 1,000-row chunks would take about seven.
+#[tokio::test]
+async fn a_chunk_that_holds_its_locks_too_long_makes_the_next_ones_smaller() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("livelock");
+    let mut writing = Writing::start(&sb, &table).await;
+    let time = writing.time.clone();
+    let state = tempfile::tempdir().unwrap();
+    let out = command(state.path())
+        .args([
+            "restore",
+            "--instance",
+            "prod-db",
+            "--database",
+            "shop",
+            "--table",
+            &table,
+            "--time",
+            &time,
+            "--yes",
+            "--chunk-size",
+            "1000",
+            "--max-lock-ms",
+            "1",
+            "--output",
+            "json",
+        ])
+        .output()
+        .await
+        .unwrap();
+    writing.stop().await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let summary = common::summary(&out.stdout);
+    let chunks = summary["chunks"].as_u64().unwrap_or(0);
+    assert!(
+        chunks > 20,
+        "{chunks} chunks of at most 1,000 rows for {ROWS} rows: the chunks did not shrink: {summary}"
+    );
+    let log = writing.log.lock().unwrap().clone();
+    let live = Live {
+        out,
+        after: Sandbox::rows(&sb.production, &table).await,
+        log,
+        before: writing.before,
+        restored: writing.restored,
+    };
+    live.check(true);
+    assert_eq!(common::summary(&live.out.stdout)["verification"]["passed"], true);
+    sb.drop_table(&table).await;
+}

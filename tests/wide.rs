@@ -1,7 +1,12 @@
 //! Wide rows: chunks bounded by bytes as well as rows, so memory stays flat whatever the row
 //! width. 40 rows of 2 MB each (80 MB), all deleted in production, restored with the default
 //! chunk size (5,000 rows, which would be one 80 MB chunk, held twice over while it is read,
-//! encoded and sent); peak memory is read from outside, in /proc.
+//! encoded and sent); peak memory is read from outside, in /proc. A single 64 MiB row; a row
+//! past production's `max_allowed_packet`, refused before any write, then restored by `resume`
+//! once the limit is raised as the message says.
+//!
+//! The tests change the servers' `max_allowed_packet` (global, for new sessions), so they run
+//! one at a time, and each puts the sandbox's value back.
 
 mod common;
 
@@ -9,6 +14,36 @@ use std::time::Duration;
 
 use common::{command, describe, unique_table, Sandbox};
 use mysql_async::prelude::Queryable;
+
+/// One test at a time: they change the servers' global packet limit.
+static SERVERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// MariaDB 10.11's default, which the sandbox keeps.
+const SANDBOX_PACKET: u64 = 16 << 20;
+
+/// Sets `max_allowed_packet` on both servers, for the sessions opened after it.
+async fn set_packet_limits(sb: &Sandbox, production: u64, restored: u64) {
+    Sandbox::exec(&sb.production, &format!("SET GLOBAL max_allowed_packet = {production}")).await;
+    Sandbox::exec(&sb.restored, &format!("SET GLOBAL max_allowed_packet = {restored}")).await;
+}
+
+/// Puts the sandbox's packet limit back when a test ends, passed or not.
+struct PacketLimitsBack;
+
+impl Drop for PacketLimitsBack {
+    fn drop(&mut self) {
+        // Drop cannot await, and the test's runtime may be unwinding: a runtime of its own, on
+        // a thread of its own.
+        std::thread::spawn(|| {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let sb = Sandbox::connect().await;
+                set_packet_limits(&sb, SANDBOX_PACKET, SANDBOX_PACKET).await;
+            })
+        })
+        .join()
+        .unwrap();
+    }
+}
 
 const ROWS: u64 = 40;
 /// 32 hex characters repeated: 2 MiB per row.
@@ -48,6 +83,7 @@ async fn peak_rss_kb(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn wide_rows_restore_exactly_with_memory_bounded_by_bytes_not_rows() {
+    let _one = SERVERS.lock().await;
     let sb = Sandbox::connect().await;
     let table = unique_table("wide");
     let create = format!(
@@ -94,5 +130,162 @@ async fn wide_rows_restore_exactly_with_memory_bounded_by_bytes_not_rows() {
         "peak resident memory {peak_mb} MB for 2 MB rows: past 64 MiB plus 32 times the widest row"
     );
     eprintln!("wide rows: peak resident memory {peak_mb} MB");
+    sb.drop_table(&table).await;
+}
+
+/// Creates `shop.<table>` (id, doc LONGBLOB) on both servers with `rows` rows of `repeat` times
+/// 32 bytes each, returns a restore time after it, and deletes every row in production.
+async fn seed_documents(sb: &Sandbox, table: &str, rows: u64, repeat: u64) -> String {
+    let create = format!(
+        "CREATE TABLE shop.`{table}` (id BIGINT NOT NULL PRIMARY KEY, doc LONGBLOB NOT NULL) ENGINE=InnoDB; \
+         INSERT INTO shop.`{table}` SELECT seq, REPEAT(MD5(seq), {repeat}) FROM seq_1_to_{rows}"
+    );
+    Sandbox::exec(&sb.production, &create).await;
+    Sandbox::exec(&sb.restored, &create).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    Sandbox::exec(&sb.production, &format!("DELETE FROM shop.`{table}`")).await;
+    time
+}
+
+/// Runs the binary with `args`, returning its output and its peak resident memory in MB.
+async fn run_measured(state: &std::path::Path, args: &[&str]) -> (std::process::Output, u64) {
+    let child = command(state)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let peak = tokio::spawn(peak_rss_kb(child.id().unwrap()));
+    let out = child.wait_with_output().await.unwrap();
+    (out, peak.await.unwrap() / 1024)
+}
+
+#[tokio::test]
+async fn a_single_64_mib_row_restores_exactly() {
+    let _one = SERVERS.lock().await;
+    let _back = PacketLimitsBack;
+    let sb = Sandbox::connect().await;
+    set_packet_limits(&sb, 256 << 20, 256 << 20).await;
+    // Sessions opened after the change, for the seed's 64 MiB REPEAT().
+    let sb = Sandbox::connect().await;
+    let table = unique_table("huge");
+    // 2 Mi times 32 bytes: 64 MiB, one row, between two small ones (restored only).
+    let time = seed_documents(&sb, &table, 1, 2 << 20).await;
+    for id in [0, 2] {
+        Sandbox::exec(
+            &sb.restored,
+            &format!("INSERT INTO shop.`{table}` VALUES ({id}, 'small')"),
+        )
+        .await;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let (out, peak_mb) = run_measured(
+        state.path(),
+        &[
+            "restore",
+            "--instance",
+            "prod-db",
+            "--database",
+            "shop",
+            "--table",
+            &table,
+            "--time",
+            &time,
+            "--yes",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let restored = fingerprint(&sb.restored, &table).await;
+    assert_eq!(restored.0, 3, "the seed made three restored rows");
+    assert_eq!(
+        fingerprint(&sb.production, &table).await,
+        restored,
+        "production holds exactly the restored rows, the 64 MiB one among them"
+    );
+    // The row is held a few times (read, encoded, sent, and the one read ahead).
+    assert!(
+        peak_mb < 64 + 8 * 64,
+        "peak resident memory {peak_mb} MB for a 64 MiB row: past 64 MiB plus 8 times the row"
+    );
+    eprintln!("a 64 MiB row: peak resident memory {peak_mb} MB");
+    sb.drop_table(&table).await;
+}
+
+#[tokio::test]
+async fn a_row_past_production_max_allowed_packet_is_refused_before_any_write_then_resumed() {
+    let _one = SERVERS.lock().await;
+    let _back = PacketLimitsBack;
+    let sb = Sandbox::connect().await;
+    let table = unique_table("toolarge");
+    // Four rows of 6 MiB (192 Ki times 32 bytes), made under the sandbox's 16 MiB limit.
+    let time = seed_documents(&sb, &table, 4, 192 << 10).await;
+    set_packet_limits(&sb, 4 << 20, SANDBOX_PACKET).await;
+    let state = tempfile::tempdir().unwrap();
+    let (out, _) = run_measured(
+        state.path(),
+        &[
+            "restore",
+            "--instance",
+            "prod-db",
+            "--database",
+            "shop",
+            "--table",
+            &table,
+            "--time",
+            &time,
+            "--yes",
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "the restored copy is kept for resume: {}",
+        describe(&out)
+    );
+    for part in [
+        format!("`shop.{table}`"),
+        "6.0 MiB".to_string(),
+        "max_allowed_packet on production (4.0 MiB)".to_string(),
+        "parameter group".to_string(),
+        "nothing was written".to_string(),
+        "resume".to_string(),
+    ] {
+        assert!(stderr.contains(&part), "the refusal names {part}: {stderr}");
+    }
+    eprintln!(
+        "refusal: {}",
+        stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default()
+    );
+    let reconnects = stderr.matches("reconnecting in").count();
+    assert_eq!(reconnects, 0, "a row too large is not a lost connection: {stderr}");
+    assert_eq!(
+        fingerprint(&sb.production, &table).await.0,
+        0,
+        "nothing was written to production"
+    );
+    // The fix the message gives: raise the limit, then resume.
+    set_packet_limits(&sb, SANDBOX_PACKET, SANDBOX_PACKET).await;
+    let run = common::state_files(state.path())
+        .first()
+        .cloned()
+        .expect("a state file kept for resume");
+    let run_id = common::run_id_of(&run);
+    let (out, _) = run_measured(state.path(), &["resume", &run_id, "--yes"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        fingerprint(&sb.production, &table).await,
+        fingerprint(&sb.restored, &table).await,
+        "after resume production holds exactly the restored rows"
+    );
+    assert_eq!(
+        sb.tool_resources(&table).await,
+        (vec![], vec![]),
+        "resume deleted the restored copy and its group"
+    );
     sb.drop_table(&table).await;
 }

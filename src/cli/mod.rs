@@ -282,6 +282,21 @@ pub struct RestoreArgs {
     /// Rows per chunk: each chunk is one production transaction and one checkpoint.
     #[arg(long, default_value_t = 1000, env = "RDS_TABLE_RESTORE_CHUNK_SIZE")]
     pub chunk_size: usize,
+    /// Bytes of restored rows per chunk at most (a row wider than this goes alone): keeps memory
+    /// and every packet small when rows are wide (documents, PDFs). `8MiB`, `512KiB`, `16M` or
+    /// plain bytes; lowered to half of the servers' `max_allowed_packet` when that is smaller.
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size, env = "RDS_TABLE_RESTORE_CHUNK_BYTES")]
+    pub chunk_bytes: usize,
+    /// The longest a chunk's transaction should hold its row locks in production, in
+    /// milliseconds: while the application writes, a chunk that took longer makes the chunks
+    /// after it smaller (down to one row), and they grow back to --chunk-size when quick.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 100,
+        env = "RDS_TABLE_RESTORE_MAX_LOCK_MS"
+    )]
+    pub max_lock_ms: u64,
     /// Give up waiting for the restored instance after this many minutes.
     #[arg(long, default_value_t = 120, env = "RDS_TABLE_RESTORE_WAIT_TIMEOUT")]
     pub wait_timeout: u64,
@@ -293,6 +308,29 @@ pub struct RestoreArgs {
     pub db: DbArgs,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// A byte size: plain bytes, or with a suffix K/KiB, M/MiB, G/GiB (all powers of 1024).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => {
+            return Err(format!(
+                "`{s}` is not a size: write bytes, or a number with KiB, MiB or GiB (8MiB)"
+            ))
+        }
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size: write bytes, or a number with KiB, MiB or GiB (8MiB)"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{s}` is too large a size"))
 }
 
 /// `HOST:PORT`, with IPv6 hosts in brackets.

@@ -189,6 +189,8 @@ fn request_of(args: &RestoreArgs, drill: Option<DrillRequest>) -> Request {
         subnet_group: args.subnet_group.clone(),
         publicly_accessible: args.publicly_accessible,
         chunk_size: args.chunk_size,
+        chunk_bytes: args.chunk_bytes,
+        max_lock_ms: args.max_lock_ms,
         wait_timeout_minutes: args.wait_timeout,
         on_failure: args.on_failure,
         where_predicate: args.where_predicate.clone(),

@@ -18,6 +18,11 @@ pub struct CopyJob<'a> {
     pub target: &'a TableRef,
     pub schema: &'a TableSchema,
     pub chunk_size: usize,
+    /// The bytes of restored rows a chunk holds at most (unless one row alone is wider).
+    pub chunk_bytes: usize,
+    /// How long a chunk's transaction should hold its locks in production: the application
+    /// waits on them.
+    pub max_lock: std::time::Duration,
     /// `--where`, applied to the restored rows.
     pub filter: Option<&'a str>,
     /// `--dump-only`: find the missing rows and write them to the dump file, never to production.
@@ -39,6 +44,8 @@ impl<'a> CopyJob<'a> {
             target: plan.target_table(),
             schema,
             chunk_size: plan.chunk_size,
+            chunk_bytes: plan.chunk_bytes,
+            max_lock: std::time::Duration::from_millis(plan.max_lock_ms),
             filter: plan.where_predicate.as_deref(),
             dry: plan.dump_only,
             merge: plan.merge(),
@@ -189,24 +196,34 @@ fn chunk_end(job: &CopyJob<'_>, rows: &[crate::ports::Row], limit: usize) -> (Op
     (key, rows.len() < limit)
 }
 
-/// The bytes of restored rows a chunk aims to hold: wide rows (documents, PDFs, sessions) make a
-/// chunk of `--chunk-size` rows gigabytes in memory and a packet no server accepts.
-pub const CHUNK_BYTES: usize = 8 << 20;
-
 /// The rows the next chunk asks for, kept from the sizes the reader sees: the row budget,
-/// lowered so that the widest row of the last chunk times the count stays within
-/// [`CHUNK_BYTES`] (a row wider than that goes alone). Before any size is known the first chunk
-/// reads one row.
-fn next_limit(job: &CopyJob<'_>, rows: Option<&[Row]>) -> usize {
+/// lowered so that the widest row of the last chunk times the count stays within the byte
+/// budget (a row wider than that goes alone). Wide rows (documents, PDFs, sessions) would
+/// otherwise make a chunk of `--chunk-size` rows gigabytes in memory and a packet no server
+/// accepts. Before any size is known the first chunk reads one row.
+fn next_limit(job: &CopyJob<'_>, rows: Option<&[Row]>, cap: usize) -> usize {
     let Some(rows) = rows else {
         return 1;
     };
     let widest = rows.iter().map(|r| row_bytes(r)).max().unwrap_or(1);
-    (CHUNK_BYTES / widest).clamp(1, job.chunk_size.max(1))
+    (job.chunk_bytes.max(1) / widest).clamp(1, cap.clamp(1, job.chunk_size.max(1)))
+}
+
+/// The rows a chunk may hold after one that held its locks for `held`: half as many when it
+/// took longer than `--max-lock-ms` (the application was waiting on it), twice as many, up to
+/// `--chunk-size`, when it took less than a quarter of it.
+fn adapt_cap(job: &CopyJob<'_>, cap: usize, rows: usize, held: std::time::Duration) -> usize {
+    if held > job.max_lock {
+        (rows.min(cap) / 2).max(1)
+    } else if held < job.max_lock / 4 {
+        cap.saturating_mul(2).min(job.chunk_size.max(1))
+    } else {
+        cap
+    }
 }
 
 /// About what a row holds in memory: its bytes, and 8 for each other value.
-fn row_bytes(row: &[Value]) -> usize {
+pub fn row_bytes(row: &[Value]) -> usize {
     row.iter()
         .map(|v| match v {
             Value::Bytes(b) => b.len(),
@@ -276,9 +293,12 @@ pub async fn copy_rows(
     // Reading the next chunk from the restored server overlaps writing this one into
     // production: the two sessions are independent, and the checkpoint still follows each
     // commit in order.
-    let mut limit = next_limit(job, None);
+    let mut limit = next_limit(job, None, job.chunk_size);
     let (mut rows, mut proof) = read_proven(restored, job, after.as_deref(), limit).await?;
     let mut taken = 0;
+    // The rows a chunk may hold so that its locks are brief; the chunk read ahead was sized
+    // before the last one finished, so a change shows one chunk later.
+    let mut cap = job.chunk_size;
     while !progress.done {
         if cancel.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
@@ -286,7 +306,7 @@ pub async fn copy_rows(
         let (key, last_chunk) = chunk_end(job, &rows, limit);
         let range = chunk_range(job, after.as_deref(), key.as_deref(), last_chunk);
         let replace_all = job.merge == Merge::ReplaceAll;
-        let following = next_limit(job, Some(&rows));
+        let following = next_limit(job, Some(&rows), cap);
         let write = async {
             if rows.is_empty() && !(replace_all && last_chunk) {
                 return Ok(None);
@@ -296,9 +316,11 @@ pub async fn copy_rows(
             // a sparse table; an application's transactions can cause it too).
             let mut conflicts = 0;
             loop {
+                let started = std::time::Instant::now();
                 match production
                     .merge_chunk(job.target, job.schema, &rows, range, job.merge, job.dry, proof.as_ref())
                     .await
+                    .map(|outcome| (outcome, started.elapsed()))
                 {
                     Err(Error::DbConflict { side, detail }) => {
                         conflicts += 1;
@@ -323,7 +345,17 @@ pub async fn copy_rows(
         };
         let (written, next) = tokio::join!(write, read);
         // What was committed is checkpointed before any read error is raised.
-        if let Some(outcome) = written? {
+        if let Some((outcome, held)) = written? {
+            let before = cap;
+            cap = adapt_cap(job, cap, rows.len(), held);
+            if cap < before {
+                tracing::debug!(
+                    held_ms = held.as_millis() as u64,
+                    rows = rows.len(),
+                    cap,
+                    "chunk held its locks too long; smaller chunks"
+                );
+            }
             if let Some(d) = dump.as_deref_mut() {
                 d.write(&rows, &outcome, job.merge)?;
             }
@@ -397,7 +429,7 @@ pub async fn count_changes(
 ) -> Result<crate::state::PlannedChanges> {
     let mut counted = crate::state::PlannedChanges::default();
     let mut after: Option<Vec<Value>> = None;
-    let mut limit = next_limit(job, None);
+    let mut limit = next_limit(job, None, job.chunk_size);
     loop {
         if cancel.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
@@ -410,7 +442,7 @@ pub async fn count_changes(
             .read_chunk(job.source, job.schema, range, job.filter, limit)
             .await?;
         let (key, last_chunk) = chunk_end(job, &rows, limit);
-        limit = next_limit(job, Some(&rows));
+        limit = next_limit(job, Some(&rows), job.chunk_size);
         let range = chunk_range(job, after.as_deref(), key.as_deref(), last_chunk);
         let o = production
             .merge_chunk(job.target, job.schema, &rows, range, job.merge, true, None)
@@ -441,9 +473,10 @@ async fn copy_keyless(
     ui: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<CopyProgress> {
-    // Two batches in flight at most: one being read, one being written.
+    // Two batches in flight at most, each within the byte budget: one being read, one being
+    // written.
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    let read = restored.scan(job.source, job.schema, job.filter, job.chunk_size, tx);
+    let read = restored.scan(job.source, job.schema, job.filter, job.chunk_size, job.chunk_bytes, tx);
     let write = async {
         while let Some(rows) = rx.recv().await {
             if cancel.load(Ordering::SeqCst) {
@@ -479,4 +512,67 @@ async fn copy_keyless(
     progress.done = true;
     checkpoint(&progress)?;
     Ok(progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn job<'a>(table: &'a TableRef, schema: &'a TableSchema) -> CopyJob<'a> {
+        CopyJob {
+            source: table,
+            target: table,
+            schema,
+            chunk_size: 1000,
+            chunk_bytes: 1 << 20,
+            max_lock: Duration::from_millis(100),
+            filter: None,
+            dry: false,
+            merge: Merge::MissingRows,
+            start: None,
+            end: None,
+            max_chunks: None,
+        }
+    }
+
+    #[test]
+    fn a_chunk_that_held_its_locks_too_long_halves_the_next_and_quick_ones_grow_back() {
+        let table = TableRef {
+            database: "shop".into(),
+            table: "billing".into(),
+        };
+        let schema = TableSchema {
+            columns: Vec::new(),
+            key: Vec::new(),
+        };
+        let job = job(&table, &schema);
+        let slow = Duration::from_millis(250);
+        let quick = Duration::from_millis(10);
+        assert_eq!(adapt_cap(&job, 1000, 1000, slow), 500);
+        assert_eq!(adapt_cap(&job, 500, 120, slow), 60, "halves what the slow chunk held");
+        assert_eq!(adapt_cap(&job, 1, 1, slow), 1, "never below one row");
+        assert_eq!(adapt_cap(&job, 60, 60, Duration::from_millis(50)), 60, "within the bound: kept");
+        assert_eq!(adapt_cap(&job, 60, 60, quick), 120);
+        assert_eq!(adapt_cap(&job, 800, 800, quick), 1000, "up to --chunk-size, not past it");
+    }
+
+    #[test]
+    fn chunks_are_bounded_by_bytes_as_well_as_by_rows_and_the_lock_cap() {
+        let table = TableRef {
+            database: "shop".into(),
+            table: "docs".into(),
+        };
+        let schema = TableSchema {
+            columns: Vec::new(),
+            key: Vec::new(),
+        };
+        let job = job(&table, &schema);
+        let row = |bytes: usize| vec![Value::Int(1), Value::Bytes(vec![b'x'; bytes])];
+        assert_eq!(next_limit(&job, None, 1000), 1, "the first chunk reads one row");
+        assert_eq!(next_limit(&job, Some(&[row(100)]), 1000), 1000, "small rows: --chunk-size");
+        assert_eq!(next_limit(&job, Some(&[row(100)]), 40), 40, "the lock cap");
+        assert_eq!(next_limit(&job, Some(&[row(100), row(64 << 10)]), 1000), 15, "the widest row sets it");
+        assert_eq!(next_limit(&job, Some(&[row(4 << 20)]), 1000), 1, "a row past the budget goes alone");
+    }
 }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::copy::CopyJob;
 use crate::error::{Error, Result};
-use crate::ports::{KeyRange, Merge, Row, Session};
+use crate::ports::{KeyRange, Merge, Row, Session, Value};
 use crate::progress::Progress;
 use crate::rowcodec::{display_key, encode_values};
 use crate::state::CopyProgress;
@@ -238,12 +238,11 @@ pub async fn verify(
             v.present_in_production += r.rows;
             v.identical += r.rows;
         } else {
-            // Production is read without the filter: a restored row whose production version
-            // no longer matches `--where` is there, and differs.
-            let restored_rows = restored
-                .rows_in_range(job.source, job.schema, range, job.filter)
-                .await?;
-            let production_rows = production.rows_in_range(job.target, job.schema, range, None).await?;
+            // Row by row, by each row's hash as its server computes it: a key and 32 bytes per
+            // row, whatever the rows' width. Production is read without the filter: a restored
+            // row whose production version no longer matches `--where` is there, and differs.
+            let restored_rows = restored.row_hashes(job.source, job.schema, range, job.filter).await?;
+            let production_rows = production.row_hashes(job.target, job.schema, range, None).await?;
             compare(&mut v, job, &restored_rows, production_rows);
         }
         ui.copy_progress(v.restored_rows, 0);
@@ -302,15 +301,16 @@ pub async fn verify(
     Ok(v)
 }
 
-/// Row-by-row comparison of one key range whose checksums differ.
-fn compare(v: &mut Verification, job: &CopyJob<'_>, restored: &[Row], production: Vec<Row>) {
-    let mut in_production: HashMap<Vec<u8>, Row> = production
+/// Row-by-row comparison of one key range whose checksums differ, each row given as its key
+/// and its hash.
+fn compare(v: &mut Verification, job: &CopyJob<'_>, restored: &[(Row, String)], production: Vec<(Row, String)>) {
+    let mut in_production: HashMap<Vec<u8>, (Row, String)> = production
         .into_iter()
-        .map(|row| (encode_values(job.schema.key_of(&row)), row))
+        .map(|(key, hash)| (encode_values(key.iter()), (key, hash)))
         .collect();
-    for row in restored {
+    for (key, hash) in restored {
         v.restored_rows += 1;
-        let key = job.schema.key_of(row);
+        let key: Vec<&Value> = key.iter().collect();
         match in_production.remove(&encode_values(key.iter().copied())) {
             None => {
                 v.missing += 1;
@@ -318,9 +318,9 @@ fn compare(v: &mut Verification, job: &CopyJob<'_>, restored: &[Row], production
                     v.sample_missing_keys.push(display_key(&key));
                 }
             }
-            Some(p) => {
+            Some((_, p)) => {
                 v.present_in_production += 1;
-                if p == *row {
+                if p == *hash {
                     v.identical += 1;
                 } else {
                     v.differing += 1;
@@ -338,7 +338,7 @@ fn compare(v: &mut Verification, job: &CopyJob<'_>, restored: &[Row], production
         if job.merge == Merge::ReplaceAll {
             let mut left: Vec<String> = in_production
                 .values()
-                .map(|row| display_key(&job.schema.key_of(row)))
+                .map(|(key, _)| display_key(&key.iter().collect::<Vec<_>>()))
                 .collect();
             left.sort();
             let room = SAMPLE.saturating_sub(v.sample_extra_keys.len());

@@ -20,6 +20,30 @@ impl fmt::Display for Side {
     }
 }
 
+/// A restored row no statement can carry: what to tell the operator.
+#[derive(Debug)]
+pub struct OversizeRow {
+    pub table: String,
+    pub key: String,
+    pub size: String,
+    pub side: Side,
+    pub limit: String,
+    pub needed: String,
+    pub group: String,
+    pub written: String,
+}
+
+impl fmt::Display for OversizeRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the row of `{}` with key {} is {}, larger than max_allowed_packet on {} ({}): no statement can \
+             carry it, so {}. Raise max_allowed_packet to at least {} in {}, then run `rds-table-restore resume`",
+            self.table, self.key, self.size, self.side, self.limit, self.written, self.needed, self.group
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     // ---- found by validation, before anything is created ----
@@ -112,6 +136,9 @@ pub enum Error {
         "the restored table differs from production: {0}. Nothing was written; compare `SHOW CREATE TABLE` on both"
     )]
     SchemaMismatch(String),
+
+    #[error("{0}")]
+    RowTooLarge(Box<OversizeRow>),
 
     #[error("the restored instance `{id}` was not available after {minutes} minutes (last status `{status}`): raise --wait-timeout, or check the RDS console")]
     WaitTimeout { id: String, minutes: u64, status: String },

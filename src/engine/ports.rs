@@ -245,6 +245,32 @@ pub struct Column {
     pub nullable: bool,
 }
 
+impl Column {
+    /// The most bytes a value of `column_type` holds (utf8mb4: 4 bytes a character).
+    pub fn widest(column_type: &str) -> u64 {
+        let t = column_type.to_ascii_lowercase();
+        let base = t.split(['(', ' ']).next().unwrap_or("");
+        let length = || -> u64 {
+            t.split_once('(')
+                .and_then(|(_, rest)| rest.split([')', ',']).next())
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(255)
+        };
+        match base {
+            "char" | "varchar" => 4 * length() + 2,
+            "binary" | "varbinary" => length() + 2,
+            "tinyblob" | "tinytext" => 255,
+            "blob" | "text" => 65_535,
+            "mediumblob" | "mediumtext" => 16 << 20,
+            "longblob" | "longtext" | "json" => 4 << 30,
+            "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
+            | "geometrycollection" | "geomcollection" => 4 << 30,
+            "enum" | "set" => t.len() as u64,
+            _ => 32,
+        }
+    }
+}
+
 /// The copyable columns of a table (generated columns are left out: the server computes them)
 /// and the positions of its primary key columns among them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,6 +280,12 @@ pub struct TableSchema {
 }
 
 impl TableSchema {
+    /// The most bytes a row can hold, from the column types alone: whether a table can hold a
+    /// row too large for a packet limit at all (most tables cannot, and need no scan).
+    pub fn widest_possible_row(&self) -> u64 {
+        self.columns.iter().map(|c| Column::widest(&c.column_type)).sum()
+    }
+
     pub fn key_of<'r>(&self, row: &'r [Value]) -> Vec<&'r Value> {
         self.key.iter().map(|&i| &row[i]).collect()
     }
@@ -342,6 +374,16 @@ pub trait Session: Send {
     async fn try_advisory_lock(&mut self, name: &str) -> Result<bool>;
     /// The server's row estimate (information_schema), for progress only.
     async fn estimate_rows(&mut self, table: &TableRef) -> Result<Option<u64>>;
+    /// The server's `max_allowed_packet`: the largest statement, row or packet it takes.
+    async fn max_allowed_packet(&mut self) -> Result<u64>;
+    /// The key and size in bytes of the widest row (matching `filter`): one scan of the table,
+    /// run only when its column types allow rows past a packet limit.
+    async fn widest_row(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        filter: Option<&str>,
+    ) -> Result<Option<(Row, u64)>>;
     /// Up to `limit` rows of the key range (that match `filter`, a checked `--where`
     /// predicate), in key order.
     async fn read_chunk(
@@ -405,16 +447,9 @@ pub trait Session: Send {
         range: KeyRange<'_>,
         filter: Option<&str>,
     ) -> Result<Vec<(Row, String)>>;
-    /// The rows in `range` (matching `filter` if given), in key order (no locks).
-    async fn rows_in_range(
-        &mut self,
-        table: &TableRef,
-        schema: &TableSchema,
-        range: KeyRange<'_>,
-        filter: Option<&str>,
-    ) -> Result<Vec<Row>>;
     /// Streams every row matching `filter` (in no particular order) to `out` in batches of
-    /// `batch`, with memory bounded by the channel: the copy of a table without a primary key,
+    /// `batch` rows or `batch_bytes` bytes, whichever is reached first, with memory bounded by
+    /// the channel: the copy of a table without a primary key,
     /// which keyset chunks cannot walk. Stops early, without error, if `out` is closed.
     async fn scan(
         &mut self,
@@ -422,6 +457,7 @@ pub trait Session: Send {
         schema: &TableSchema,
         filter: Option<&str>,
         batch: usize,
+        batch_bytes: usize,
         out: tokio::sync::mpsc::Sender<Vec<Row>>,
     ) -> Result<()>;
     /// The server-side checksum of the rows in `range` that match `filter`.

@@ -31,6 +31,10 @@ pub struct Report {
     pub restore_time: String,
     pub restored_instance: String,
     pub rows_read: u64,
+    /// The chunks (production transactions) the copy took: more than the rows over
+    /// `--chunk-size` when rows are wide (`--chunk-bytes`) or locks were held long
+    /// (`--max-lock-ms`).
+    pub chunks: u64,
     pub rows_inserted: u64,
     pub rows_already_present: u64,
     pub rows_present_differing_kept: u64,
@@ -120,6 +124,7 @@ impl Report {
             restore_time: rfc3339(state.plan.restore_time),
             restored_instance: state.plan.target_instance.clone(),
             rows_read: state.copy.rows_read,
+            chunks: state.copy.chunks,
             rows_inserted: state.copy.inserted,
             rows_already_present: state.copy.already_present,
             rows_present_differing_kept: match state.plan.merge() {
@@ -165,7 +170,10 @@ impl Report {
             "{} {verdict} from {} as of {} (run {})\n",
             self.table, self.source_instance, self.restore_time, self.run_id
         ));
-        out.push_str(&format!("  rows read from the restored copy  {}\n", self.rows_read));
+        out.push_str(&format!(
+            "  rows read from the restored copy  {} (in {} chunks)\n",
+            self.rows_read, self.chunks
+        ));
         out.push_str(&format!("  rows inserted into production     {}\n", self.rows_inserted));
         if self.mode == "overwrite" || self.mode == "replace-all" {
             out.push_str(&format!("  rows overwritten in production    {}\n", self.rows_updated));

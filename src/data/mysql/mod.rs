@@ -256,9 +256,15 @@ impl MysqlSession {
         } else {
             format!(" SET {}", sets.join(", "))
         };
+        // Sent as packets of at most `LOAD_PIECE` bytes, as the mysql client sends a file: the
+        // server reads a row across packets, so no packet comes near max_allowed_packet.
         let data = bytes::Bytes::from(data);
+        let pieces: Vec<std::io::Result<bytes::Bytes>> = (0..data.len())
+            .step_by(LOAD_PIECE)
+            .map(|at| Ok(data.slice(at..(at + LOAD_PIECE).min(data.len()))))
+            .collect();
         self.conn
-            .set_infile_handler(async move { Ok(futures_util::stream::iter([Ok(data)]).boxed()) });
+            .set_infile_handler(async move { Ok(futures_util::stream::iter(pieces).boxed()) });
         let sql = format!(
             "LOAD DATA LOCAL INFILE 'rds-table-restore-chunk' INTO TABLE {} CHARACTER SET utf8mb4 \
              FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({}){set}",
@@ -297,6 +303,9 @@ impl MysqlSession {
     }
 }
 
+/// The largest packet of LOAD DATA LOCAL data sent at once.
+const LOAD_PIECE: usize = 1 << 20;
+
 /// How a refused LOAD DATA LOCAL is told apart from other database errors.
 const LOAD_REFUSED: &str = "LOAD DATA LOCAL refused by the server";
 
@@ -311,9 +320,14 @@ fn packet_too_large(side: Side, detail: &str) -> Error {
         side,
         detail: format!(
             "{detail}: a statement or row is larger than max_allowed_packet; raise it in the parameter group \
-             (both servers) or lower --chunk-size"
+             (both servers) or lower --chunk-bytes"
         ),
     }
+}
+
+/// Rows the server could not hash: their canonical form is past its max_allowed_packet.
+fn unhashable(side: Side, table: &TableRef, rows: u64) -> Error {
+    packet_too_large(side, &format!("{rows} row(s) of {table} could not be checksummed"))
 }
 
 fn db_error(side: Side, e: mysql_async::Error) -> Error {
@@ -535,6 +549,57 @@ impl Session for MysqlSession {
         Ok(n.flatten())
     }
 
+    async fn max_allowed_packet(&mut self) -> Result<u64> {
+        let n: Option<u64> = self
+            .conn
+            .query_first("SELECT @@max_allowed_packet")
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn widest_row(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        filter: Option<&str>,
+    ) -> Result<Option<(Row, u64)>> {
+        // Fixed-width columns count as their widest; the others as their length.
+        let (mut fixed, mut lengths) = (0, Vec::new());
+        for c in &schema.columns {
+            match crate::ports::Column::widest(&c.column_type) {
+                w if w > 255 => lengths.push(format!("COALESCE(LENGTH({}), 0)", quote_ident(&c.name))),
+                w => fixed += w,
+            }
+        }
+        if lengths.is_empty() {
+            return Ok(None);
+        }
+        let mut select = key_columns(schema);
+        select.push(format!("CAST({fixed} + {} AS UNSIGNED) AS w", lengths.join(" + ")));
+        let (filter, params) = range_where(schema, KeyRange::default(), filter);
+        let sql = format!(
+            "SELECT {} FROM {}{filter} ORDER BY w DESC LIMIT 1",
+            select.join(", "),
+            qualified(table)
+        );
+        let row: Option<mysql_async::Row> = self
+            .conn
+            .exec_first(sql, Params::Positional(params))
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(row.map(|row| {
+            let mut values = row.unwrap();
+            let width = match values.pop() {
+                Some(Value::UInt(n)) => n,
+                Some(Value::Int(n)) => n.max(0) as u64,
+                Some(Value::Bytes(b)) => String::from_utf8_lossy(&b).parse().unwrap_or(0),
+                _ => 0,
+            };
+            (values, width)
+        }))
+    }
+
     async fn read_chunk(
         &mut self,
         table: &TableRef,
@@ -590,28 +655,13 @@ impl Session for MysqlSession {
         }
     }
 
-    async fn rows_in_range(
-        &mut self,
-        table: &TableRef,
-        schema: &TableSchema,
-        range: KeyRange<'_>,
-        filter: Option<&str>,
-    ) -> Result<Vec<Row>> {
-        let (sql, params) = range_query(table, schema, range, filter);
-        let rows: Vec<mysql_async::Row> = self
-            .conn
-            .exec(sql, Params::Positional(params))
-            .await
-            .map_err(|e| self.db_err(e))?;
-        Ok(rows_of(rows))
-    }
-
     async fn scan(
         &mut self,
         table: &TableRef,
         schema: &TableSchema,
         filter: Option<&str>,
         batch: usize,
+        batch_bytes: usize,
         out: tokio::sync::mpsc::Sender<Vec<Row>>,
     ) -> Result<()> {
         let (filter, params) = range_where(schema, KeyRange::default(), filter);
@@ -622,13 +672,20 @@ impl Session for MysqlSession {
             .exec_iter(sql, Params::Positional(params))
             .await
             .map_err(|e| db_error(side, e))?;
-        let mut rows = Vec::with_capacity(batch);
+        let (mut rows, mut bytes) = (Vec::new(), 0);
         while let Some(row) = result.next().await.map_err(|e| db_error(side, e))? {
-            rows.push(row.unwrap());
-            if rows.len() == batch && out.send(std::mem::take(&mut rows)).await.is_err() {
+            let row = row.unwrap();
+            bytes += crate::copy::row_bytes(&row);
+            rows.push(row);
+            // A batch ends at `batch` rows or at the byte budget, whichever comes first.
+            let full = rows.len() >= batch || bytes >= batch_bytes;
+            if full && out.send(std::mem::take(&mut rows)).await.is_err() {
                 // The writer stopped (an error, or Ctrl-C): drain what the server still sends.
                 result.drop_result().await.map_err(|e| db_error(side, e))?;
                 return Ok(());
+            }
+            if full {
+                bytes = 0;
             }
         }
         if !rows.is_empty() {
@@ -652,17 +709,23 @@ impl Session for MysqlSession {
         let sql = format!(
             "SELECT COUNT(*), \
              CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 1, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR), \
-             CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 16, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) \
+             CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 16, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR), \
+             COUNT(*) - COUNT(h) \
              FROM (SELECT MD5({}) AS h FROM {}{filter}) AS canonical",
             canonical_row_sql(schema),
             qualified(table)
         );
-        let got: Option<(u64, String, String)> = self
+        let got: Option<(u64, String, String, u64)> = self
             .conn
             .exec_first(sql, Params::Positional(params))
             .await
             .map_err(|e| self.db_err(e))?;
-        let (rows, a, b) = got.unwrap_or_default();
+        let (rows, a, b, unhashed) = got.unwrap_or_default();
+        // The server gives NULL for a row whose canonical form exceeds its max_allowed_packet:
+        // such rows would count as equal on both sides, so they stop the check instead.
+        if unhashed > 0 {
+            return Err(unhashable(self.side, table, unhashed));
+        }
         Ok(RangeChecksum {
             rows,
             hash: format!("{a}/{b}"),
@@ -689,17 +752,15 @@ impl Session for MysqlSession {
             .exec(sql, Params::Positional(params))
             .await
             .map_err(|e| self.db_err(e))?;
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(|row| {
                 let mut values = row.unwrap();
-                let hash = match values.pop() {
-                    Some(Value::Bytes(b)) => String::from_utf8_lossy(&b).into_owned(),
-                    other => format!("{other:?}"),
-                };
-                (values, hash)
+                match values.pop() {
+                    Some(Value::Bytes(b)) => Ok((values, String::from_utf8_lossy(&b).into_owned())),
+                    _ => Err(unhashable(self.side, table, 1)),
+                }
             })
-            .collect())
+            .collect()
     }
 
     async fn chunk_end(

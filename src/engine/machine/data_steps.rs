@@ -82,10 +82,12 @@ impl Machine<'_> {
                 }
             ),
         )?;
+        let schema = self.data_schema(source, endpoint).await?;
+        // Before anything is written or created: a row no statement can carry stops the run.
+        let chunk_bytes = self.check_packets(source, endpoint, &schema).await?;
         if let Some(drill) = plan.drill.clone() {
             self.create_side_table(&drill.target, endpoint).await?;
         }
-        let schema = self.data_schema(source, endpoint).await?;
         if let Some(path) = plan.dump_file.clone() {
             let header = format!(
                 "rds-table-restore run {}: rows of {} restored from {} as of {} that production lacked",
@@ -132,7 +134,10 @@ impl Machine<'_> {
                 else {
                     return Err(Error::Interrupted);
                 };
-                let job = CopyJob::of(&plan, &schema);
+                let job = CopyJob {
+                    chunk_bytes,
+                    ..CopyJob::of(&plan, &schema)
+                };
                 if merge != Merge::MissingRows && m.state.copy.planned.is_none() {
                     m.deps
                         .ui

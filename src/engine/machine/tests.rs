@@ -54,6 +54,8 @@ impl World {
             subnet_group: None,
             publicly_accessible: false,
             chunk_size: 3,
+            chunk_bytes: 8 << 20,
+            max_lock_ms: 100,
             wait_timeout_minutes: 1,
             on_failure: OnFailure::Teardown,
             where_predicate: None,

@@ -189,6 +189,9 @@ impl Machine<'_> {
                 triggers.join(", ")
             ));
         }
+        // What a statement may carry: the copy's chunks are held within it, and a restored row
+        // past it is refused before the first write.
+        let packet = super::packets::size_text(session.max_allowed_packet().await?);
         let lock = production_lock_name(&plan);
         if !session.try_advisory_lock(&lock).await? {
             return Err(Error::ProductionBusy {
@@ -203,8 +206,8 @@ impl Machine<'_> {
             instance.engine,
             instance.engine_version.as_deref().unwrap_or(""),
             match &schema {
-                Some(s) => format!("table has {} columns", s.columns.len()),
-                None => "table missing in production".into(),
+                Some(s) => format!("table has {} columns, max_allowed_packet {packet}", s.columns.len()),
+                None => format!("table missing in production, max_allowed_packet {packet}"),
             }
         ))?;
         Ok(Source {

@@ -56,6 +56,16 @@ pub fn input_errors(req: &Request, now: DateTime<Utc>, skip_missing: bool) -> Ve
             "--chunk-size must be between 1 and 50000 rows".into(),
         ));
     }
+    if req.max_lock_ms == 0 || req.max_lock_ms > 60_000 {
+        errors.push(Error::InvalidInput(
+            "--max-lock-ms must be between 1 and 60000 milliseconds".into(),
+        ));
+    }
+    if req.chunk_bytes < 64 << 10 || req.chunk_bytes > 1 << 30 {
+        errors.push(Error::InvalidInput(
+            "--chunk-bytes must be between 64KiB and 1GiB".into(),
+        ));
+    }
     let where_predicate = match req.where_predicate.as_deref().map(check_predicate).transpose() {
         Ok(p) => p,
         Err(e) => {

@@ -84,6 +84,10 @@ pub struct Request {
     pub subnet_group: Option<String>,
     pub publicly_accessible: bool,
     pub chunk_size: usize,
+    /// `--chunk-bytes`: the bytes of restored rows a chunk holds at most.
+    pub chunk_bytes: usize,
+    /// `--max-lock-ms`: how long a chunk should hold its locks in production at most.
+    pub max_lock_ms: u64,
     pub wait_timeout_minutes: u64,
     pub on_failure: OnFailure,
     /// `--where`: a single SQL predicate restricting the restored rows.
@@ -123,6 +127,17 @@ pub struct Drill {
     pub rehearsal: bool,
 }
 
+/// A chunk's byte budget when a plan recorded none (state files from before `--chunk-bytes`).
+pub const DEFAULT_CHUNK_BYTES: usize = 8 << 20;
+
+fn default_chunk_bytes() -> usize {
+    DEFAULT_CHUNK_BYTES
+}
+
+fn default_max_lock_ms() -> u64 {
+    100
+}
+
 fn yes() -> bool {
     true
 }
@@ -142,6 +157,13 @@ pub struct Plan {
     pub subnet_group: Option<String>,
     pub publicly_accessible: bool,
     pub chunk_size: usize,
+    /// The bytes of restored rows a chunk holds at most: `--chunk-bytes`, lowered in
+    /// validation to half of production's `max_allowed_packet` when that is smaller.
+    #[serde(default = "default_chunk_bytes")]
+    pub chunk_bytes: usize,
+    /// How long a chunk should hold its locks in production: past it, the next chunks shrink.
+    #[serde(default = "default_max_lock_ms")]
+    pub max_lock_ms: u64,
     pub wait_timeout_minutes: u64,
     pub on_failure: OnFailure,
     #[serde(default)]
@@ -240,6 +262,8 @@ impl Plan {
             subnet_group: req.subnet_group.clone(),
             publicly_accessible: req.publicly_accessible,
             chunk_size: req.chunk_size,
+            chunk_bytes: req.chunk_bytes,
+            max_lock_ms: req.max_lock_ms,
             wait_timeout_minutes: req.wait_timeout_minutes,
             on_failure: req.on_failure,
             where_predicate,
