@@ -9,9 +9,10 @@ use super::*;
 /// column lengths, the protocol's headers.
 const PACKET_OVERHEAD: u64 = 4 << 10;
 
-/// `12.0 MiB`, `640 KiB`, `512 bytes`.
+/// `1.0 GiB`, `12.0 MiB`, `640 KiB`, `512 bytes`.
 pub(super) fn size_text(bytes: u64) -> String {
     match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / f64::from(1 << 30)),
         b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1 << 20)),
         b if b >= 1 << 10 => format!("{} KiB", b >> 10),
         b => format!("{b} bytes"),
@@ -121,6 +122,7 @@ mod tests {
 
     #[test]
     fn sizes_read_as_people_write_them() {
+        assert_eq!(size_text(1 << 30), "1.0 GiB");
         assert_eq!(size_text(12 << 20), "12.0 MiB");
         assert_eq!(size_text(640 << 10), "640 KiB");
         assert_eq!(size_text(512), "512 bytes");
