@@ -483,6 +483,12 @@ impl Session for FakeSession {
     async fn estimate_rows(&mut self, _t: &TableRef) -> Result<Option<u64>> {
         Ok(Some(lock(&self.table).len() as u64))
     }
+    async fn referencing(&mut self, _t: &TableRef) -> Result<Vec<crate::ports::ForeignKey>> {
+        Ok(Vec::new())
+    }
+    async fn count_rows(&mut self, _t: &TableRef, _null_in: &[String]) -> Result<u64> {
+        Ok(lock(&self.table).len() as u64)
+    }
     async fn max_allowed_packet(&mut self) -> Result<u64> {
         Ok(64 << 20)
     }

@@ -1,6 +1,6 @@
 //! Wide rows: chunks bounded by bytes as well as rows, so memory stays flat whatever the row
 //! width. 40 rows of 2 MB each (80 MB), all deleted in production, restored with the default
-//! chunk size (5,000 rows, which would be one 80 MB chunk, held twice over while it is read,
+//! chunk size (1,000 rows, which would be one 80 MB chunk, held twice over while it is read,
 //! encoded and sent); peak memory is read from outside, in /proc. A single 64 MiB row; a row
 //! past production's `max_allowed_packet`, refused before any write, then restored by `resume`
 //! once the limit is raised as the message says.

@@ -552,9 +552,17 @@ mod tests {
         assert_eq!(adapt_cap(&job, 1000, 1000, slow), 500);
         assert_eq!(adapt_cap(&job, 500, 120, slow), 60, "halves what the slow chunk held");
         assert_eq!(adapt_cap(&job, 1, 1, slow), 1, "never below one row");
-        assert_eq!(adapt_cap(&job, 60, 60, Duration::from_millis(50)), 60, "within the bound: kept");
+        assert_eq!(
+            adapt_cap(&job, 60, 60, Duration::from_millis(50)),
+            60,
+            "within the bound: kept"
+        );
         assert_eq!(adapt_cap(&job, 60, 60, quick), 120);
-        assert_eq!(adapt_cap(&job, 800, 800, quick), 1000, "up to --chunk-size, not past it");
+        assert_eq!(
+            adapt_cap(&job, 800, 800, quick),
+            1000,
+            "up to --chunk-size, not past it"
+        );
     }
 
     #[test]
@@ -570,9 +578,21 @@ mod tests {
         let job = job(&table, &schema);
         let row = |bytes: usize| vec![Value::Int(1), Value::Bytes(vec![b'x'; bytes])];
         assert_eq!(next_limit(&job, None, 1000), 1, "the first chunk reads one row");
-        assert_eq!(next_limit(&job, Some(&[row(100)]), 1000), 1000, "small rows: --chunk-size");
+        assert_eq!(
+            next_limit(&job, Some(&[row(100)]), 1000),
+            1000,
+            "small rows: --chunk-size"
+        );
         assert_eq!(next_limit(&job, Some(&[row(100)]), 40), 40, "the lock cap");
-        assert_eq!(next_limit(&job, Some(&[row(100), row(64 << 10)]), 1000), 15, "the widest row sets it");
-        assert_eq!(next_limit(&job, Some(&[row(4 << 20)]), 1000), 1, "a row past the budget goes alone");
+        assert_eq!(
+            next_limit(&job, Some(&[row(100), row(64 << 10)]), 1000),
+            15,
+            "the widest row sets it"
+        );
+        assert_eq!(
+            next_limit(&job, Some(&[row(4 << 20)]), 1000),
+            1,
+            "a row past the budget goes alone"
+        );
     }
 }

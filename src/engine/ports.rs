@@ -291,6 +291,17 @@ impl TableSchema {
     }
 }
 
+/// A foreign key that references a table: its own table, name, columns, and what a delete of
+/// the referenced row does to the rows that point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub child: TableRef,
+    pub constraint: String,
+    pub columns: Vec<String>,
+    /// `ON DELETE`: CASCADE, SET NULL, RESTRICT, NO ACTION or SET DEFAULT.
+    pub on_delete: String,
+}
+
 /// Database and table names, as given by the operator.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableRef {
@@ -374,6 +385,11 @@ pub trait Session: Send {
     async fn try_advisory_lock(&mut self, name: &str) -> Result<bool>;
     /// The server's row estimate (information_schema), for progress only.
     async fn estimate_rows(&mut self, table: &TableRef) -> Result<Option<u64>>;
+    /// The foreign keys of other tables (or of `table` itself) that reference `table`, as
+    /// information_schema shows them to this user.
+    async fn referencing(&mut self, table: &TableRef) -> Result<Vec<ForeignKey>>;
+    /// The rows of `table`; with `null_in`, only those where each of these columns is NULL.
+    async fn count_rows(&mut self, table: &TableRef, null_in: &[String]) -> Result<u64>;
     /// The server's `max_allowed_packet`: the largest statement, row or packet it takes.
     async fn max_allowed_packet(&mut self) -> Result<u64>;
     /// The key and size in bytes of the widest row (matching `filter`): one scan of the table,

@@ -45,6 +45,9 @@ pub struct Report {
     /// Rows deleted because the restored table lacks them (replace-all).
     pub rows_deleted: u64,
     pub verification: Option<Verification>,
+    /// Tables that reference the restored one through foreign keys, with their counts on both
+    /// sides: a CASCADE dependent that lost rows was not brought back by this run.
+    pub dependents: Vec<crate::state::Dependent>,
     pub steps: Vec<StepTime>,
     pub total_seconds: f64,
     pub resources_left: Vec<String>,
@@ -125,6 +128,7 @@ impl Report {
             restored_instance: state.plan.target_instance.clone(),
             rows_read: state.copy.rows_read,
             chunks: state.copy.chunks,
+            dependents: state.dependents.clone(),
             rows_inserted: state.copy.inserted,
             rows_already_present: state.copy.already_present,
             rows_present_differing_kept: match state.plan.merge() {
@@ -189,6 +193,21 @@ impl Report {
                 "  verification                      {}: {}\n",
                 if v.passed { "passed" } else { "FAILED" },
                 v.summary()
+            ));
+        }
+        for d in self.dependents.iter().filter(|d| d.changed_by_delete()) {
+            let counts = match (d.restored_rows, d.production_rows, d.on_delete.as_str()) {
+                (Some(r), Some(p), "CASCADE") => format!("{r} rows at the restore time, {p} now"),
+                (Some(r), Some(p), _) => format!("{r} NULL references at the restore time, {p} now"),
+                _ => "not counted".to_string(),
+            };
+            let flag = match d.lost() {
+                Some(n) if n > 0 => "  NOT RESTORED: restore it with --table and the same --time",
+                _ => "",
+            };
+            out.push_str(&format!(
+                "  dependent {} (ON DELETE {} from {})  {counts}{flag}\n",
+                d.table, d.on_delete, d.references
             ));
         }
         out.push_str("  steps:\n");

@@ -275,6 +275,48 @@ pub struct RunState {
     /// The restore window as validation saw it, for the drill report.
     #[serde(default)]
     pub window: Option<Window>,
+    /// Tables whose foreign keys reference the restored one (through ON DELETE CASCADE, at any
+    /// depth): what the accident may have taken or changed with it, which this run does not
+    /// bring back.
+    #[serde(default)]
+    pub dependents: Vec<Dependent>,
+}
+
+/// A table that references the restored table, or one of its CASCADE dependents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dependent {
+    pub table: crate::ports::TableRef,
+    /// The table its foreign key references.
+    pub references: crate::ports::TableRef,
+    pub constraint: String,
+    pub columns: Vec<String>,
+    /// `ON DELETE`: CASCADE, SET NULL, RESTRICT, NO ACTION or SET DEFAULT.
+    pub on_delete: String,
+    /// Counted once the restored copy is reachable: its rows as of the restore time and in
+    /// production now (for SET NULL, the rows whose reference is NULL).
+    #[serde(default)]
+    pub restored_rows: Option<u64>,
+    #[serde(default)]
+    pub production_rows: Option<u64>,
+}
+
+impl Dependent {
+    /// Whether a delete of the referenced rows changes this table (CASCADE, SET NULL or SET
+    /// DEFAULT); RESTRICT and NO ACTION would have refused the delete instead.
+    pub fn changed_by_delete(&self) -> bool {
+        matches!(self.on_delete.as_str(), "CASCADE" | "SET NULL" | "SET DEFAULT")
+    }
+
+    /// What the counts say the accident took: rows gone (CASCADE) or references cleared
+    /// (SET NULL), as far as the counts show it (the application's writes since move them too).
+    pub fn lost(&self) -> Option<u64> {
+        let (r, p) = (self.restored_rows?, self.production_rows?);
+        match self.on_delete.as_str() {
+            "CASCADE" => Some(r.saturating_sub(p)),
+            "SET NULL" | "SET DEFAULT" => Some(p.saturating_sub(r)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -298,6 +340,7 @@ impl RunState {
             steps: Vec::new(),
             resources: Resources::default(),
             copy: CopyProgress::default(),
+            dependents: Vec::new(),
             verification: None,
             error: None,
             window: None,

@@ -15,8 +15,8 @@ use mysql_async::{Conn, OptsBuilder, Params, SslOpts, TxOpts};
 
 use crate::error::{Error, Result, Side};
 use crate::ports::{
-    ChunkOutcome, ChunkProof, Column, Connector, Endpoint, KeyRange, Merge, RangeChecksum, Row, Session, TableRef,
-    TableSchema, Value,
+    ChunkOutcome, ChunkProof, Column, Connector, Endpoint, ForeignKey, KeyRange, Merge, RangeChecksum, Row, Session,
+    TableRef, TableSchema, Value,
 };
 use crate::rowcodec::encode_values;
 
@@ -547,6 +547,46 @@ impl Session for MysqlSession {
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(n.flatten())
+    }
+
+    async fn referencing(&mut self, table: &TableRef) -> Result<Vec<ForeignKey>> {
+        // UNIQUE_CONSTRAINT_SCHEMA is the referenced table's database (MySQL 8 and MariaDB).
+        let rows: Vec<(String, String, String, String, String)> = self
+            .conn
+            .exec(
+                "SELECT rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME, rc.DELETE_RULE, \
+                 GROUP_CONCAT(k.COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR '\\0') \
+                 FROM information_schema.REFERENTIAL_CONSTRAINTS rc \
+                 JOIN information_schema.KEY_COLUMN_USAGE k ON k.CONSTRAINT_SCHEMA = rc.CONSTRAINT_SCHEMA \
+                 AND k.TABLE_NAME = rc.TABLE_NAME AND k.CONSTRAINT_NAME = rc.CONSTRAINT_NAME \
+                 WHERE rc.UNIQUE_CONSTRAINT_SCHEMA = ? AND rc.REFERENCED_TABLE_NAME = ? \
+                 GROUP BY rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME, rc.DELETE_RULE \
+                 ORDER BY rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME",
+                (&table.database, &table.table),
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(database, child, constraint, on_delete, columns)| ForeignKey {
+                child: TableRef { database, table: child },
+                constraint,
+                columns: columns.split('\0').map(str::to_string).collect(),
+                on_delete,
+            })
+            .collect())
+    }
+
+    async fn count_rows(&mut self, table: &TableRef, null_in: &[String]) -> Result<u64> {
+        let predicate = match null_in.is_empty() {
+            true => "TRUE".to_string(),
+            false => null_in
+                .iter()
+                .map(|c| format!("{} IS NULL", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        };
+        self.count_where(table, &predicate).await
     }
 
     async fn max_allowed_packet(&mut self) -> Result<u64> {

@@ -308,6 +308,8 @@ impl Machine<'_> {
     // ---- 6. verify ----
 
     pub(super) async fn verify(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
+        // What a foreign key cascade took with the table is counted whatever the mode.
+        self.count_dependents(endpoint, source).await;
         if self.state.plan.dump_only {
             self.begin(Step::Verify, "nothing to verify: --dump-only")?;
             let path = self.state.plan.dump_file.clone().unwrap_or_default();

@@ -14,6 +14,7 @@
 //! abort), in the order real AWS needs; this file the validation, the data steps and failure.
 
 mod data_steps;
+mod dependents;
 mod packets;
 mod plan_text;
 mod restored_copy;

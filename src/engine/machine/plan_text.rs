@@ -2,9 +2,10 @@
 
 use crate::plan::{rfc3339, Mode, OnFailure, Plan};
 use crate::ports::Instance;
+use crate::state::Dependent;
 
 /// The whole plan on one screen: what will be created, opened and written, and where.
-pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool) -> String {
+pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool, dependents: &[Dependent]) -> String {
     let class = plan
         .instance_class
         .as_deref()
@@ -113,6 +114,17 @@ pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool) -> String 
             path.display()
         )),
         (None, _) => {}
+    }
+    let changed: Vec<Dependent> = dependents.iter().filter(|d| d.changed_by_delete()).cloned().collect();
+    if !changed.is_empty() {
+        lines.push(format!(
+            "  NOT RESTORED    tables that reference `{}` (a delete there changed them; this run restores `{}` \
+             only, each of them needs its own run with the same --time):",
+            plan.table, plan.table
+        ));
+        for line in super::dependents::dependents_text(&changed) {
+            lines.push(format!("                  {line}"));
+        }
     }
     let (copy, release) = match &plan.cluster {
         None => ("instance", "the instance"),

@@ -189,6 +189,7 @@ impl Machine<'_> {
                 triggers.join(", ")
             ));
         }
+        self.check_dependents(session.as_mut()).await?;
         // What a statement may carry: the copy's chunks are held within it, and a restored row
         // past it is refused before the first write.
         let packet = super::packets::size_text(session.max_allowed_packet().await?);
@@ -238,7 +239,7 @@ impl Machine<'_> {
         };
         self.deps.ui.note(&format!(
             "{heading}{}",
-            plan_text(plan, &source.instance, source.schema.is_none())
+            plan_text(plan, &source.instance, source.schema.is_none(), &self.state.dependents)
         ));
         if !self.deps.prompter.confirm("Proceed?")? {
             return Err(Error::Declined);
@@ -280,7 +281,12 @@ impl Machine<'_> {
     /// nothing and writes nothing (the caller gives it a throwaway state directory).
     pub async fn preview(mut self) -> std::result::Result<String, RunFailure> {
         match self.validate().await {
-            Ok(source) => Ok(plan_text(&self.state.plan, &source.instance, source.schema.is_none())),
+            Ok(source) => Ok(plan_text(
+                &self.state.plan,
+                &source.instance,
+                source.schema.is_none(),
+                &self.state.dependents,
+            )),
             Err(error) => Err(self.fail(error).await),
         }
     }
