@@ -289,3 +289,132 @@ async fn a_row_past_production_max_allowed_packet_is_refused_before_any_write_th
     );
     sb.drop_table(&table).await;
 }
+
+/// `(rows, sum of CRC32(id:doc))` of the rows of `shop.<table>` matching `predicate`: additive,
+/// so the expected content of a merge is the sum of its parts on each server.
+async fn fingerprint_where(pool: &mysql_async::Pool, table: &str, predicate: &str) -> (u64, u64) {
+    let mut c = pool.get_conn().await.unwrap();
+    let row: Option<(u64, String)> = c
+        .query_first(format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(CRC32(CONCAT(id, ':', doc))), 0) AS CHAR) \
+             FROM shop.`{table}` WHERE {predicate}"
+        ))
+        .await
+        .unwrap();
+    let (n, sum) = row.unwrap();
+    (n, sum.parse().unwrap())
+}
+
+fn plus(a: (u64, u64), b: (u64, u64)) -> (u64, u64) {
+    (a.0 + b.0, a.1 + b.1)
+}
+
+/// 24 rows of 4 MiB; in production, after the restore time: 1-8 deleted, 9-16 rewritten,
+/// 25-26 written since. Each mode (missing-rows with 2 writers) ends with exactly what it
+/// promises, and peak memory stays within 64 MiB plus 32 times the widest row.
+#[tokio::test]
+async fn wide_rows_end_exact_in_every_mode_and_with_two_writers() {
+    let _one = SERVERS.lock().await;
+    let sb = Sandbox::connect().await;
+    let (user, password) = (
+        common::env_var("SANDBOX_WRITER_USER"),
+        common::env_var("SANDBOX_WRITER_PASSWORD"),
+    );
+    for (mode, parallel) in [
+        ("missing-rows", "2"),
+        ("overwrite", "1"),
+        ("replace-all", "1"),
+        ("side-table", "1"),
+    ] {
+        let table = unique_table("widemode");
+        // 128 Ki times 32 bytes: 4 MiB a row.
+        let create = format!(
+            "CREATE TABLE shop.`{table}` (id BIGINT NOT NULL PRIMARY KEY, doc LONGBLOB NOT NULL) ENGINE=InnoDB; \
+             INSERT INTO shop.`{table}` SELECT seq, REPEAT(MD5(seq), 131072) FROM seq_1_to_24"
+        );
+        Sandbox::exec(&sb.production, &create).await;
+        Sandbox::exec(&sb.restored, &create).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        Sandbox::exec(
+            &sb.production,
+            &format!(
+                "DELETE FROM shop.`{table}` WHERE id <= 8; \
+                 UPDATE shop.`{table}` SET doc = REPEAT(SHA1(id), 100000) WHERE id BETWEEN 9 AND 16; \
+                 INSERT INTO shop.`{table}` SELECT seq, REPEAT(MD5(-seq), 131072) FROM seq_25_to_26"
+            ),
+        )
+        .await;
+        let (restored_all, restored_deleted) = (
+            fingerprint_where(&sb.restored, &table, "TRUE").await,
+            fingerprint_where(&sb.restored, &table, "id <= 8").await,
+        );
+        let production_before = fingerprint_where(&sb.production, &table, "TRUE").await;
+        let since = fingerprint_where(&sb.production, &table, "id > 24").await;
+        let mut args = vec![
+            "restore",
+            "--instance",
+            "prod-db",
+            "--database",
+            "shop",
+            "--table",
+            &table,
+            "--time",
+            &time,
+            "--yes",
+            "--mode",
+            mode,
+            "--parallel",
+            parallel,
+        ];
+        if mode == "replace-all" {
+            args.extend(["--confirm-table", table.as_str()]);
+        }
+        let state = tempfile::tempdir().unwrap();
+        let mut cmd = command(state.path());
+        if matches!(mode, "overwrite" | "replace-all") {
+            cmd.env("RDS_TABLE_RESTORE_DB_USER", &user)
+                .env("RDS_TABLE_RESTORE_DB_PASSWORD", &password);
+        }
+        let child = cmd
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let peak = tokio::spawn(peak_rss_kb(child.id().unwrap()));
+        let out = child.wait_with_output().await.unwrap();
+        let peak_mb = peak.await.unwrap() / 1024;
+        assert!(out.status.success(), "{mode}: {}", describe(&out));
+        let now = fingerprint_where(&sb.production, &table, "TRUE").await;
+        match mode {
+            // The deleted rows back; production's rewritten and new rows kept.
+            "missing-rows" => assert_eq!(now, plus(production_before, restored_deleted), "{mode}"),
+            // Every restored row as restored; the rows written since kept.
+            "overwrite" => assert_eq!(now, plus(restored_all, since), "{mode}"),
+            "replace-all" => assert_eq!(now, restored_all, "{mode}"),
+            _ => {
+                assert_eq!(now, production_before, "{mode}: the real table is not touched");
+                let mut c = sb.production.get_conn().await.unwrap();
+                let side: Vec<String> = c
+                    .query(format!("SHOW TABLES FROM shop LIKE '{table}\\_\\_restored\\_%'"))
+                    .await
+                    .unwrap();
+                assert_eq!(side.len(), 1, "{side:?}");
+                assert_eq!(
+                    fingerprint_where(&sb.production, &side[0], "TRUE").await,
+                    restored_all,
+                    "{mode}"
+                );
+                Sandbox::exec(&sb.production, &format!("DROP TABLE shop.`{}`", side[0])).await;
+            }
+        }
+        assert!(
+            peak_mb < 64 + 32 * 4,
+            "{mode}: peak resident memory {peak_mb} MB for 4 MiB rows: past 64 MiB plus 32 times the widest row"
+        );
+        eprintln!("wide rows, {mode} x{parallel}: peak resident memory {peak_mb} MB");
+        sb.drop_table(&table).await;
+    }
+}
