@@ -150,6 +150,14 @@ async fn the_plan_and_the_run_say_what_a_cascade_took_with_the_table_counted_on_
             "no warning event for {table}: {warnings:#?}"
         );
     }
+    // SET NULL: the rows are there, their references cleared; the advice is a side-table run.
+    let notes = format!("`shop.{p}_notes` (ON DELETE SET NULL");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains(&notes) && w.contains("--mode side-table")),
+        "no side-table advice for the SET NULL child: {warnings:#?}"
+    );
     assert_eq!(sb.tool_resources(&p).await, (vec![], vec![]));
     for pool in [&sb.production, &sb.restored] {
         Sandbox::exec(pool, &drop_all(&p)).await;

@@ -140,6 +140,10 @@ impl Machine<'_> {
         for d in self.state.dependents.iter().filter(|d| d.lost().unwrap_or(0) > 0) {
             let (r, p) = (d.restored_rows.unwrap_or(0), d.production_rows.unwrap_or(0));
             if d.table == self.state.plan.table {
+                // A self-referencing CASCADE took rows of this very table: the run brings them back.
+                if d.on_delete == "CASCADE" {
+                    continue;
+                }
                 self.deps.ui.warn(&format!(
                     "`{}` references itself ({}, ON DELETE {}): it had {r} rows with a NULL reference at the \
                      restore time and has {p} now; rows the delete spared keep production's cleared reference \
@@ -150,14 +154,25 @@ impl Machine<'_> {
                 ));
                 continue;
             }
-            let what = match d.on_delete.as_str() {
-                "CASCADE" => format!("held {r} rows at the restore time and holds {p} now"),
-                _ => format!("had {r} rows with a NULL reference at the restore time and has {p} now"),
+            let advice = match d.on_delete.as_str() {
+                "CASCADE" => format!(
+                    "held {r} rows at the restore time and holds {p} now: the delete took rows there that this \
+                     run does not bring back; restore it too: --table {} with the same --time",
+                    d.table.table
+                ),
+                // The rows are still there, their references cleared: an insert-missing run adds
+                // nothing; the restored values are what is needed to set them back.
+                _ => format!(
+                    "had {r} rows with a NULL ({}) at the restore time and has {p} now: the delete cleared \
+                     references there that this run does not set back; a side-table run (--table {} --mode \
+                     side-table, the same --time) gives the restored values to set them from",
+                    d.columns.join(", "),
+                    d.table.table
+                ),
             };
             self.deps.ui.warn(&format!(
-                "`{}` (ON DELETE {} from `{}`) {what}: the delete took or changed rows there that this run \
-                 does not bring back; restore it too: --table {} with the same --time",
-                d.table, d.on_delete, d.references, d.table.table
+                "`{}` (ON DELETE {} from `{}`) {advice}",
+                d.table, d.on_delete, d.references
             ));
         }
     }
