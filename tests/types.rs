@@ -27,7 +27,7 @@ async fn checksum(pool: &mysql_async::Pool, table: &str) -> Option<i64> {
 /// after the restore time, restores, and checks production equals the restored server.
 /// With `dump_only`, the run must leave production alone and write the SQL instead, which is
 /// then loaded with the mariadb command-line client, as an operator would. The rows go in
-/// through `--load-method` `method` (`auto` takes LOAD DATA LOCAL on the sandbox).
+/// through `flags` (`--load-method auto` takes LOAD DATA LOCAL on the sandbox).
 #[allow(clippy::too_many_arguments)]
 async fn round_trip(
     sb: &Sandbox,
@@ -37,7 +37,7 @@ async fn round_trip(
     accident: &str,
     order: &str,
     dump_only: bool,
-    method: &str,
+    flags: &[&str],
 ) {
     for pool in [&sb.production, &sb.restored] {
         Sandbox::exec(pool, &format!("DROP TABLE IF EXISTS `{table}`")).await;
@@ -72,7 +72,8 @@ async fn round_trip(
             &time,
             "--yes",
         ])
-        .args(["--chunk-size", "2", "--load-method", method])
+        .args(["--chunk-size", "2"])
+        .args(flags)
         .args(if dump_only {
             vec!["--dump-only".to_string(), dump.display().to_string()]
         } else {
@@ -150,9 +151,24 @@ async fn every_column_type_round_trips_bit_for_bit() {
     let table = unique_table("types");
     let (ddl, rows) = all_types();
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
-    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 3, 4)", "id", false, "load-data").await;
+    let load_data = ["--load-method", "load-data"];
+    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 3, 4)", "id", false, &load_data).await;
     let table = unique_table("types_insert");
-    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 4)", "id", false, "insert").await;
+    let insert = ["--load-method", "insert"];
+    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 4)", "id", false, &insert).await;
+}
+
+/// The same bits through the compressed protocol, both ways of writing.
+#[tokio::test]
+async fn every_column_type_round_trips_bit_for_bit_compressed() {
+    let sb = Sandbox::connect().await;
+    let (ddl, rows) = all_types();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    for method in ["load-data", "insert"] {
+        let table = unique_table("types_zlib");
+        let flags = ["--compress", "on", "--load-method", method];
+        round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 3, 4)", "id", false, &flags).await;
+    }
 }
 
 #[tokio::test]
@@ -161,7 +177,8 @@ async fn dump_only_writes_sql_that_loads_to_the_same_bits_and_leaves_production_
     let table = unique_table("dumponly");
     let (ddl, rows) = all_types();
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
-    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 3, 4)", "id", true, "auto").await;
+    let auto = ["--load-method", "auto"];
+    round_trip(&sb, &table, ddl, &rows, "id IN (1, 2, 3, 4)", "id", true, &auto).await;
 }
 
 #[tokio::test]
@@ -186,7 +203,7 @@ async fn composite_and_non_integer_primary_keys_work() {
         "region = 'us' OR (region = 'ap' AND seq = 2)",
         "region, day, seq",
         false,
-        "auto",
+        &["--load-method", "auto"],
     )
     .await;
 }

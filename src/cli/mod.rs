@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::mysql::{LoadMethod, TlsMode};
+use crate::mysql::{Compress, LoadMethod, TlsMode};
 use crate::plan::{Mode, OnFailure};
 use crate::ports::Endpoint;
 
@@ -167,6 +167,12 @@ pub struct DbArgs {
     /// multi-row INSERT.
     #[arg(long, value_enum, default_value = "auto", env = "RDS_TABLE_RESTORE_LOAD_METHOD")]
     pub load_method: LoadMethod,
+    /// The MySQL protocol's compression (zlib), for both servers: `auto` turns it on for a
+    /// server whose round trip is 2 ms or more (a VPN, an SSM or SSH tunnel, another region),
+    /// measured when the first session opens; off on a fast link, where it costs more than it
+    /// saves.
+    #[arg(long, value_enum, default_value = "auto", env = "RDS_TABLE_RESTORE_COMPRESS")]
+    pub compress: Compress,
     /// File holding the database password (instead of RDS_TABLE_RESTORE_DB_PASSWORD).
 
     #[arg(long, value_name = "FILE", env = "RDS_TABLE_RESTORE_DB_PASSWORD_FILE")]

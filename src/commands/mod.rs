@@ -140,6 +140,8 @@ async fn connector(
         restored_override: connection.restored_endpoint.clone(),
         connect_timeout: Duration::from_secs(30),
         load_method: db.load_method,
+        compress: db.compress,
+        compress_chosen: Default::default(),
     };
     Ok((c, connection))
 }

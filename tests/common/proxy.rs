@@ -1,7 +1,8 @@
 //! A TCP proxy for the tests, between the tool and a MariaDB server, that cuts connections
 //! mid-stream: each of the first `cuts` connections is dropped once the server has sent it more
 //! than `after_bytes`. TLS runs end to end through it, so the tool sees what a dropped VPN
-//! or an idle-timeout on a tunnel looks like.
+//! or an idle-timeout on a tunnel looks like. With no cuts it is a plain proxy that counts the
+//! bytes the server sends: what a run reads off the wire.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,6 +14,8 @@ pub struct CuttingProxy {
     pub port: u16,
     pub cuts_done: Arc<AtomicU64>,
     pub connections: Arc<AtomicU64>,
+    /// Bytes from the server to the tool, over every connection.
+    pub bytes_down: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -28,18 +31,21 @@ impl CuttingProxy {
         let port = listener.local_addr().unwrap().port();
         let cuts_done = Arc::new(AtomicU64::new(0));
         let connections = Arc::new(AtomicU64::new(0));
+        let bytes_down = Arc::new(AtomicU64::new(0));
         let (done, conns) = (cuts_done.clone(), connections.clone());
+        let down = bytes_down.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 conns.fetch_add(1, Ordering::SeqCst);
                 let done = done.clone();
+                let down = down.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)).await else {
                         return;
                     };
                     // Decide at connect time whether this connection will be cut.
                     let cut = done.load(Ordering::SeqCst) < cuts;
-                    pipe(client, server, if cut { Some(after_bytes) } else { None }, done).await;
+                    pipe(client, server, if cut { Some(after_bytes) } else { None }, done, down).await;
                 });
             }
         });
@@ -47,12 +53,13 @@ impl CuttingProxy {
             port,
             cuts_done,
             connections,
+            bytes_down,
             task,
         }
     }
 }
 
-async fn pipe(client: TcpStream, server: TcpStream, limit: Option<u64>, done: Arc<AtomicU64>) {
+async fn pipe(client: TcpStream, server: TcpStream, limit: Option<u64>, done: Arc<AtomicU64>, down: Arc<AtomicU64>) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let up = tokio::spawn(async move {
@@ -69,6 +76,7 @@ async fn pipe(client: TcpStream, server: TcpStream, limit: Option<u64>, done: Ar
             break;
         }
         sent += n as u64;
+        down.fetch_add(n as u64, Ordering::SeqCst);
         if limit.is_some_and(|l| sent > l) {
             done.fetch_add(1, Ordering::SeqCst);
             break; // dropping both halves resets the connection mid-stream

@@ -30,6 +30,21 @@ pub enum LoadMethod {
     LoadData,
 }
 
+/// The MySQL protocol's compression (zlib): fewer bytes on a slow link, more CPU on a fast one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compress {
+    /// On for a server whose round trip, measured when the first session opens, is long
+    /// (at least [`SLOW_LINK`]): a VPN, a tunnel, another region. Off on a fast link, where
+    /// compressing costs more time than the bytes it saves.
+    Auto,
+    On,
+    Off,
+}
+
+/// The round trip from which `--compress auto` compresses.
+pub const SLOW_LINK: Duration = Duration::from_millis(2);
+
 /// A password that never prints.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -102,6 +117,9 @@ pub struct MysqlConnector {
     pub restored_override: Option<Endpoint>,
     pub connect_timeout: Duration,
     pub load_method: LoadMethod,
+    pub compress: Compress,
+    /// `--compress auto`'s choice per server, made once, when its first session opens.
+    pub compress_chosen: std::sync::Mutex<[Option<bool>; 2]>,
 }
 
 impl MysqlConnector {
@@ -144,6 +162,34 @@ impl MysqlConnector {
 #[async_trait]
 impl Connector for MysqlConnector {
     async fn connect(&self, side: Side, rds_endpoint: &Endpoint) -> Result<Box<dyn Session>> {
+        let slot = match side {
+            Side::Production => 0,
+            Side::Restored => 1,
+        };
+        let chosen = self.compress_chosen.lock().unwrap_or_else(|e| e.into_inner())[slot];
+        let compress = match (self.compress, chosen) {
+            (Compress::On, _) => true,
+            (Compress::Off, _) => false,
+            (Compress::Auto, Some(c)) => c,
+            (Compress::Auto, None) => {
+                // The first session measures the link, uncompressed, and is kept if it is fast.
+                let mut first = self.open(side, rds_endpoint, false).await?;
+                let round_trip = first.round_trip().await?;
+                let slow = round_trip >= SLOW_LINK;
+                tracing::info!(%side, ?round_trip, compress = slow, "--compress auto");
+                self.compress_chosen.lock().unwrap_or_else(|e| e.into_inner())[slot] = Some(slow);
+                if !slow {
+                    return Ok(Box::new(first));
+                }
+                true
+            }
+        };
+        Ok(Box::new(self.open(side, rds_endpoint, compress).await?))
+    }
+}
+
+impl MysqlConnector {
+    async fn open(&self, side: Side, rds_endpoint: &Endpoint, compress: bool) -> Result<MysqlSession> {
         let dial = match side {
             Side::Production => self.production_override.as_ref(),
             Side::Restored => self.restored_override.as_ref(),
@@ -171,6 +217,7 @@ impl Connector for MysqlConnector {
             // a modest cache closes the ones no longer used instead of holding dozens.
             .stmt_cache_size(16)
             .tcp_keepalive(Some(Duration::from_secs(30)))
+            .compression(compress.then(mysql_async::Compression::fast))
             .init(self.session_setup(side));
         let conn = match tokio::time::timeout(self.connect_timeout, Conn::new(opts)).await {
             Err(_) => {
@@ -184,12 +231,12 @@ impl Connector for MysqlConnector {
             Ok(Err(e)) => return Err(classify_connect_error(side, &self.user, address, e)),
             Ok(Ok(c)) => c,
         };
-        Ok(Box::new(MysqlSession {
+        Ok(MysqlSession {
             conn,
             side,
             load_method: self.load_method,
             fell_back: false,
-        }))
+        })
     }
 }
 

@@ -44,6 +44,17 @@ impl MysqlSession {
         db_error(self.side, e)
     }
 
+    /// The shortest of three empty round trips: what the link costs per statement.
+    async fn round_trip(&mut self) -> Result<Duration> {
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            self.conn.query_drop("DO 1").await.map_err(|e| self.db_err(e))?;
+            best = best.min(started.elapsed());
+        }
+        Ok(best)
+    }
+
     /// Fails a chunk whose statement did not do exactly what was expected.
     fn check(&self, table: &TableRef, what: &str, affected: u64, expected: u64) -> Result<()> {
         if affected == expected {
