@@ -503,3 +503,51 @@ pub trait Session: Send {
 pub trait Connector: Send + Sync {
     async fn connect(&self, side: crate::error::Side, rds_endpoint: &Endpoint) -> Result<Box<dyn Session>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(types: &[&str]) -> TableSchema {
+        TableSchema {
+            columns: types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Column {
+                    name: format!("c{i}"),
+                    column_type: t.to_string(),
+                    nullable: true,
+                })
+                .collect(),
+            key: vec![0],
+        }
+    }
+
+    #[test]
+    fn the_widest_possible_row_comes_from_the_column_types() {
+        assert_eq!(
+            Column::widest("varchar(255)"),
+            4 * 255 + 2,
+            "utf8mb4: 4 bytes a character"
+        );
+        assert_eq!(Column::widest("varbinary(64)"), 66);
+        assert_eq!(Column::widest("mediumblob"), 16 << 20);
+        assert_eq!(Column::widest("LONGTEXT"), 4 << 30);
+        assert_eq!(Column::widest("json"), 4 << 30);
+        assert_eq!(Column::widest("decimal(14,4)"), 32);
+        // The sandbox's billing table cannot hold a row near a 16 MiB packet: no scan for it.
+        let billing = schema(&[
+            "bigint",
+            "bigint unsigned",
+            "char(3)",
+            "decimal(14,4)",
+            "varchar(255)",
+            "datetime(6)",
+            "datetime(6)",
+            "varbinary(64)",
+            "blob",
+        ]);
+        assert!(billing.widest_possible_row() < 1 << 20);
+        assert!(schema(&["bigint", "longblob"]).widest_possible_row() > 1 << 30);
+    }
+}
