@@ -8,7 +8,7 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::proxy::CuttingProxy;
-use common::{command, describe, unique_table, Sandbox};
+use common::{command, describe, restore_args, unique_table, Sandbox};
 
 /// Restores a table of 2,000 compressible rows (deleted in production) through a proxy to the
 /// restored server, with `--compress mode`; the bytes the restored server sent.
@@ -32,20 +32,8 @@ async fn bytes_read(sb: &Sandbox, mode: &str) -> u64 {
     let proxy = CuttingProxy::start(upstream, u64::MAX, 0).await;
     let state = tempfile::tempdir().unwrap();
     let out = command(state.path())
-        .args([
-            "restore",
-            "--instance",
-            "prod-db",
-            "--database",
-            "shop",
-            "--table",
-            &table,
-            "--time",
-            &time,
-            "--yes",
-            "--compress",
-            mode,
-        ])
+        .args(restore_args(&table, &time))
+        .args(["--yes", "--compress", mode])
         .env(
             "RDS_TABLE_RESTORE_RESTORED_ENDPOINT",
             format!("127.0.0.1:{}", proxy.port),

@@ -405,16 +405,8 @@ async fn a_chunk_that_holds_its_locks_too_long_makes_the_next_ones_smaller() {
     let time = writing.time.clone();
     let state = tempfile::tempdir().unwrap();
     let out = command(state.path())
+        .args(common::restore_args(&table, &time))
         .args([
-            "restore",
-            "--instance",
-            "prod-db",
-            "--database",
-            "shop",
-            "--table",
-            &table,
-            "--time",
-            &time,
             "--yes",
             "--chunk-size",
             "1000",

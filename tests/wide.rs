@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{command, describe, unique_table, Sandbox};
+use common::{command, describe, restore_args, unique_table, Sandbox};
 use mysql_async::prelude::Queryable;
 
 /// One test at a time: they change the servers' global packet limit.
@@ -49,15 +49,8 @@ const ROWS: u64 = 40;
 /// 32 hex characters repeated: 2 MiB per row.
 const REPEAT: u64 = 65_536;
 
-async fn fingerprint(pool: &mysql_async::Pool, table: &str) -> (u64, String) {
-    let mut c = pool.get_conn().await.unwrap();
-    let row: Option<(u64, String)> = c
-        .query_first(format!(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(CRC32(CONCAT(id, ':', doc))), 0) AS CHAR) FROM shop.`{table}`"
-        ))
-        .await
-        .unwrap();
-    row.unwrap()
+async fn fingerprint(pool: &mysql_async::Pool, table: &str) -> (u64, u64) {
+    fingerprint_where(pool, table, "TRUE").await
 }
 
 /// The peak resident set of a process (VmHWM), read until it exits.
@@ -86,37 +79,11 @@ async fn wide_rows_restore_exactly_with_memory_bounded_by_bytes_not_rows() {
     let _one = SERVERS.lock().await;
     let sb = Sandbox::connect().await;
     let table = unique_table("wide");
-    let create = format!(
-        "CREATE TABLE shop.`{table}` (id BIGINT NOT NULL PRIMARY KEY, doc LONGBLOB NOT NULL) ENGINE=InnoDB; \
-         INSERT INTO shop.`{table}` SELECT seq, REPEAT(MD5(seq), {REPEAT}) FROM seq_1_to_{ROWS}"
-    );
-    Sandbox::exec(&sb.production, &create).await;
-    Sandbox::exec(&sb.restored, &create).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    Sandbox::exec(&sb.production, &format!("DELETE FROM shop.`{table}`")).await;
+    let time = seed_documents(&sb, &table, ROWS, REPEAT, None).await;
     let state = tempfile::tempdir().unwrap();
-    let child = command(state.path())
-        .args([
-            "restore",
-            "--instance",
-            "prod-db",
-            "--database",
-            "shop",
-            "--table",
-            &table,
-            "--time",
-            &time,
-        ])
-        .args(["--yes", "--parallel", "1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let peak = tokio::spawn(peak_rss_kb(child.id().unwrap()));
-    let out = child.wait_with_output().await.unwrap();
-    let peak_mb = peak.await.unwrap() / 1024;
+    let mut cmd = command(state.path());
+    cmd.args(restore_args(&table, &time)).args(["--yes", "--parallel", "1"]);
+    let (out, peak_mb) = run_measured(cmd).await;
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(
         fingerprint(&sb.production, &table).await,
@@ -134,8 +101,9 @@ async fn wide_rows_restore_exactly_with_memory_bounded_by_bytes_not_rows() {
 }
 
 /// Creates `shop.<table>` (id, doc LONGBLOB) on both servers with `rows` rows of `repeat` times
-/// 32 bytes each, returns a restore time after it, and deletes every row in production.
-async fn seed_documents(sb: &Sandbox, table: &str, rows: u64, repeat: u64) -> String {
+/// 32 bytes each, returns a restore time after it, then runs `accident` on production (every
+/// row deleted when it is `None`).
+async fn seed_documents(sb: &Sandbox, table: &str, rows: u64, repeat: u64, accident: Option<&str>) -> String {
     let create = format!(
         "CREATE TABLE shop.`{table}` (id BIGINT NOT NULL PRIMARY KEY, doc LONGBLOB NOT NULL) ENGINE=InnoDB; \
          INSERT INTO shop.`{table}` SELECT seq, REPEAT(MD5(seq), {repeat}) FROM seq_1_to_{rows}"
@@ -145,14 +113,14 @@ async fn seed_documents(sb: &Sandbox, table: &str, rows: u64, repeat: u64) -> St
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    Sandbox::exec(&sb.production, &format!("DELETE FROM shop.`{table}`")).await;
+    let delete_all = format!("DELETE FROM shop.`{table}`");
+    Sandbox::exec(&sb.production, accident.unwrap_or(&delete_all)).await;
     time
 }
 
-/// Runs the binary with `args`, returning its output and its peak resident memory in MB.
-async fn run_measured(state: &std::path::Path, args: &[&str]) -> (std::process::Output, u64) {
-    let child = command(state)
-        .args(args)
+/// Runs `cmd` (the binary), returning its output and its peak resident memory in MB.
+async fn run_measured(mut cmd: tokio::process::Command) -> (std::process::Output, u64) {
+    let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -172,7 +140,7 @@ async fn a_single_64_mib_row_restores_exactly() {
     let sb = Sandbox::connect().await;
     let table = unique_table("huge");
     // 2 Mi times 32 bytes: 64 MiB, one row, between two small ones (restored only).
-    let time = seed_documents(&sb, &table, 1, 2 << 20).await;
+    let time = seed_documents(&sb, &table, 1, 2 << 20, None).await;
     for id in [0, 2] {
         Sandbox::exec(
             &sb.restored,
@@ -181,22 +149,9 @@ async fn a_single_64_mib_row_restores_exactly() {
         .await;
     }
     let state = tempfile::tempdir().unwrap();
-    let (out, peak_mb) = run_measured(
-        state.path(),
-        &[
-            "restore",
-            "--instance",
-            "prod-db",
-            "--database",
-            "shop",
-            "--table",
-            &table,
-            "--time",
-            &time,
-            "--yes",
-        ],
-    )
-    .await;
+    let mut cmd = command(state.path());
+    cmd.args(restore_args(&table, &time)).arg("--yes");
+    let (out, peak_mb) = run_measured(cmd).await;
     assert!(out.status.success(), "{}", describe(&out));
     let restored = fingerprint(&sb.restored, &table).await;
     assert_eq!(restored.0, 3, "the seed made three restored rows");
@@ -221,25 +176,12 @@ async fn a_row_past_production_max_allowed_packet_is_refused_before_any_write_th
     let sb = Sandbox::connect().await;
     let table = unique_table("toolarge");
     // Four rows of 6 MiB (192 Ki times 32 bytes), made under the sandbox's 16 MiB limit.
-    let time = seed_documents(&sb, &table, 4, 192 << 10).await;
+    let time = seed_documents(&sb, &table, 4, 192 << 10, None).await;
     set_packet_limits(&sb, 4 << 20, SANDBOX_PACKET).await;
     let state = tempfile::tempdir().unwrap();
-    let (out, _) = run_measured(
-        state.path(),
-        &[
-            "restore",
-            "--instance",
-            "prod-db",
-            "--database",
-            "shop",
-            "--table",
-            &table,
-            "--time",
-            &time,
-            "--yes",
-        ],
-    )
-    .await;
+    let mut cmd = command(state.path());
+    cmd.args(restore_args(&table, &time)).arg("--yes");
+    let (out, _) = run_measured(cmd).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
@@ -275,7 +217,9 @@ async fn a_row_past_production_max_allowed_packet_is_refused_before_any_write_th
         .cloned()
         .expect("a state file kept for resume");
     let run_id = common::run_id_of(&run);
-    let (out, _) = run_measured(state.path(), &["resume", &run_id, "--yes"]).await;
+    let mut cmd = command(state.path());
+    cmd.args(["resume", &run_id, "--yes"]);
+    let (out, _) = run_measured(cmd).await;
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(
         fingerprint(&sb.production, &table).await,
@@ -328,66 +272,32 @@ async fn wide_rows_end_exact_in_every_mode_and_with_two_writers() {
     ] {
         let table = unique_table("widemode");
         // 128 Ki times 32 bytes: 4 MiB a row.
-        let create = format!(
-            "CREATE TABLE shop.`{table}` (id BIGINT NOT NULL PRIMARY KEY, doc LONGBLOB NOT NULL) ENGINE=InnoDB; \
-             INSERT INTO shop.`{table}` SELECT seq, REPEAT(MD5(seq), 131072) FROM seq_1_to_24"
+        let accident = format!(
+            "DELETE FROM shop.`{table}` WHERE id <= 8; \
+             UPDATE shop.`{table}` SET doc = REPEAT(SHA1(id), 100000) WHERE id BETWEEN 9 AND 16; \
+             INSERT INTO shop.`{table}` SELECT seq, REPEAT(MD5(-seq), 131072) FROM seq_25_to_26"
         );
-        Sandbox::exec(&sb.production, &create).await;
-        Sandbox::exec(&sb.restored, &create).await;
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        Sandbox::exec(
-            &sb.production,
-            &format!(
-                "DELETE FROM shop.`{table}` WHERE id <= 8; \
-                 UPDATE shop.`{table}` SET doc = REPEAT(SHA1(id), 100000) WHERE id BETWEEN 9 AND 16; \
-                 INSERT INTO shop.`{table}` SELECT seq, REPEAT(MD5(-seq), 131072) FROM seq_25_to_26"
-            ),
-        )
-        .await;
+        let time = seed_documents(&sb, &table, 24, 128 << 10, Some(&accident)).await;
         let (restored_all, restored_deleted) = (
-            fingerprint_where(&sb.restored, &table, "TRUE").await,
+            fingerprint(&sb.restored, &table).await,
             fingerprint_where(&sb.restored, &table, "id <= 8").await,
         );
-        let production_before = fingerprint_where(&sb.production, &table, "TRUE").await;
+        let production_before = fingerprint(&sb.production, &table).await;
         let since = fingerprint_where(&sb.production, &table, "id > 24").await;
-        let mut args = vec![
-            "restore",
-            "--instance",
-            "prod-db",
-            "--database",
-            "shop",
-            "--table",
-            &table,
-            "--time",
-            &time,
-            "--yes",
-            "--mode",
-            mode,
-            "--parallel",
-            parallel,
-        ];
-        if mode == "replace-all" {
-            args.extend(["--confirm-table", table.as_str()]);
-        }
         let state = tempfile::tempdir().unwrap();
         let mut cmd = command(state.path());
+        cmd.args(restore_args(&table, &time))
+            .args(["--yes", "--mode", mode, "--parallel", parallel]);
+        if mode == "replace-all" {
+            cmd.args(["--confirm-table", table.as_str()]);
+        }
         if matches!(mode, "overwrite" | "replace-all") {
             cmd.env("RDS_TABLE_RESTORE_DB_USER", &user)
                 .env("RDS_TABLE_RESTORE_DB_PASSWORD", &password);
         }
-        let child = cmd
-            .args(&args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let peak = tokio::spawn(peak_rss_kb(child.id().unwrap()));
-        let out = child.wait_with_output().await.unwrap();
-        let peak_mb = peak.await.unwrap() / 1024;
+        let (out, peak_mb) = run_measured(cmd).await;
         assert!(out.status.success(), "{mode}: {}", describe(&out));
-        let now = fingerprint_where(&sb.production, &table, "TRUE").await;
+        let now = fingerprint(&sb.production, &table).await;
         match mode {
             // The deleted rows back; production's rewritten and new rows kept.
             "missing-rows" => assert_eq!(now, plus(production_before, restored_deleted), "{mode}"),
@@ -402,11 +312,7 @@ async fn wide_rows_end_exact_in_every_mode_and_with_two_writers() {
                     .await
                     .unwrap();
                 assert_eq!(side.len(), 1, "{side:?}");
-                assert_eq!(
-                    fingerprint_where(&sb.production, &side[0], "TRUE").await,
-                    restored_all,
-                    "{mode}"
-                );
+                assert_eq!(fingerprint(&sb.production, &side[0]).await, restored_all, "{mode}");
                 Sandbox::exec(&sb.production, &format!("DROP TABLE shop.`{}`", side[0])).await;
             }
         }

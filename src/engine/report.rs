@@ -201,9 +201,8 @@ impl Report {
                 (Some(r), Some(p), _) => format!("{r} NULL references at the restore time, {p} now"),
                 _ => "not counted".to_string(),
             };
-            let self_cascade = d.on_delete == "CASCADE" && d.table.to_string() == self.table;
             let flag = match (d.lost(), d.on_delete.as_str()) {
-                (Some(n), _) if n == 0 || self_cascade => "",
+                (Some(n), _) if n == 0 || d.restored_by_the_run(&self.table) => "",
                 (Some(_), "CASCADE") => "  NOT RESTORED: restore it with --table and the same --time",
                 (Some(_), _) => "  REFERENCES CLEARED: a side-table run of it gives the values to set back",
                 (None, _) => "",

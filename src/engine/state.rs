@@ -307,6 +307,12 @@ impl Dependent {
         matches!(self.on_delete.as_str(), "CASCADE" | "SET NULL" | "SET DEFAULT")
     }
 
+    /// A CASCADE of the restored table onto itself: what it took are rows of that table, which
+    /// the run brings back. `restored` is the restored table as `db.table`.
+    pub fn restored_by_the_run(&self, restored: &str) -> bool {
+        self.on_delete == "CASCADE" && self.table.to_string() == restored
+    }
+
     /// What the counts say the accident took: rows gone (CASCADE) or references cleared
     /// (SET NULL), as far as the counts show it (the application's writes since move them too).
     pub fn lost(&self) -> Option<u64> {

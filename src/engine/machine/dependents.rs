@@ -139,11 +139,10 @@ impl Machine<'_> {
         }
         for d in self.state.dependents.iter().filter(|d| d.lost().unwrap_or(0) > 0) {
             let (r, p) = (d.restored_rows.unwrap_or(0), d.production_rows.unwrap_or(0));
+            if d.restored_by_the_run(&self.state.plan.table.to_string()) {
+                continue;
+            }
             if d.table == self.state.plan.table {
-                // A self-referencing CASCADE took rows of this very table: the run brings them back.
-                if d.on_delete == "CASCADE" {
-                    continue;
-                }
                 self.deps.ui.warn(&format!(
                     "`{}` references itself ({}, ON DELETE {}): it had {r} rows with a NULL reference at the \
                      restore time and has {p} now; rows the delete spared keep production's cleared reference \
