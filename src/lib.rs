@@ -33,7 +33,7 @@ pub mod engine;
 // The modules by their short names, as the rest of the crate and its tests use them.
 pub use cli::{config, manpage, ui, wizard};
 pub use cloud::aws;
-pub use data::{copy, mysql, rowcodec, verify};
+pub use data::{binlog, copy, mysql, rowcodec, verify};
 pub use engine::{error, machine, plan, ports, progress, report, restored, state};
 
 #[cfg(test)]

@@ -80,6 +80,10 @@ pub enum Command {
     /// Rehearse a restore end to end into a side table in production (never the real table),
     /// tear down, and report the time to recover.
     Drill(Box<DrillArgs>),
+    /// Read production's binlog and list the transactions that wrote the table: when, where,
+    /// how many rows each deleted, updated and inserted; propose the second to restore to.
+    /// Read-only: writes nothing, anywhere.
+    Find(Box<FindArgs>),
     /// Continue a run from its last finished step (after a crash, Ctrl-C or a failure).
     Resume(ResumeArgs),
     /// Remove what a run created (rule, security group, restored instance); never touches production data.
@@ -192,6 +196,30 @@ pub struct DrillArgs {
     /// Where to write the drill report (Markdown and JSON) [default: the state directory].
     #[arg(long, value_name = "DIR", env = "RDS_TABLE_RESTORE_REPORT_DIR")]
     pub report_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// The RDS instance whose binlog is read (production: the writer, for a cluster).
+    #[arg(long, env = "RDS_TABLE_RESTORE_INSTANCE")]
+    pub instance: Option<String>,
+    /// The database (schema) of the table.
+    #[arg(long, env = "RDS_TABLE_RESTORE_DATABASE")]
+    pub database: Option<String>,
+    /// The table whose writes are listed.
+    #[arg(long, env = "RDS_TABLE_RESTORE_TABLE")]
+    pub table: Option<String>,
+    /// Transactions from this moment, in the forms --time takes ("2 hours ago",
+    /// 2024-05-01T09:00:00Z) [default: 24 hours ago].
+    #[arg(long, env = "RDS_TABLE_RESTORE_SINCE")]
+    pub since: Option<String>,
+    /// Transactions up to this moment [default: the binlog's current end].
+    #[arg(long, env = "RDS_TABLE_RESTORE_UNTIL")]
+    pub until: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]

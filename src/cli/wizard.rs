@@ -234,6 +234,12 @@ async fn ask_time(rds: &dyn Rds, instance: &Instance, asker: &dyn Asker, now: Da
         show(earliest),
         show(latest)
     ));
+    asker.say(&format!(
+        "Not sure of the second? In another terminal, `rds-table-restore find --instance {} --database <db> \
+         --table <table>` lists the writes to the table in production's binlog, each with its second, and \
+         proposes the one to restore to.",
+        instance.id
+    ));
     loop {
         let answer = asker.text(
             "Restore to (just before the damage: 2024-05-01T09:14:00Z, 2024-05-01 11:14:00 +02:00, 15 minutes ago)",

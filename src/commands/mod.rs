@@ -25,7 +25,9 @@ use rds_table_restore::state::{default_state_dir, list_runs, write_private, Conn
 use rds_table_restore::ui;
 use rds_table_restore::wizard::{self, Choices};
 
+mod find;
 mod inventory;
+pub use find::find;
 pub use inventory::{cleanup, runs, status};
 
 const PASSWORD_ENV: &str = "RDS_TABLE_RESTORE_DB_PASSWORD";

@@ -1,6 +1,7 @@
 //! The data side: the MySQL/MariaDB adapter of the session port, the exact row codec, the
-//! chunked copy and the verification.
+//! chunked copy, the verification, and the reading of production's binlog.
 
+pub mod binlog;
 pub mod copy;
 pub mod mysql;
 pub mod rowcodec;

@@ -108,6 +108,9 @@ pub enum Error {
         hint: String,
     },
 
+    #[error("production's binary log cannot answer this: {what}; {fix}")]
+    BinlogUnusable { what: String, fix: String },
+
     #[error("this run writes to production and needs your explicit consent: run it on a terminal to be asked, or pass --yes in scripts")]
     ConsentRequired,
 
@@ -291,6 +294,7 @@ impl Error {
                 | Error::MissingPrivileges { .. }
                 | Error::DbAuth { .. }
                 | Error::DbConnect { .. }
+                | Error::BinlogUnusable { .. }
                 | Error::ConsentRequired
                 | Error::Declined
                 | Error::Unfinished { .. }

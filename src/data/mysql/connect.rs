@@ -189,6 +189,13 @@ impl Connector for MysqlConnector {
 }
 
 impl MysqlConnector {
+    /// A plain connection to one server, with the session settings of every other but none of
+    /// the session's machinery: for what takes the connection over, as a binlog stream does.
+    /// Compressed only with `--compress on` (a stream is one long read, measured by nothing).
+    pub async fn open_conn(&self, side: Side, rds_endpoint: &Endpoint) -> Result<Conn> {
+        Ok(self.open(side, rds_endpoint, self.compress == Compress::On).await?.conn)
+    }
+
     async fn open(&self, side: Side, rds_endpoint: &Endpoint, compress: bool) -> Result<MysqlSession> {
         let dial = match side {
             Side::Production => self.production_override.as_ref(),

@@ -138,10 +138,15 @@ pub fn input_errors(req: &Request, now: DateTime<Utc>, skip_missing: bool) -> Ve
 /// ZONE `UTC`, `Z` or an offset (`+02:00`), or `N seconds|minutes|hours|days ago`. Fractions of a
 /// second are dropped (RDS restores to the second; rounding down stays before the damage).
 pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    parse_moment("--time", s, now)
+}
+
+/// [`parse_time`] for another flag (`find --since`), named in the error.
+pub fn parse_moment(flag: &str, s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     let s = s.trim();
     let t = parse_time_forms(s, now).ok_or_else(|| {
         Error::InvalidInput(format!(
-            "--time `{s}` is not a time this tool reads: write it with its zone, as 2024-05-01T09:14:00Z, \
+            "{flag} `{s}` is not a time this tool reads: write it with its zone, as 2024-05-01T09:14:00Z, \
              2024-05-01 11:14:00 +02:00 or 2024-05-01 09:14:00 UTC, or as `15 minutes ago`"
         ))
     })?;

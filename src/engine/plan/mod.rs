@@ -10,7 +10,7 @@ use crate::ports::TableRef;
 
 mod input;
 
-pub use input::{check_predicate, input_errors, parse_cidr, parse_time};
+pub use input::{check_predicate, input_errors, parse_cidr, parse_moment, parse_time};
 
 pub const TOOL_NAME: &str = "rds-table-restore";
 /// The tag that marks a resource as created by one run; every destructive call checks it first.

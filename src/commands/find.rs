@@ -1,0 +1,282 @@
+//! `find`: where in production's binlog the damage to a table is, and the second to restore to.
+//! Read-only: one DescribeDBInstances for the endpoint, then the binlog over the replication
+//! protocol. Nothing is created or written, in AWS or in a database.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use rds_table_restore::binlog::reader::BinlogReader;
+use rds_table_restore::binlog::{analyse, Finding, Scan, TableTxn};
+use rds_table_restore::cli::{FindArgs, Output};
+use rds_table_restore::error::Error;
+use rds_table_restore::plan::parse_moment;
+use rds_table_restore::ports::{Rds, TableRef};
+use rds_table_restore::state::Connection;
+use rds_table_restore::ui;
+
+use super::{aws, connector, fail};
+
+/// How many transactions the text lists; the flagged ones are always shown, JSON lists all.
+const LISTED: usize = 40;
+
+pub async fn find(args: FindArgs) -> u8 {
+    let missing: Vec<&str> = [
+        ("--instance", args.instance.is_none()),
+        ("--database", args.database.is_none()),
+        ("--table", args.table.is_none()),
+    ]
+    .into_iter()
+    .filter(|(_, m)| *m)
+    .map(|(f, _)| f)
+    .collect();
+    if !missing.is_empty() {
+        return fail(
+            2,
+            &format!("find needs {}: which table's writes to look for", missing.join(", ")),
+        );
+    }
+    let (instance, database, table) = (
+        args.instance.clone().unwrap_or_default(),
+        args.database.clone().unwrap_or_default(),
+        args.table.clone().unwrap_or_default(),
+    );
+    let now = Utc::now();
+    let since = match args.since.as_deref() {
+        Some(s) => match parse_moment("--since", s, now) {
+            Ok(t) => t,
+            Err(e) => return fail(2, &e),
+        },
+        None => now - chrono::Duration::hours(24),
+    };
+    let until = match args
+        .until
+        .as_deref()
+        .map(|s| parse_moment("--until", s, now))
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => return fail(2, &e),
+    };
+    if until.is_some_and(|u| u < since) {
+        return fail(2, &"--until is before --since: give the earlier moment to --since");
+    }
+    let aws = aws(args.common.region.clone()).await;
+    let source = match aws.rds.describe_instance(&instance).await {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return fail(
+                3,
+                &Error::InstanceNotFound {
+                    id: instance,
+                    region: aws.region.clone(),
+                },
+            )
+        }
+        Err(e) => return fail(1, &e),
+    };
+    let Some(endpoint) = source.endpoint.clone() else {
+        return fail(3, &Error::NoEndpoint { id: instance });
+    };
+    let recorded = Connection {
+        region: args.common.region.clone(),
+        ..Connection::default()
+    };
+    let (db, _) = match connector(&args.db, &recorded, &aws.config).await {
+        Ok(c) => c,
+        Err(e) => return fail(3, &format!("{e:#}")),
+    };
+    let reader = BinlogReader {
+        connector: &db,
+        endpoint,
+    };
+    let table_ref = TableRef {
+        database: database.clone(),
+        table: table.clone(),
+    };
+    let quiet = args.common.quiet || args.common.output == Output::Json;
+    if !quiet {
+        eprintln!(
+            "reading the binlog of {instance} for `{database}`.`{table}` from {}",
+            utc(since)
+        );
+    }
+    let log = match reader.probe().await {
+        Ok(l) => l,
+        Err(e) => return fail(if e.is_validation() { 3 } else { 1 }, &e),
+    };
+    let scan = match reader.scan(&log, &table_ref, since, until).await {
+        Ok(s) => s,
+        Err(e) => return fail(if e.is_validation() { 3 } else { 1 }, &e),
+    };
+    let finding = analyse(&scan.txns);
+    let restore = finding.restore_time.map(|t| {
+        format!(
+            "rds-table-restore restore --instance {instance} --database {database} --table {table} --time {}",
+            t.to_rfc3339_opts(SecondsFormat::Secs, true)
+        )
+    });
+    match args.common.output {
+        Output::Json => emit_json(&scan, &finding, restore.as_deref()),
+        Output::Text => print_text(&table_ref, &scan, &finding, restore.as_deref()),
+    }
+    0
+}
+
+fn utc(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn counts(t: &TableTxn) -> String {
+    format!("{:>9} {:>9} {:>9}", t.deleted, t.updated, t.inserted)
+}
+
+fn print_text(table: &TableRef, scan: &Scan, finding: &Finding, restore: Option<&str>) {
+    let name = format!("`{}`.`{}`", table.database, table.table);
+    let to = scan.last_event.map(utc).unwrap_or_else(|| "its end".into());
+    let files = match scan.files.as_slice() {
+        [] => "(none)".to_string(),
+        [one] => one.clone(),
+        [first, .., last] => format!("{first} to {last}"),
+    };
+    println!(
+        "Binlog {files}, from {} to {}: {} transactions wrote {name} ({} others did not).",
+        utc(scan.since),
+        to,
+        scan.txns.len(),
+        scan.other_txns
+    );
+    for w in &scan.warnings {
+        println!("warning: {w}");
+    }
+    if scan.txns.is_empty() {
+        println!("Nothing in this range wrote {name}: widen it with --since, or check --database and --table.");
+        return;
+    }
+    let shown: Vec<usize> = if scan.txns.len() <= LISTED {
+        (0..scan.txns.len()).collect()
+    } else {
+        let mut v: Vec<usize> = finding.flagged.clone();
+        v.extend(scan.txns.len() - (LISTED - v.len().min(LISTED))..scan.txns.len());
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    println!();
+    println!(
+        "  {:<23} {:<28} {:<14} {:>9} {:>9} {:>9}  statement",
+        "time", "begins at", "GTID", "deleted", "updated", "inserted"
+    );
+    for &i in &shown {
+        let t = &scan.txns[i];
+        let mark = if Some(i) == finding.damage {
+            "!!"
+        } else if finding.flagged.contains(&i) {
+            " !"
+        } else {
+            "  "
+        };
+        let statement = t
+            .statements
+            .iter()
+            .map(|s| s.text.clone())
+            .chain(t.sql.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        println!(
+            "{mark}{:<23} {:<28} {:<14} {}  {statement}",
+            utc(t.time),
+            t.start.to_string(),
+            t.gtid.as_deref().unwrap_or("-"),
+            counts(t)
+        );
+    }
+    if shown.len() < scan.txns.len() {
+        println!(
+            "  ... {} more, not listed (the flagged ones and the latest are); --output json lists every one",
+            scan.txns.len() - shown.len()
+        );
+    }
+    println!();
+    let Some(d) = finding.damage else {
+        println!("No transaction in this range deleted or changed rows of {name}.");
+        return;
+    };
+    let t = &scan.txns[d];
+    let what = if t.destructive_statement() {
+        t.statements
+            .iter()
+            .find(|s| s.kind.destructive())
+            .map(|s| format!("`{}`", s.text))
+            .unwrap_or_default()
+    } else {
+        match (t.deleted, t.updated) {
+            (d, 0) => format!("{d} rows deleted"),
+            (0, u) => format!("{u} rows updated"),
+            (d, u) => format!("{d} rows deleted and {u} updated"),
+        }
+    };
+    println!(
+        "The damage (!!): {what} at {}, beginning at {}{}.",
+        utc(t.time),
+        t.start,
+        gtid_text(t)
+    );
+    if let Some(time) = finding.restore_time {
+        println!(
+            "Restore to {} (the second before it):",
+            time.to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
+        if let Some(cmd) = restore {
+            println!("  {cmd}");
+        }
+    }
+    if !finding.same_second.is_empty() {
+        println!(
+            "warning: {} other transactions wrote {name} in the second of the damage or the one before ({}): a \
+             restore to a second cannot tell them from it. The restored copy misses what they wrote; the default \
+             merge (missing rows) keeps what production still has of it.",
+            finding.same_second.len(),
+            finding
+                .same_second
+                .iter()
+                .map(|&i| scan.txns[i].start.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
+
+fn gtid_text(t: &TableTxn) -> String {
+    t.gtid.as_deref().map(|g| format!(" (GTID {g})")).unwrap_or_default()
+}
+
+fn emit_json(scan: &Scan, finding: &Finding, restore: Option<&str>) {
+    for (i, t) in scan.txns.iter().enumerate() {
+        let mut v = serde_json::to_value(t).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            m.insert("flagged".into(), finding.flagged.contains(&i).into());
+            m.insert("damage".into(), (finding.damage == Some(i)).into());
+        }
+        ui::emit("binlog_transaction", v);
+    }
+    let damage = finding.damage.map(|d| &scan.txns[d]);
+    ui::emit(
+        "summary",
+        serde_json::json!({
+            "outcome": if damage.is_some() { "found" } else { "no-damage" },
+            "changed": false,
+            "files": scan.files,
+            "since": scan.since,
+            "last_event": scan.last_event,
+            "end": scan.end,
+            "transactions": scan.txns.len(),
+            "other_transactions": scan.other_txns,
+            "warnings": scan.warnings,
+            "damage": damage,
+            "restore_time": finding.restore_time.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            "before_position": damage.map(|t| t.start.clone()),
+            "before_gtid": damage.and_then(|t| t.gtid.clone()),
+            "same_second": finding.same_second.iter().map(|&i| &scan.txns[i]).collect::<Vec<_>>(),
+            "restore_command": restore,
+        }),
+    );
+}

@@ -1,0 +1,225 @@
+//! Production's binary log, read over the replication protocol: which transactions wrote the
+//! table, when, and where each begins, so the operator does not have to know the second of the
+//! damage by heart (`rds-table-restore find`).
+//!
+//! This module holds what is read and what it means ([`TableTxn`], [`analyse`]); the reading
+//! itself is in [`reader`]. Nothing here writes anything, anywhere.
+
+pub mod reader;
+mod statement;
+
+use chrono::{DateTime, Utc};
+
+pub use statement::{mentions_table, StatementKind};
+
+/// A place in the binary log: a file and a byte offset in it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Position {
+    pub file: String,
+    pub pos: u64,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)
+    }
+}
+
+/// A statement on the table that the binlog holds as text rather than as rows: DDL always,
+/// and DML when the server logged it as a statement (STATEMENT or MIXED format).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Statement {
+    pub kind: StatementKind,
+    /// The statement, cut to [`statement::SHOWN`] characters.
+    pub text: String,
+}
+
+/// One committed transaction that wrote the table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableTxn {
+    /// When it ran, to the second (the binlog keeps seconds).
+    pub time: DateTime<Utc>,
+    /// Where the transaction begins: a rewind "before" it stops here.
+    pub start: Position,
+    /// Where the next one begins.
+    pub end: Position,
+    /// `domain-server-sequence` on MariaDB, `uuid:number` on MySQL; none without GTIDs.
+    pub gtid: Option<String>,
+    pub deleted: u64,
+    pub updated: u64,
+    pub inserted: u64,
+    pub statements: Vec<Statement>,
+    /// The SQL that made the row events, where the server logs it (MySQL's
+    /// `binlog_rows_query_log_events`, MariaDB's annotate events).
+    pub sql: Option<String>,
+}
+
+impl TableTxn {
+    /// Rows it removed or changed: what a restore would bring back.
+    pub fn destructive_rows(&self) -> u64 {
+        self.deleted + self.updated
+    }
+
+    /// A statement that empties or removes the whole table (TRUNCATE, DROP), or a DELETE or
+    /// UPDATE logged as a statement, whose rows the binlog does not count.
+    pub fn destructive_statement(&self) -> bool {
+        self.statements.iter().any(|s| s.kind.destructive())
+    }
+
+    pub fn destructive(&self) -> bool {
+        self.destructive_rows() > 0 || self.destructive_statement()
+    }
+}
+
+/// What a scan of the binlog found for one table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Scan {
+    /// The binlog files read, in order.
+    pub files: Vec<String>,
+    /// From when transactions were kept (`--since`).
+    pub since: DateTime<Utc>,
+    /// The time of the last event read: the binlog's end when no `--until` stopped it.
+    pub last_event: Option<DateTime<Utc>>,
+    /// Where the read ended.
+    pub end: Option<Position>,
+    pub txns: Vec<TableTxn>,
+    /// Transactions in the range that did not write the table.
+    pub other_txns: u64,
+    /// What the server's settings mean for what was read (MIXED format, ...).
+    pub warnings: Vec<String>,
+}
+
+/// What the transactions say about the damage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The transactions worth a look, most destructive first (indexes into the scan's list).
+    pub flagged: Vec<usize>,
+    /// The one taken to be the damage: a TRUNCATE or DROP if any, else the one that removed or
+    /// changed the most rows (the earliest of equals).
+    pub damage: Option<usize>,
+    /// The second to give `restore --time`: the one before the damage, so a restore to it
+    /// holds none of it whether RDS counts that second in or out.
+    pub restore_time: Option<DateTime<Utc>>,
+    /// Other transactions on the table in the second of the damage or the one before: a
+    /// restore to a second cannot tell them from it.
+    pub same_second: Vec<usize>,
+}
+
+/// How many destructive transactions are flagged besides statements (which are all flagged).
+const FLAGGED: usize = 3;
+
+/// Reads the damage out of the transactions of a scan.
+pub fn analyse(txns: &[TableTxn]) -> Finding {
+    let mut by_rows: Vec<usize> = (0..txns.len()).filter(|&i| txns[i].destructive_rows() > 0).collect();
+    // Most rows first; the earliest first among equals (the sort is stable).
+    by_rows.sort_by_key(|&i| std::cmp::Reverse(txns[i].destructive_rows()));
+    let statements: Vec<usize> = (0..txns.len()).filter(|&i| txns[i].destructive_statement()).collect();
+    let mut flagged: Vec<usize> = statements.clone();
+    for i in by_rows.iter().copied().take(FLAGGED) {
+        if !flagged.contains(&i) {
+            flagged.push(i);
+        }
+    }
+    let whole_table = statements.iter().copied().find(|&i| {
+        txns[i]
+            .statements
+            .iter()
+            .any(|s| matches!(s.kind, StatementKind::Truncate | StatementKind::Drop))
+    });
+    let damage = whole_table
+        .or_else(|| by_rows.first().copied())
+        .or_else(|| statements.first().copied());
+    let restore_time = damage.map(|d| txns[d].time - chrono::Duration::seconds(1));
+    let same_second = match damage {
+        Some(d) => (0..txns.len())
+            .filter(|&i| i != d)
+            .filter(|&i| {
+                let gap = txns[d].time - txns[i].time;
+                gap >= chrono::Duration::zero() && gap <= chrono::Duration::seconds(1)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    Finding {
+        flagged,
+        damage,
+        restore_time,
+        same_second,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txn(second: i64, deleted: u64, updated: u64, inserted: u64) -> TableTxn {
+        TableTxn {
+            time: DateTime::from_timestamp(1_700_000_000 + second, 0).unwrap(),
+            start: Position {
+                file: "binlog.000001".into(),
+                pos: 4 + second as u64 * 100,
+            },
+            end: Position {
+                file: "binlog.000001".into(),
+                pos: 104 + second as u64 * 100,
+            },
+            gtid: None,
+            deleted,
+            updated,
+            inserted,
+            statements: Vec::new(),
+            sql: None,
+        }
+    }
+
+    #[test]
+    fn the_damage_is_the_largest_destructive_transaction_and_the_time_the_second_before() {
+        let txns = vec![
+            txn(0, 0, 0, 5),
+            txn(10, 3, 0, 0),
+            txn(20, 25_000, 0, 0),
+            txn(30, 0, 700, 0),
+            txn(40, 0, 0, 9),
+        ];
+        let f = analyse(&txns);
+        assert_eq!(f.damage, Some(2));
+        assert_eq!(f.flagged, vec![2, 3, 1]);
+        assert_eq!(f.restore_time, Some(txns[2].time - chrono::Duration::seconds(1)));
+        assert!(f.same_second.is_empty());
+    }
+
+    #[test]
+    fn a_truncate_is_the_damage_even_with_larger_row_deletes() {
+        let mut t = txn(50, 0, 0, 0);
+        t.statements.push(Statement {
+            kind: StatementKind::Truncate,
+            text: "TRUNCATE billing".into(),
+        });
+        let txns = vec![txn(20, 25_000, 0, 0), t];
+        let f = analyse(&txns);
+        assert_eq!(f.damage, Some(1));
+        assert_eq!(f.flagged, vec![1, 0]);
+    }
+
+    #[test]
+    fn transactions_in_the_second_of_the_damage_or_the_one_before_are_named() {
+        let txns = vec![
+            txn(8, 0, 0, 1),
+            txn(9, 0, 0, 1),
+            txn(10, 500, 0, 0),
+            txn(10, 0, 0, 1),
+            txn(11, 0, 0, 1),
+        ];
+        let f = analyse(&txns);
+        assert_eq!(f.damage, Some(2));
+        assert_eq!(f.same_second, vec![1, 3]);
+    }
+
+    #[test]
+    fn inserts_alone_are_no_damage() {
+        let f = analyse(&[txn(0, 0, 0, 5), txn(1, 0, 0, 7)]);
+        assert_eq!(f.damage, None);
+        assert_eq!(f.restore_time, None);
+        assert!(f.flagged.is_empty());
+    }
+}
