@@ -108,6 +108,35 @@ pub struct Finding {
 /// How many destructive transactions are flagged besides statements (which are all flagged).
 const FLAGGED: usize = 3;
 
+/// The damage among the table's current life: what came after its last CREATE TABLE (a test's
+/// or a migration's `DROP TABLE IF EXISTS` before its CREATE belongs to an earlier life). In
+/// that life, a TRUNCATE or DROP first, else the most rows removed or changed, else the first
+/// destructive statement. A life with none of these was begun by re-creating the table after
+/// the damage: then the DROP or TRUNCATE just before that CREATE is the damage.
+fn damage_in(txns: &[TableTxn], by_rows: &[usize], statements: &[usize]) -> Option<usize> {
+    let whole_table = |i: usize| {
+        txns[i]
+            .statements
+            .iter()
+            .any(|s| matches!(s.kind, StatementKind::Truncate | StatementKind::Drop))
+    };
+    let created = txns
+        .iter()
+        .rposition(|t| t.statements.iter().any(|s| s.kind == StatementKind::Create));
+    let in_life = |i: &usize| created.is_none_or(|c| *i > c);
+    statements
+        .iter()
+        .copied()
+        .filter(in_life)
+        .find(|&i| whole_table(i))
+        .or_else(|| by_rows.iter().copied().find(in_life))
+        .or_else(|| statements.iter().copied().find(in_life))
+        .or_else(|| {
+            let c = created?;
+            statements.iter().copied().filter(|&i| i < c).rfind(|&i| whole_table(i))
+        })
+}
+
 /// Reads the damage out of the transactions of a scan.
 pub fn analyse(txns: &[TableTxn]) -> Finding {
     let mut by_rows: Vec<usize> = (0..txns.len()).filter(|&i| txns[i].destructive_rows() > 0).collect();
@@ -120,15 +149,7 @@ pub fn analyse(txns: &[TableTxn]) -> Finding {
             flagged.push(i);
         }
     }
-    let whole_table = statements.iter().copied().find(|&i| {
-        txns[i]
-            .statements
-            .iter()
-            .any(|s| matches!(s.kind, StatementKind::Truncate | StatementKind::Drop))
-    });
-    let damage = whole_table
-        .or_else(|| by_rows.first().copied())
-        .or_else(|| statements.first().copied());
+    let damage = damage_in(txns, &by_rows, &statements);
     let restore_time = damage.map(|d| txns[d].time - chrono::Duration::seconds(1));
     let same_second = match damage {
         Some(d) => (0..txns.len())
@@ -213,6 +234,39 @@ mod tests {
         let f = analyse(&txns);
         assert_eq!(f.damage, Some(2));
         assert_eq!(f.same_second, vec![1, 3]);
+    }
+
+    fn with(mut t: TableTxn, kind: StatementKind) -> TableTxn {
+        t.statements.push(Statement {
+            kind,
+            text: format!("{kind:?} TABLE billing"),
+        });
+        t
+    }
+
+    #[test]
+    fn a_drop_before_the_table_was_created_is_an_earlier_life_not_the_damage() {
+        // A seed script: DROP TABLE IF EXISTS, CREATE, INSERT; then the accident.
+        let txns = vec![
+            with(txn(0, 0, 0, 0), StatementKind::Drop),
+            with(txn(0, 0, 0, 0), StatementKind::Create),
+            txn(0, 0, 0, 2000),
+            txn(3, 500, 0, 0),
+        ];
+        let f = analyse(&txns);
+        assert_eq!(f.damage, Some(3));
+        assert!(f.flagged.contains(&0), "the drop is still flagged");
+    }
+
+    #[test]
+    fn a_drop_then_a_re_created_empty_table_is_the_damage() {
+        let txns = vec![
+            txn(0, 0, 0, 10),
+            with(txn(5, 0, 0, 0), StatementKind::Drop),
+            with(txn(9, 0, 0, 0), StatementKind::Create),
+            txn(12, 0, 0, 3),
+        ];
+        assert_eq!(analyse(&txns).damage, Some(1));
     }
 
     #[test]
