@@ -167,6 +167,64 @@ async fn the_wizard_leads_a_full_restore_in_a_real_terminal() {
 }
 
 #[tokio::test]
+async fn the_wizard_finds_the_second_in_the_binlog_for_an_operator_who_does_not_know_it() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("wizbin");
+    let time = sb.seed_with_accident(&table, 2000).await;
+    let deleted: u64 = {
+        use mysql_async::prelude::Queryable;
+        let mut c = sb.restored.get_conn().await.unwrap();
+        c.query_first(format!("SELECT COUNT(*) FROM shop.`{table}` WHERE currency = 'EUR'"))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_string_lossy().to_string();
+    let term = Terminal::start(
+        &[
+            "plan",
+            "--instance",
+            "prod-db",
+            "--database",
+            "shop",
+            "--state-dir",
+            &dir,
+        ],
+        &["RDS_TABLE_RESTORE_YES"],
+    );
+    term.expect("Answer `binlog`").await;
+    term.send(&["binlog", "Enter"]);
+    term.expect("Table to bring back").await;
+    term.send(&[&table, "Enter"]);
+    let screen = term.expect("the second before the damage)").await;
+    assert!(screen.contains(&format!("{deleted} rows deleted")), "{screen}");
+    // The proposal: the second before the DELETE, which ran after the recorded time.
+    let proposed = screen
+        .split("Enter for ")
+        .nth(1)
+        .and_then(|rest| rest.split(" UTC").next())
+        .unwrap_or_else(|| panic!("no proposal on screen:\n{screen}"))
+        .to_string();
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    assert!(
+        at(&proposed) >= at(&time) && at(&proposed) <= at(&time) + chrono::Duration::seconds(5),
+        "proposed {proposed}, restore time recorded before the accident {time}"
+    );
+    term.send(&["Enter"]);
+    term.expect(&format!("Restoring to {proposed} UTC.")).await;
+    term.expect("How to bring the rows back").await;
+    term.send(&["missing-rows", "Enter"]);
+    let screen = term.expect("EXIT=").await;
+    assert!(
+        screen.contains("EXIT=0") && screen.contains("Nothing was created"),
+        "{screen}"
+    );
+    assert_eq!(sb.tool_resources(&table).await, (vec![], vec![]));
+    sb.drop_table(&table).await;
+}
+
+#[tokio::test]
 async fn without_a_terminal_a_missing_choice_is_a_usage_error_naming_the_flag() {
     let state = tempfile::tempdir().unwrap();
     let out = command(state.path())

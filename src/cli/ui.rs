@@ -354,8 +354,11 @@ impl crate::wizard::Asker for TtyAsker {
             .map_err(|e| Error::InvalidInput(format!("no answer: {e}")))
     }
     fn text(&self, prompt: &str) -> Result<String> {
+        // Empty is an answer: it takes a proposal where one is offered, and is explained as
+        // not valid elsewhere.
         dialoguer::Input::<String>::new()
             .with_prompt(prompt)
+            .allow_empty(true)
             .interact_text()
             .map_err(|e| Error::InvalidInput(format!("no answer: {e}")))
     }

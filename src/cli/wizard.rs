@@ -6,9 +6,11 @@
 
 use chrono::{DateTime, Local, Utc};
 
+use async_trait::async_trait;
+
 use crate::error::{Error, Result, Side};
 use crate::plan::{parse_cidr, parse_time, rfc3339, Mode, TAG_TOOL};
-use crate::ports::{Connector, Instance, Rds};
+use crate::ports::{Connector, Instance, Rds, TableRef};
 
 /// Asks one question at a time.
 pub trait Asker: Send + Sync {
@@ -19,6 +21,28 @@ pub trait Asker: Send + Sync {
     /// Tells the operator something.
     fn say(&self, line: &str);
 }
+
+/// Looks for the damage in production's binlog (`find`), for an operator who does not know
+/// the second: what to show, and the second it proposes to restore to.
+#[async_trait]
+pub trait DamageFinder: Send + Sync {
+    async fn find(&self, source: &Instance, table: &TableRef, since: DateTime<Utc>) -> Result<Found>;
+}
+
+/// What a [`DamageFinder`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Found {
+    /// Lines to show the operator: the damage, its position, warnings.
+    pub lines: Vec<String>,
+    /// The second before the damage; `None` when nothing deleted or changed rows.
+    pub proposed: Option<DateTime<Utc>>,
+}
+
+/// How far back the guided mode looks in the binlog.
+const FIND_HOURS: i64 = 24;
+
+/// The answer to the time question that asks for the binlog instead.
+const BINLOG_ANSWER: &str = "binlog";
 
 /// The choices a restore needs; `None` where the operator gave none.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -52,11 +76,13 @@ impl Choices {
 /// minutes of transaction log yet, and a time too close may land after the damage.
 const NEAR_LATEST_SECONDS: i64 = 300;
 
-/// Asks for every missing choice.
+/// Asks for every missing choice. With a `finder`, the time question also offers to look for
+/// the damage in production's binlog (after asking for the table, which it needs).
 pub async fn fill(
     mut c: Choices,
     rds: &dyn Rds,
     db: &dyn Connector,
+    finder: Option<&dyn DamageFinder>,
     asker: &dyn Asker,
     now: DateTime<Utc>,
 ) -> Result<Choices> {
@@ -77,43 +103,51 @@ pub async fn fill(
             id: c.instance.clone().unwrap_or_default(),
             region: "this region".into(),
         })?;
-        c.time = Some(ask_time(rds, instance, asker, now).await?);
+        c.time = match ask_time(rds, instance, asker, now, finder.is_some(), None).await? {
+            Some(t) => Some(t),
+            None => {
+                ask_table(&mut c, instance, db, asker).await?;
+                let table = TableRef {
+                    database: c.database.clone().unwrap_or_default(),
+                    table: c.table.clone().unwrap_or_default(),
+                };
+                let since = now - chrono::Duration::hours(FIND_HOURS);
+                asker.say(&format!(
+                    "Reading the binlog of {} for `{}`.`{}` since {} UTC (read-only)...",
+                    instance.id,
+                    table.database,
+                    table.table,
+                    rfc3339(since)
+                ));
+                let found = match finder {
+                    Some(f) => f.find(instance, &table, since).await,
+                    None => Ok(Found::default()),
+                };
+                let proposed = match found {
+                    Ok(found) => {
+                        for line in &found.lines {
+                            asker.say(line);
+                        }
+                        if found.proposed.is_none() {
+                            asker.say("Nothing in the binlog deleted or changed its rows: give the time yourself.");
+                        }
+                        found.proposed
+                    }
+                    Err(e) => {
+                        asker.say(&format!("The binlog cannot tell ({e}): give the time yourself."));
+                        None
+                    }
+                };
+                ask_time(rds, instance, asker, now, false, proposed).await?
+            }
+        };
     }
     if c.database.is_none() || c.table.is_none() {
         let instance = instance.as_ref().ok_or_else(|| Error::InstanceNotFound {
             id: c.instance.clone().unwrap_or_default(),
             region: "this region".into(),
         })?;
-        let endpoint = instance.endpoint.clone().ok_or_else(|| Error::NoEndpoint {
-            id: instance.id.clone(),
-        })?;
-        let mut session = db.connect(Side::Production, &endpoint).await?;
-        if c.database.is_none() {
-            let dbs = session.list_databases().await?;
-            if dbs.is_empty() {
-                return Err(Error::InvalidInput(
-                    "production has no database this user can see".into(),
-                ));
-            }
-            c.database = Some(dbs[asker.choose("Database of the table", &dbs)?].clone());
-        }
-        if c.table.is_none() {
-            let database = c.database.clone().unwrap_or_default();
-            let tables = session.list_tables(&database).await?;
-            if tables.is_empty() {
-                return Err(Error::InvalidInput(format!(
-                    "`{database}` has no table this user can see"
-                )));
-            }
-            let items: Vec<String> = tables
-                .iter()
-                .map(|(t, rows)| match rows {
-                    Some(n) => format!("{t}  (~{n} rows now)"),
-                    None => t.clone(),
-                })
-                .collect();
-            c.table = Some(tables[asker.choose("Table to bring back", &items)?].0.clone());
-        }
+        ask_table(&mut c, instance, db, asker).await?;
     }
     if c.mode.is_none() {
         let modes = [
@@ -151,6 +185,44 @@ pub async fn fill(
         }
     }
     Ok(c)
+}
+
+/// Asks for the database and the table, from what production lists.
+async fn ask_table(c: &mut Choices, instance: &Instance, db: &dyn Connector, asker: &dyn Asker) -> Result<()> {
+    if c.database.is_some() && c.table.is_some() {
+        return Ok(());
+    }
+    let endpoint = instance.endpoint.clone().ok_or_else(|| Error::NoEndpoint {
+        id: instance.id.clone(),
+    })?;
+    let mut session = db.connect(Side::Production, &endpoint).await?;
+    if c.database.is_none() {
+        let dbs = session.list_databases().await?;
+        if dbs.is_empty() {
+            return Err(Error::InvalidInput(
+                "production has no database this user can see".into(),
+            ));
+        }
+        c.database = Some(dbs[asker.choose("Database of the table", &dbs)?].clone());
+    }
+    if c.table.is_none() {
+        let database = c.database.clone().unwrap_or_default();
+        let tables = session.list_tables(&database).await?;
+        if tables.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "`{database}` has no table this user can see"
+            )));
+        }
+        let items: Vec<String> = tables
+            .iter()
+            .map(|(t, rows)| match rows {
+                Some(n) => format!("{t}  (~{n} rows now)"),
+                None => t.clone(),
+            })
+            .collect();
+        c.table = Some(tables[asker.choose("Table to bring back", &items)?].0.clone());
+    }
+    Ok(())
 }
 
 async fn choose_instance(rds: &dyn Rds, asker: &dyn Asker) -> Result<Instance> {
@@ -217,7 +289,17 @@ async fn window_start(rds: &dyn Rds, source: &Instance) -> Result<Option<DateTim
         .or(source.created))
 }
 
-async fn ask_time(rds: &dyn Rds, instance: &Instance, asker: &dyn Asker, now: DateTime<Utc>) -> Result<String> {
+/// Asks for the second to restore to, inside the window. `None` when the operator asked to
+/// look in the binlog instead (offered with `offer_binlog`); with `proposed`, an empty answer
+/// takes it.
+async fn ask_time(
+    rds: &dyn Rds,
+    instance: &Instance,
+    asker: &dyn Asker,
+    now: DateTime<Utc>,
+    offer_binlog: bool,
+    proposed: Option<DateTime<Utc>>,
+) -> Result<Option<String>> {
     let earliest = window_start(rds, instance).await?;
     let latest = instance.latest_restorable;
     let show = |t: Option<DateTime<Utc>>| match t {
@@ -234,22 +316,34 @@ async fn ask_time(rds: &dyn Rds, instance: &Instance, asker: &dyn Asker, now: Da
         show(earliest),
         show(latest)
     ));
-    asker.say(&format!(
-        "Not sure of the second? In another terminal, `rds-table-restore find --instance {} --database <db> \
-         --table <table>` lists the writes to the table in production's binlog, each with its second, and \
-         proposes the one to restore to.",
-        instance.id
-    ));
+    if offer_binlog {
+        asker.say(&format!(
+            "Not sure of the second? Answer `{BINLOG_ANSWER}`: the tool reads production's binlog (read-only), \
+             lists the writes to the table and proposes the second before the damage."
+        ));
+    }
+    let prompt = match proposed {
+        Some(p) => format!(
+            "Restore to (Enter for {} UTC, the second before the damage)",
+            rfc3339(p)
+        ),
+        None => "Restore to (just before the damage: 2024-05-01T09:14:00Z, 2024-05-01 11:14:00 +02:00, 15 minutes ago)"
+            .to_string(),
+    };
     loop {
-        let answer = asker.text(
-            "Restore to (just before the damage: 2024-05-01T09:14:00Z, 2024-05-01 11:14:00 +02:00, 15 minutes ago)",
-        )?;
-        let t = match parse_time(&answer, now) {
-            Ok(t) => t,
-            Err(e) => {
-                asker.say(&e.to_string());
-                continue;
-            }
+        let answer = asker.text(&prompt)?;
+        if offer_binlog && answer.trim().eq_ignore_ascii_case(BINLOG_ANSWER) {
+            return Ok(None);
+        }
+        let t = match (answer.trim().is_empty(), proposed) {
+            (true, Some(p)) => p,
+            _ => match parse_time(&answer, now) {
+                Ok(t) => t,
+                Err(e) => {
+                    asker.say(&e.to_string());
+                    continue;
+                }
+            },
         };
         if earliest.is_some_and(|e| t < e) || latest.is_some_and(|l| t > l) {
             asker.say(&format!(
@@ -265,7 +359,7 @@ async fn ask_time(rds: &dyn Rds, instance: &Instance, asker: &dyn Asker, now: Da
             ));
         }
         asker.say(&format!("Restoring to {} UTC.", rfc3339(t)));
-        return Ok(rfc3339(t));
+        return Ok(Some(rfc3339(t)));
     }
 }
 
@@ -273,6 +367,7 @@ async fn ask_time(rds: &dyn Rds, instance: &Instance, asker: &dyn Asker, now: Da
 mod tests {
     use super::*;
     use crate::testing::{FakeDb, FakeRds};
+    use chrono::Timelike;
     use std::sync::Mutex;
 
     /// Answers from a script: choices are picked by the text they contain.
@@ -319,7 +414,7 @@ mod tests {
             ..Default::default()
         };
         let now = Utc::now();
-        let c = fill(given, &rds, &db, &asker, now).await.unwrap();
+        let c = fill(given, &rds, &db, None, &asker, now).await.unwrap();
         assert_eq!(c.instance.as_deref(), Some("prod-db"));
         assert_eq!(
             c.database.as_deref(),
@@ -341,6 +436,113 @@ mod tests {
         assert!(said.contains("outside the restorable window"), "{said}");
         assert!(said.contains("--allow-any-source"), "{said}");
         assert!(asker.answers.lock().unwrap().is_empty());
+    }
+
+    /// A finder that proposes a fixed second, or fails, and records what it was asked.
+    struct FakeFinder {
+        proposed: Option<DateTime<Utc>>,
+        fails: bool,
+        asked: Mutex<Vec<TableRef>>,
+    }
+
+    #[async_trait]
+    impl DamageFinder for FakeFinder {
+        async fn find(&self, _source: &Instance, table: &TableRef, _since: DateTime<Utc>) -> Result<Found> {
+            self.asked.lock().unwrap().push(table.clone());
+            if self.fails {
+                return Err(Error::BinlogUnusable {
+                    what: "binary logging is off".into(),
+                    fix: "use the instance restore".into(),
+                });
+            }
+            Ok(Found {
+                lines: vec!["The damage (!!): 25000 rows deleted".into()],
+                proposed: self.proposed,
+            })
+        }
+    }
+
+    fn scripted(answers: Vec<&'static str>) -> Scripted {
+        Scripted {
+            answers: Mutex::new(answers),
+            said: Mutex::new(vec![]),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_operator_who_does_not_know_the_time_gets_the_second_the_binlog_proposes() {
+        let rds = FakeRds::with_source();
+        let db = FakeDb {
+            schema: Some(crate::testing::schema()),
+            ..Default::default()
+        };
+        let now = Utc::now();
+        let proposed = (now - chrono::Duration::minutes(30)).with_nanosecond(0).unwrap();
+        let finder = FakeFinder {
+            proposed: Some(proposed),
+            fails: false,
+            asked: Mutex::new(vec![]),
+        };
+        // The table is asked first (the binlog needs it), then Enter takes the proposal.
+        let asker = scripted(vec!["binlog", "billing", "", "missing-rows", "203.0.113.7"]);
+        let given = Choices {
+            instance: Some("prod-db".into()),
+            database: Some("shop".into()),
+            ..Default::default()
+        };
+        let c = fill(given, &rds, &db, Some(&finder), &asker, now).await.unwrap();
+        assert_eq!(c.time, Some(rfc3339(proposed)));
+        assert_eq!(c.table.as_deref(), Some("billing"));
+        assert_eq!(
+            finder.asked.lock().unwrap().as_slice(),
+            &[TableRef {
+                database: "shop".into(),
+                table: "billing".into()
+            }]
+        );
+        let said = asker.said.lock().unwrap().join("\n");
+        assert!(
+            said.contains("Answer `binlog`") && said.contains("25000 rows deleted"),
+            "{said}"
+        );
+        assert!(asker.answers.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn when_the_binlog_cannot_tell_the_operator_gives_the_time() {
+        let rds = FakeRds::with_source();
+        let db = FakeDb {
+            schema: Some(crate::testing::schema()),
+            ..Default::default()
+        };
+        let finder = FakeFinder {
+            proposed: None,
+            fails: true,
+            asked: Mutex::new(vec![]),
+        };
+        let asker = scripted(vec![
+            "binlog",
+            "billing",
+            "binlog",
+            "20 minutes ago",
+            "missing-rows",
+            "203.0.113.7",
+        ]);
+        let given = Choices {
+            instance: Some("prod-db".into()),
+            database: Some("shop".into()),
+            ..Default::default()
+        };
+        let now = Utc::now();
+        let c = fill(given, &rds, &db, Some(&finder), &asker, now).await.unwrap();
+        assert_eq!(c.time, Some(rfc3339(now - chrono::Duration::minutes(20))));
+        let said = asker.said.lock().unwrap().join("\n");
+        assert!(
+            said.contains("The binlog cannot tell") && said.contains("binary logging is off"),
+            "{said}"
+        );
+        // The second `binlog` is no answer the second time: it is not a time.
+        assert!(said.contains("is not a time"), "{said}");
     }
 
     #[test]

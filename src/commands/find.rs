@@ -8,10 +8,13 @@ use rds_table_restore::binlog::reader::BinlogReader;
 use rds_table_restore::binlog::{analyse, Finding, Scan, TableTxn};
 use rds_table_restore::cli::{FindArgs, Output};
 use rds_table_restore::error::Error;
+use rds_table_restore::mysql::MysqlConnector;
 use rds_table_restore::plan::parse_moment;
+use rds_table_restore::ports::Instance;
 use rds_table_restore::ports::{Rds, TableRef};
 use rds_table_restore::state::Connection;
 use rds_table_restore::ui;
+use rds_table_restore::wizard::{DamageFinder, Found};
 
 use super::{aws, connector, fail};
 
@@ -196,9 +199,21 @@ fn print_text(table: &TableRef, scan: &Scan, finding: &Finding, restore: Option<
         );
     }
     println!();
+    for line in damage_lines(table, scan, finding, restore) {
+        println!("{line}");
+    }
+}
+
+/// What the finding means, in lines: the damage, the second to restore to (and the command,
+/// when given), the transactions of the same second.
+fn damage_lines(table: &TableRef, scan: &Scan, finding: &Finding, restore: Option<&str>) -> Vec<String> {
+    let name = format!("`{}`.`{}`", table.database, table.table);
+    let mut lines = Vec::new();
     let Some(d) = finding.damage else {
-        println!("No transaction in this range deleted or changed rows of {name}.");
-        return;
+        lines.push(format!(
+            "No transaction in this range deleted or changed rows of {name}."
+        ));
+        return lines;
     };
     let t = &scan.txns[d];
     let what = if t.destructive_statement() {
@@ -214,23 +229,24 @@ fn print_text(table: &TableRef, scan: &Scan, finding: &Finding, restore: Option<
             (d, u) => format!("{d} rows deleted and {u} updated"),
         }
     };
-    println!(
+    lines.push(format!(
         "The damage (!!): {what} at {}, beginning at {}{}.",
         utc(t.time),
         t.start,
         gtid_text(t)
-    );
+    ));
     if let Some(time) = finding.restore_time {
-        println!(
-            "Restore to {} (the second before it):",
-            time.to_rfc3339_opts(SecondsFormat::Secs, true)
-        );
+        lines.push(format!(
+            "Restore to {} (the second before it){}",
+            time.to_rfc3339_opts(SecondsFormat::Secs, true),
+            if restore.is_some() { ":" } else { "." }
+        ));
         if let Some(cmd) = restore {
-            println!("  {cmd}");
+            lines.push(format!("  {cmd}"));
         }
     }
     if !finding.same_second.is_empty() {
-        println!(
+        lines.push(format!(
             "warning: {} other transactions wrote {name} in the second of the damage or the one before ({}): a \
              restore to a second cannot tell them from it. The restored copy misses what they wrote; the default \
              merge (missing rows) keeps what production still has of it.",
@@ -241,7 +257,48 @@ fn print_text(table: &TableRef, scan: &Scan, finding: &Finding, restore: Option<
                 .map(|&i| scan.txns[i].start.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        ));
+    }
+    lines
+}
+
+/// `find` for the guided mode: the same reading of the binlog, the damage as lines to show.
+pub struct BinlogFinder<'a> {
+    pub db: &'a MysqlConnector,
+}
+
+#[async_trait::async_trait]
+impl DamageFinder for BinlogFinder<'_> {
+    async fn find(
+        &self,
+        source: &Instance,
+        table: &TableRef,
+        since: DateTime<Utc>,
+    ) -> rds_table_restore::error::Result<Found> {
+        let endpoint = source
+            .endpoint
+            .clone()
+            .ok_or_else(|| Error::NoEndpoint { id: source.id.clone() })?;
+        let reader = BinlogReader {
+            connector: self.db,
+            endpoint,
+        };
+        let log = reader.probe().await?;
+        let scan = reader.scan(&log, table, since, None).await?;
+        let finding = analyse(&scan.txns);
+        let mut lines = vec![format!(
+            "{} transactions wrote `{}`.`{}` since {}; {} of them flagged.",
+            scan.txns.len(),
+            table.database,
+            table.table,
+            utc(since),
+            finding.flagged.len()
+        )];
+        lines.extend(damage_lines(table, &scan, &finding, None));
+        Ok(Found {
+            lines,
+            proposed: finding.restore_time,
+        })
     }
 }
 

@@ -278,7 +278,8 @@ async fn complete(args: &mut RestoreArgs, aws: &Aws, db: &MysqlConnector) -> Res
     if !ui::interactive() || args.common.output == Output::Json {
         return Err(fail(2, &missing_message(&missing)));
     }
-    match wizard::fill(given, &aws.rds, db, &ui::TtyAsker, Utc::now()).await {
+    let finder = find::BinlogFinder { db };
+    match wizard::fill(given, &aws.rds, db, Some(&finder), &ui::TtyAsker, Utc::now()).await {
         Ok(c) => {
             // With --cluster, the source choice was made; the wizard only filled in the rest.
             if args.cluster.is_none() {
