@@ -294,3 +294,49 @@ async fn find_refuses_bad_input_before_connecting() {
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--since `yesterday-ish` is not a time"));
 }
+
+#[tokio::test]
+async fn find_says_what_a_cascade_changed_that_the_binlog_does_not_hold() {
+    let sb = Sandbox::connect().await;
+    let p = unique_table("find_parent");
+    Sandbox::exec(
+        &sb.production,
+        &format!(
+            "CREATE TABLE `{p}` (id BIGINT PRIMARY KEY) ENGINE=InnoDB; \
+             CREATE TABLE `{p}_orders` (id BIGINT PRIMARY KEY, parent_id BIGINT NOT NULL, \
+               FOREIGN KEY (parent_id) REFERENCES `{p}` (id) ON DELETE CASCADE) ENGINE=InnoDB; \
+             INSERT INTO `{p}` SELECT seq FROM seq_1_to_20; \
+             INSERT INTO `{p}_orders` SELECT seq, 1 + seq % 20 FROM seq_1_to_100"
+        ),
+    )
+    .await;
+    let since = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    Sandbox::exec(&sb.production, &format!("DELETE FROM `{p}` WHERE id <= 10")).await;
+    let orders_left = count(&sb.production, &format!("SELECT COUNT(*) FROM shop.`{p}_orders`")).await;
+    assert_eq!(orders_left, 50, "the cascade took half the orders");
+
+    let (txns, summary) = find_json(&p, &since).await;
+    assert_eq!(summary["damage"]["deleted"], 10, "{summary}");
+    assert!(
+        !txns.iter().any(|t| t["deleted"] == 60),
+        "the binlog holds the parent's rows only: {txns:?}"
+    );
+    let cascades = summary["cascades"].as_array().unwrap();
+    assert_eq!(cascades.len(), 1, "{summary}");
+    assert_eq!(cascades[0]["table"], format!("shop.{p}_orders"));
+    assert_eq!(cascades[0]["on_delete"], "CASCADE");
+
+    let state = tempfile::tempdir().unwrap();
+    let out = command(state.path())
+        .args(find_args(&p, &since))
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Not in the binlog") && text.contains(&format!("`shop`.`{p}_orders` ON DELETE CASCADE")),
+        "{}",
+        describe(&out)
+    );
+    Sandbox::exec(&sb.production, &format!("DROP TABLE `{p}_orders`; DROP TABLE `{p}`")).await;
+}

@@ -7,12 +7,15 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rds_table_restore::binlog::reader::BinlogReader;
 use rds_table_restore::binlog::{analyse, Finding, Scan, TableTxn};
 use rds_table_restore::cli::{FindArgs, Output};
-use rds_table_restore::error::Error;
+use rds_table_restore::error::{Error, Side};
+use rds_table_restore::machine::find_dependents;
 use rds_table_restore::mysql::MysqlConnector;
 use rds_table_restore::plan::parse_moment;
 use rds_table_restore::ports::Instance;
+use rds_table_restore::ports::{Connector, Endpoint};
 use rds_table_restore::ports::{Rds, TableRef};
 use rds_table_restore::state::Connection;
+use rds_table_restore::state::Dependent;
 use rds_table_restore::ui;
 use rds_table_restore::wizard::{DamageFinder, Found};
 
@@ -111,6 +114,7 @@ pub async fn find(args: FindArgs) -> u8 {
         Err(e) => return fail(if e.is_validation() { 3 } else { 1 }, &e),
     };
     let finding = analyse(&scan.txns);
+    let cascades = cascades(&db, &reader.endpoint, &table_ref).await;
     let restore = finding.restore_time.map(|t| {
         format!(
             "rds-table-restore restore --instance {instance} --database {database} --table {table} --time {}",
@@ -118,8 +122,13 @@ pub async fn find(args: FindArgs) -> u8 {
         )
     });
     match args.common.output {
-        Output::Json => emit_json(&scan, &finding, restore.as_deref()),
-        Output::Text => print_text(&table_ref, &scan, &finding, restore.as_deref()),
+        Output::Json => emit_json(&scan, &finding, restore.as_deref(), &cascades),
+        Output::Text => {
+            print_text(&table_ref, &scan, &finding, restore.as_deref());
+            for line in cascade_lines(&table_ref, &cascades) {
+                println!("{line}");
+            }
+        }
     }
     0
 }
@@ -306,7 +315,46 @@ fn gtid_text(t: &TableTxn) -> String {
     t.gtid.as_deref().map(|g| format!(" (GTID {g})")).unwrap_or_default()
 }
 
-fn emit_json(scan: &Scan, finding: &Finding, restore: Option<&str>) {
+/// The tables a delete on `table` changes inside InnoDB (CASCADE, SET NULL, SET DEFAULT, and
+/// on through CASCADE), whose changes the binlog does not hold: an error reading them is a
+/// line saying so, not the end of `find`.
+async fn cascades(db: &MysqlConnector, endpoint: &Endpoint, table: &TableRef) -> Result<Vec<Dependent>, String> {
+    let mut session = db
+        .connect(Side::Production, endpoint)
+        .await
+        .map_err(|e| e.to_string())?;
+    let found = find_dependents(session.as_mut(), table)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(found.into_iter().filter(Dependent::changed_by_delete).collect())
+}
+
+fn cascade_lines(table: &TableRef, cascades: &Result<Vec<Dependent>, String>) -> Vec<String> {
+    match cascades {
+        Err(e) => vec![format!(
+            "warning: the foreign keys that reference `{}`.`{}` could not be read ({e}): a cascade into other \
+             tables would not show here",
+            table.database, table.table
+        )],
+        Ok(c) if c.is_empty() => Vec::new(),
+        Ok(c) => {
+            let mut lines = vec![format!(
+                "Not in the binlog: a delete on `{}`.`{}` also changes these tables inside InnoDB, and the binlog \
+                 holds none of it (`plan` counts what they lost):",
+                table.database, table.table
+            )];
+            for d in c {
+                lines.push(format!(
+                    "  `{}`.`{}` ON DELETE {} (through `{}`)",
+                    d.table.database, d.table.table, d.on_delete, d.constraint
+                ));
+            }
+            lines
+        }
+    }
+}
+
+fn emit_json(scan: &Scan, finding: &Finding, restore: Option<&str>, cascades: &Result<Vec<Dependent>, String>) {
     for (i, t) in scan.txns.iter().enumerate() {
         let mut v = serde_json::to_value(t).unwrap_or_default();
         if let Some(m) = v.as_object_mut() {
@@ -334,6 +382,15 @@ fn emit_json(scan: &Scan, finding: &Finding, restore: Option<&str>) {
             "before_gtid": damage.and_then(|t| t.gtid.clone()),
             "same_second": finding.same_second.iter().map(|&i| &scan.txns[i]).collect::<Vec<_>>(),
             "restore_command": restore,
+            "cascades": cascades.as_ref().ok().map(|c| c
+                .iter()
+                .map(|d| serde_json::json!({
+                    "table": format!("{}.{}", d.table.database, d.table.table),
+                    "references": format!("{}.{}", d.references.database, d.references.table),
+                    "on_delete": d.on_delete,
+                }))
+                .collect::<Vec<_>>()),
+            "cascades_error": cascades.as_ref().err(),
         }),
     );
 }

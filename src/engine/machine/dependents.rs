@@ -12,7 +12,7 @@ use crate::state::Dependent;
 
 /// Every table whose foreign key references `table`, and through ON DELETE CASCADE the tables
 /// that reference those, each foreign key once; cycles and self-references end the walk.
-pub(super) async fn find_dependents(session: &mut dyn Session, table: &TableRef) -> Result<Vec<Dependent>> {
+pub async fn find_dependents(session: &mut dyn Session, table: &TableRef) -> Result<Vec<Dependent>> {
     let mut found: Vec<Dependent> = Vec::new();
     let mut walked: Vec<TableRef> = vec![table.clone()];
     let mut queue: std::collections::VecDeque<TableRef> = [table.clone()].into();

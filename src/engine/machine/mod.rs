@@ -20,6 +20,7 @@ mod plan_text;
 mod restored_copy;
 mod validate;
 
+pub use dependents::find_dependents;
 pub use plan_text::plan_text;
 
 use std::fs::File;
