@@ -256,6 +256,18 @@ async fn find_reads_across_rotated_binlog_files_from_the_right_one() {
     assert_eq!(txns[1]["inserted"], 3);
     assert_ne!(txns[0]["start"]["file"], txns[1]["start"]["file"], "{txns:?}");
     assert!(summary["files"].as_array().unwrap().len() >= 2, "{summary}");
+
+    // --until: nothing after it counts; the deletes came a second and more after `since`.
+    let state = tempfile::tempdir().unwrap();
+    let out = command(state.path())
+        .args(find_args(&t, &since))
+        .args(["--until", &since, "--output", "json"])
+        .output()
+        .await
+        .unwrap();
+    let summary = common::summary(&out.stdout);
+    assert_eq!(summary["transactions"], 0, "{}", describe(&out));
+    assert_eq!(summary["outcome"], "no-damage");
     Sandbox::exec(&sb.production, &format!("DROP TABLE `{t}`")).await;
 }
 

@@ -5,7 +5,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use rds_table_restore::binlog::reader::BinlogReader;
-use rds_table_restore::binlog::{analyse, Finding, Scan, TableTxn};
+use rds_table_restore::binlog::{analyse, Finding, Position, Scan, TableTxn};
 use rds_table_restore::cli::{FindArgs, Output};
 use rds_table_restore::error::{Error, Side};
 use rds_table_restore::machine::find_dependents;
@@ -109,7 +109,15 @@ pub async fn find(args: FindArgs) -> u8 {
         Ok(l) => l,
         Err(e) => return fail(if e.is_validation() { 3 } else { 1 }, &e),
     };
-    let scan = match reader.scan(&log, &table_ref, since, until).await {
+    let told = |at: &Position, last: Option<DateTime<Utc>>, found: usize| {
+        if !quiet {
+            eprintln!(
+                "  at {at} ({}): {found} transactions on the table so far",
+                last.map(utc).unwrap_or_else(|| "-".into())
+            );
+        }
+    };
+    let scan = match reader.scan(&log, &table_ref, since, until, &told).await {
         Ok(s) => s,
         Err(e) => return fail(if e.is_validation() { 3 } else { 1 }, &e),
     };
@@ -293,7 +301,7 @@ impl DamageFinder for BinlogFinder<'_> {
             endpoint,
         };
         let log = reader.probe().await?;
-        let scan = reader.scan(&log, table, since, None).await?;
+        let scan = reader.scan(&log, table, since, None, &|_, _, _| {}).await?;
         let finding = analyse(&scan.txns);
         let mut lines = vec![format!(
             "{} transactions wrote `{}`.`{}` since {}; {} of them flagged.",

@@ -31,6 +31,13 @@ const MARIADB_COMPRESSED: std::ops::RangeInclusive<u8> = 165..=171;
 /// statement's, so one that began before `--until` can be written a while after it.
 const UNTIL_SLACK_SECS: i64 = 300;
 
+/// How often a long read says where it is.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Hears where a long read is: the position, the time of the last event read, and how many
+/// transactions on the table were found so far.
+pub type ScanProgress<'a> = dyn Fn(&Position, Option<DateTime<Utc>>, usize) + Sync + 'a;
+
 /// What the server's binary logging is.
 #[derive(Debug, Clone)]
 pub struct ServerLog {
@@ -198,12 +205,15 @@ impl BinlogReader<'_> {
 
     /// Every committed transaction from `since` (to `until`, or the binlog's current end) that
     /// wrote `table`, with its rows deleted, updated and inserted and its statements on it.
+    /// `progress` hears, every few seconds of a long read, where it is: the position, the time
+    /// of the last event read and how many transactions on the table were found.
     pub async fn scan(
         &self,
         log: &ServerLog,
         table: &TableRef,
         since: DateTime<Utc>,
         until: Option<DateTime<Utc>>,
+        progress: &ScanProgress<'_>,
     ) -> Result<Scan> {
         let mut warnings = Vec::new();
         if !log.format.eq_ignore_ascii_case("ROW") {
@@ -222,10 +232,17 @@ impl BinlogReader<'_> {
         let first = self.first_file(log, since).await?;
         let mut stream = self.stream(log, &log.files[first].0, 4).await?;
         let mut state = Reading::new(table, &log.files, since, until);
+        let mut told = std::time::Instant::now();
         while let Some(event) = stream.next().await {
             let event = event.map_err(db_err)?;
             if !state.take(&event, &stream)? {
                 break;
+            }
+            if told.elapsed() >= PROGRESS_EVERY {
+                told = std::time::Instant::now();
+                if let Some(at) = &state.end {
+                    progress(at, state.last_event, state.txns.len());
+                }
             }
         }
         let _ = stream.close().await;
