@@ -544,3 +544,42 @@ pub fn command(state: &std::path::Path) -> tokio::process::Command {
     cmd.env("RDS_TABLE_RESTORE_STATE_DIR", state).env_remove("FAILPOINTS");
     cmd
 }
+
+/// The columns of [`all_types`] that are written (the generated `gv` and `gs` are not), in
+/// the table's order.
+pub const ALL_TYPES_WRITTEN: &str =
+    "id, u64, i64, ti, su, mi, d65, f, dbl, b1, b64, dt, dt6, ts, tm, yr, c, vc, tx, l1, bn, vb, bl, e, st, js";
+
+/// A table with every column type, and rows at the edges of each.
+pub fn all_types() -> (&'static str, Vec<String>) {
+    let ddl = "id INT NOT NULL PRIMARY KEY, \
+        u64 BIGINT UNSIGNED, i64 BIGINT, ti TINYINT, su SMALLINT UNSIGNED, mi MEDIUMINT, \
+        d65 DECIMAL(65,30), f FLOAT, dbl DOUBLE, b1 BIT(1), b64 BIT(64), \
+        dt DATE, dt6 DATETIME(6), ts TIMESTAMP(6) NULL DEFAULT NULL, tm TIME(6), yr YEAR, \
+        c CHAR(10), vc VARCHAR(100), tx TEXT, l1 VARCHAR(50) CHARACTER SET latin1, \
+        bn BINARY(8), vb VARBINARY(64), bl BLOB, e ENUM('a','b','c'), st SET('x','y','z'), js JSON, \
+        gv INT AS (id * 2) VIRTUAL, gs VARCHAR(20) AS (CONCAT('g', id)) PERSISTENT";
+    let cols = format!("({ALL_TYPES_WRITTEN})");
+    let rows = [
+        // the top of every range
+        format!("{cols} VALUES (1, 18446744073709551615, 9223372036854775807, 127, 65535, 8388607, \
+         99999999999999999999999999999999999.999999999999999999999999999999, 3.40282e38, 1.7976931348623157e308, \
+         b'1', b'1111111111111111111111111111111111111111111111111111111111111111', '9999-12-31', \
+         '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999999', '838:59:59.000000', 2155, \
+         'ü😀', 'emoji 🚒 and ünïcödé', REPEAT('long ', 2000), 'çàé latin', \
+         x'00ff00ff00ff0000', x'00', x'00010203fffefd00', 'c', 'x,y,z', '{{\"a\": [1, 2, {{\"b\": null}}]}}')"),
+        // the bottom of every range, negatives and zeros
+        format!("{cols} VALUES (2, 0, -9223372036854775808, -128, 0, -8388608, \
+         -99999999999999999999999999999999999.999999999999999999999999999999, -1.17549435e-38, -2.2250738585072014e-308, \
+         b'0', b'0', '1000-01-01', '1000-01-01 00:00:00.000000', '1970-01-01 00:00:01.000001', '-838:59:59.000000', 1901, \
+         '', '', '', '', x'0000000000000000', x'', x'', 'a', '', '[]')"),
+        // NULL in every nullable column
+        format!("{cols} VALUES (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+         NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"),
+        // awkward in between: tiny fractions, negative zero, quotes and backslashes
+        format!("{cols} VALUES (4, 1, -1, 0, 1, 0, 0.000000000000000000000000000001, -0.0, 0.1, b'1', b'101', \
+         '2024-02-29', '2024-02-29 12:00:00.000001', '2024-02-29 12:00:00.5', '-00:00:00.000001', 2000, \
+         'a''b\\\\c', 'tab\\there\\nnewline', 'it''s \"quoted\"', 'x', x'5c27223b', x'27', x'5c', 'b', 'y', '\"str\"')"),
+    ];
+    (ddl, rows.to_vec())
+}

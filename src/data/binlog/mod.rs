@@ -5,12 +5,28 @@
 //! This module holds what is read and what it means ([`TableTxn`], [`analyse`]); the reading
 //! itself is in [`reader`]. Nothing here writes anything, anywhere.
 
+pub mod decode;
 pub mod reader;
 mod statement;
 
 use chrono::{DateTime, Utc};
 
 pub use statement::{mentions_table, StatementKind};
+
+/// One row change on the table, its images decoded as the table's rows are.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Insert {
+        after: crate::ports::Row,
+    },
+    Update {
+        before: crate::ports::Row,
+        after: crate::ports::Row,
+    },
+    Delete {
+        before: crate::ports::Row,
+    },
+}
 
 /// A place in the binary log: a file and a byte offset in it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -15,8 +15,9 @@ use mysql_async::binlog::events::{Event, EventData, GtidEvent, QueryEvent, Rotat
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 
+use super::decode::{decode_row, ColumnDef};
 use super::statement::{shown, StatementKind};
-use super::{mentions_table, Position, Scan, Statement, TableTxn};
+use super::{mentions_table, Change, Position, Scan, Statement, TableTxn};
 use crate::error::{Error, Result, Side};
 use crate::mysql::MysqlConnector;
 use crate::ports::{Endpoint, TableRef};
@@ -37,6 +38,13 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// Hears where a long read is: the position, the time of the last event read, and how many
 /// transactions on the table were found so far.
 pub type ScanProgress<'a> = dyn Fn(&Position, Option<DateTime<Utc>>, usize) + Sync + 'a;
+
+/// Where decoded row changes go: the table's columns (generated ones included, in order),
+/// and what takes each change with its transaction's time.
+pub struct Images<'a> {
+    pub columns: &'a [ColumnDef],
+    pub sink: &'a mut (dyn FnMut(DateTime<Utc>, Change) -> Result<()> + Send),
+}
 
 /// What the server's binary logging is.
 #[derive(Debug, Clone)]
@@ -150,6 +158,33 @@ impl BinlogReader<'_> {
         Ok(log)
     }
 
+    /// The table's columns as the binlog carries them: every one, generated ones included, in
+    /// the table's order, with what decoding a row image needs.
+    pub async fn column_defs(&self, table: &TableRef) -> Result<Vec<ColumnDef>> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<(String, String, Option<String>, String)> = conn
+            .exec(
+                "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, EXTRA FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                (&table.database, &table.table),
+            )
+            .await
+            .map_err(db_err)?;
+        let _ = conn.disconnect().await;
+        Ok(rows
+            .into_iter()
+            .map(|(name, column_type, charset, extra)| {
+                let e = extra.to_ascii_uppercase();
+                ColumnDef {
+                    name,
+                    column_type,
+                    charset,
+                    generated: e.contains("GENERATED") || e.contains("VIRTUAL") || e.contains("PERSISTENT"),
+                }
+            })
+            .collect())
+    }
+
     /// A non-blocking stream from `file:pos`.
     async fn stream(&self, log: &ServerLog, file: &str, pos: u64) -> Result<BinlogStream> {
         let mut conn = self.conn().await?;
@@ -215,6 +250,20 @@ impl BinlogReader<'_> {
         until: Option<DateTime<Utc>>,
         progress: &ScanProgress<'_>,
     ) -> Result<Scan> {
+        self.scan_with(log, table, since, until, progress, None).await
+    }
+
+    /// [`BinlogReader::scan`], handing every row change on the table (of a transaction from
+    /// `since` on) to `images`, decoded against the table's columns, in binlog order.
+    pub async fn scan_with(
+        &self,
+        log: &ServerLog,
+        table: &TableRef,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        progress: &ScanProgress<'_>,
+        images: Option<Images<'_>>,
+    ) -> Result<Scan> {
         let mut warnings = Vec::new();
         if !log.format.eq_ignore_ascii_case("ROW") {
             warnings.push(format!(
@@ -232,10 +281,11 @@ impl BinlogReader<'_> {
         let first = self.first_file(log, since).await?;
         let mut stream = self.stream(log, &log.files[first].0, 4).await?;
         let mut state = Reading::new(table, &log.files, since, until);
+        let mut images = images;
         let mut told = std::time::Instant::now();
         while let Some(event) = stream.next().await {
             let event = event.map_err(db_err)?;
-            if !state.take(&event, &stream)? {
+            if !state.take(&event, &stream, &mut images)? {
                 break;
             }
             if told.elapsed() >= PROGRESS_EVERY {
@@ -357,7 +407,7 @@ impl<'t> Reading<'t> {
     }
 
     /// Takes one event; false once the read has gone far enough past `--until`.
-    fn take(&mut self, event: &Event, stream: &BinlogStream) -> Result<bool> {
+    fn take(&mut self, event: &Event, stream: &BinlogStream, images: &mut Option<Images<'_>>) -> Result<bool> {
         let header = event.header();
         let kind = header.event_type_raw();
         let time = DateTime::from_timestamp(i64::from(header.timestamp()), 0).unwrap_or_default();
@@ -435,7 +485,7 @@ impl<'t> Reading<'t> {
                     t.sql.get_or_insert_with(|| shown(&q.query()));
                 }
             }
-            EventData::RowsEvent(rows) => self.rows(&rows, stream, time, start)?,
+            EventData::RowsEvent(rows) => self.rows(&rows, stream, time, start, images)?,
             _ => {}
         }
         Ok(true)
@@ -498,7 +548,14 @@ impl<'t> Reading<'t> {
         }
     }
 
-    fn rows(&mut self, rows: &RowsEventData<'_>, stream: &BinlogStream, time: DateTime<Utc>, start: u64) -> Result<()> {
+    fn rows(
+        &mut self,
+        rows: &RowsEventData<'_>,
+        stream: &BinlogStream,
+        time: DateTime<Utc>,
+        start: u64,
+        images: &mut Option<Images<'_>>,
+    ) -> Result<()> {
         let Some(tme) = stream.get_tme(rows.table_id()) else {
             return Err(Error::BinlogUnusable {
                 what: format!("a row event at {}:{start} names a table it never mapped", self.file),
@@ -512,8 +569,10 @@ impl<'t> Reading<'t> {
             self.begin(time, start, None, true);
         }
         let mut n = 0u64;
+        let txn_time = self.open.as_ref().map(|t| t.time).unwrap_or(time);
+        let wanted = txn_time >= self.since;
         for row in rows.rows(tme) {
-            row.map_err(|e| Error::BinlogUnusable {
+            let (before, after) = row.map_err(|e| Error::BinlogUnusable {
                 what: format!(
                     "a row event on the table at {}:{start} cannot be decoded ({e})",
                     self.file
@@ -521,6 +580,27 @@ impl<'t> Reading<'t> {
                 fix: "use the instance restore (`restore --time`)".into(),
             })?;
             n += 1;
+            if let (Some(images), true) = (images.as_mut(), wanted) {
+                let file = &self.file;
+                let columns = images.columns;
+                let decode = |r: Option<mysql_async::binlog::row::BinlogRow>| -> Result<Option<crate::ports::Row>> {
+                    r.map(|r| {
+                        let values = (0..r.len()).map(|i| r.as_ref(i).cloned()).collect();
+                        decode_row(values, columns).map_err(|e| Error::BinlogUnusable {
+                            what: format!("a row of the table at {file}:{start} cannot be read: {e}"),
+                            fix: "use the instance restore (`restore --time`)".into(),
+                        })
+                    })
+                    .transpose()
+                };
+                let change = match (decode(before)?, decode(after)?) {
+                    (Some(before), Some(after)) => Change::Update { before, after },
+                    (Some(before), None) => Change::Delete { before },
+                    (None, Some(after)) => Change::Insert { after },
+                    (None, None) => continue,
+                };
+                (images.sink)(txn_time, change)?;
+            }
         }
         if let Some(t) = self.open.as_mut() {
             match rows {
