@@ -737,6 +737,7 @@ pub fn request() -> crate::plan::Request {
         confirm_table: None,
         recreate_table: false,
         parallel: 1,
+        source: Default::default(),
     }
 }
 

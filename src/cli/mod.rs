@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::mysql::{Compress, LoadMethod, TlsMode};
-use crate::plan::{Mode, OnFailure};
+use crate::plan::{Mode, OnFailure, SourceKind};
 use crate::ports::Endpoint;
 
 pub const EXIT_CODES: &str = "\
@@ -250,6 +250,12 @@ pub struct RestoreArgs {
     /// new cluster with one writer. An --instance that is a cluster member means its cluster.
     #[arg(long, env = "RDS_TABLE_RESTORE_CLUSTER")]
     pub cluster: Option<String>,
+    /// How the table as it was is obtained: `pitr` restores the instance (or cluster) to the
+    /// point in time as a new copy; `binlog` rewinds the table through production's binlog into
+    /// a table beside it, in seconds, with nothing created in AWS (needs ROW format, FULL row
+    /// images and the binlogs since the point; every condition is checked first).
+    #[arg(long, value_enum, default_value = "pitr", env = "RDS_TABLE_RESTORE_SOURCE")]
+    pub source: SourceKind,
     /// The database (schema) of the table.
     #[arg(long, env = "RDS_TABLE_RESTORE_DATABASE")]
     pub database: Option<String>,

@@ -204,6 +204,7 @@ fn request_of(args: &RestoreArgs, drill: Option<DrillRequest>) -> Request {
         confirm_table: args.confirm_table.clone(),
         recreate_table: args.recreate_table,
         parallel: args.parallel,
+        source: args.source,
     }
 }
 
@@ -570,7 +571,22 @@ fn finish(
     }
     eprintln!("error: {}", failure.error);
     if !failure.resources_left.is_empty() {
-        eprintln!("still held in AWS: {}", failure.resources_left.join("; "));
+        let (tables, aws): (Vec<&String>, Vec<&String>) = failure
+            .resources_left
+            .iter()
+            .partition(|r| r.starts_with("as-of table"));
+        if !aws.is_empty() {
+            eprintln!(
+                "still held in AWS: {}",
+                aws.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
+            );
+        }
+        if !tables.is_empty() {
+            eprintln!(
+                "still held: {}",
+                tables.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
+            );
+        }
     } else if failure.confirmed_clean {
         eprintln!(
             "AWS describes no {} `{}` and no security group of this run: nothing is left behind; \

@@ -40,7 +40,7 @@ impl<'a> CopyJob<'a> {
     /// The whole table, as the plan says.
     pub fn of(plan: &'a crate::plan::Plan, schema: &'a TableSchema) -> CopyJob<'a> {
         CopyJob {
-            source: &plan.table,
+            source: plan.restored_table(),
             target: plan.target_table(),
             schema,
             chunk_size: plan.chunk_size,

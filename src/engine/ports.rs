@@ -502,6 +502,36 @@ pub trait Session: Send {
 #[async_trait]
 pub trait Connector: Send + Sync {
     async fn connect(&self, side: crate::error::Side, rds_endpoint: &Endpoint) -> Result<Box<dyn Session>>;
+
+    /// The binlog rewind (`--source binlog`): builds `asof`, a new table in production, as
+    /// `table` was at `to`, from production's rows and binlog. With `check_only`, only the
+    /// read-only checks that can refuse it. A connector that reads no binlog refuses.
+    async fn rewind(
+        &self,
+        _production: &Endpoint,
+        _table: &TableRef,
+        _asof: &TableRef,
+        _to: DateTime<Utc>,
+        _check_only: bool,
+    ) -> Result<RewindOutcome> {
+        Err(crate::error::Error::BinlogUnusable {
+            what: "this connection reads no binlog".into(),
+            fix: "use the instance restore (`--source pitr`, the default)".into(),
+        })
+    }
+}
+
+/// What a binlog rewind did (or, checking only, would undo).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewindOutcome {
+    /// Transactions on the table after the point.
+    pub transactions: u64,
+    /// Keys whose value was put back to the point (or removed: inserted after it).
+    pub keys_rewound: u64,
+    /// Rows of the as-of table.
+    pub rows: u64,
+    /// Where the binlog read ended.
+    pub end: String,
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ pub struct Report {
     pub table: String,
     pub restore_time: String,
     pub restored_instance: String,
+    /// `--source`: `pitr` (a restored instance or cluster) or `binlog` (rewound through
+    /// production's binlog, nothing created in AWS).
+    pub source: &'static str,
     pub rows_read: u64,
     /// The chunks (production transactions) the copy took: more than the rows over
     /// `--chunk-size` when rows are wide (`--chunk-bytes`) or locks were held long
@@ -125,7 +128,11 @@ impl Report {
             source_instance: state.plan.source().to_string(),
             table: state.plan.table.to_string(),
             restore_time: rfc3339(state.plan.restore_time),
-            restored_instance: state.plan.target_instance.clone(),
+            restored_instance: match &state.plan.asof {
+                Some(asof) if state.plan.is_binlog() => asof.to_string(),
+                _ => state.plan.target_instance.clone(),
+            },
+            source: if state.plan.is_binlog() { "binlog" } else { "pitr" },
             rows_read: state.copy.rows_read,
             chunks: state.copy.chunks,
             dependents: state.dependents.clone(),
@@ -226,7 +233,13 @@ impl Report {
             out.push_str(&format!("    {:<15}{secs}{status}\n", s.step));
         }
         out.push_str(&format!("  total {:.1}s\n", self.total_seconds));
-        if self.resources_left.is_empty() {
+        if self.resources_left.is_empty() && self.source == "binlog" {
+            out.push_str(&format!(
+                "  AWS resources: none created (rewound through production's binlog; the as-of table {} is \
+                 dropped)\n",
+                self.restored_instance
+            ));
+        } else if self.resources_left.is_empty() {
             out.push_str(&format!(
                 "  AWS resources: none left ({} and its security group removed)\n",
                 self.restored_instance

@@ -121,6 +121,12 @@ pub struct Resources {
     /// recorded before it is created. Never dropped by the tool: it holds production data.
     #[serde(default)]
     pub created_table: Option<crate::ports::TableRef>,
+    /// `--source binlog`: the as-of table the rewind builds in production, recorded before it
+    /// is created; dropped at teardown (or by the next rewind of a resumed run).
+    #[serde(default)]
+    pub asof_table: Option<crate::ports::TableRef>,
+    #[serde(default)]
+    pub asof_table_dropped: bool,
 }
 
 impl Resources {
@@ -132,6 +138,9 @@ impl Resources {
         }
         if let Some(sg) = self.security_group.as_ref().filter(|_| !self.security_group_deleted) {
             held.push(format!("security group {sg}"));
+        }
+        if let Some(t) = self.asof_table.as_ref().filter(|_| !self.asof_table_dropped) {
+            held.push(format!("as-of table {t} in production"));
         }
         if let Some(id) = self.restored_instance.as_ref().filter(|_| !self.restored_instance_gone) {
             let noun = if self.restored_is_cluster {

@@ -7,11 +7,12 @@
 
 pub mod decode;
 pub mod reader;
+pub mod rewind;
 mod statement;
 
 use chrono::{DateTime, Utc};
 
-pub use statement::{mentions_table, StatementKind};
+pub use statement::{creates_table, mentions_table, StatementKind};
 
 /// One row change on the table, its images decoded as the table's rows are.
 #[derive(Debug, Clone, PartialEq)]

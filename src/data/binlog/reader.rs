@@ -17,7 +17,7 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 
 use super::decode::{decode_row, ColumnDef};
 use super::statement::{shown, StatementKind};
-use super::{mentions_table, Change, Position, Scan, Statement, TableTxn};
+use super::{creates_table, mentions_table, Change, Position, Scan, Statement, TableTxn};
 use crate::error::{Error, Result, Side};
 use crate::mysql::MysqlConnector;
 use crate::ports::{Endpoint, TableRef};
@@ -118,7 +118,7 @@ impl BinlogReader<'_> {
             return Err(Error::BinlogUnusable {
                 what: "binary logging is off (log_bin = OFF)".into(),
                 fix: "RDS turns it on when automated backups are kept (backup retention above 0 days); \
-                      use the instance restore (`restore --time`)"
+                      use the instance restore (`restore --time`, `--source pitr`)"
                     .into(),
             });
         }
@@ -183,6 +183,48 @@ impl BinlogReader<'_> {
                 }
             })
             .collect())
+    }
+
+    /// Whether production has `database` (that the user can see).
+    pub async fn database_exists(&self, database: &str) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        let found: Option<String> = conn
+            .exec_first(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                (database,),
+            )
+            .await
+            .map_err(db_err)?;
+        let _ = conn.disconnect().await;
+        Ok(found.is_some())
+    }
+
+    /// The primary key's columns, in the key's order.
+    pub async fn primary_key(&self, table: &TableRef) -> Result<Vec<String>> {
+        let mut conn = self.conn().await?;
+        let names: Vec<String> = conn
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+                (&table.database, &table.table),
+            )
+            .await
+            .map_err(db_err)?;
+        let _ = conn.disconnect().await;
+        Ok(names)
+    }
+
+    /// When the oldest binlog file the server keeps was begun: how far back a rewind can go.
+    pub async fn oldest_event(&self, log: &ServerLog) -> Result<Option<DateTime<Utc>>> {
+        match log.files.first() {
+            Some((f, _)) => self.file_start(log, f).await,
+            None => Ok(None),
+        }
+    }
+
+    /// A production connection for the rewind's own table (never the real one).
+    pub async fn conn_for_writes(&self) -> Result<Conn> {
+        self.conn().await
     }
 
     /// A non-blocking stream from `file:pos`.
@@ -275,7 +317,7 @@ impl BinlogReader<'_> {
         if log.files.is_empty() {
             return Err(Error::BinlogUnusable {
                 what: "SHOW BINARY LOGS lists no file".into(),
-                fix: "use the instance restore (`restore --time`)".into(),
+                fix: "use the instance restore (`restore --time`, `--source pitr`)".into(),
             });
         }
         let first = self.first_file(log, since).await?;
@@ -467,7 +509,7 @@ impl<'t> Reading<'t> {
             Err(e) => {
                 return Err(Error::BinlogUnusable {
                     what: format!("an event at {}:{start} cannot be read ({e})", self.file),
-                    fix: "use the instance restore (`restore --time`)".into(),
+                    fix: "use the instance restore (`restore --time`, `--source pitr`)".into(),
                 })
             }
         };
@@ -532,15 +574,18 @@ impl<'t> Reading<'t> {
             // A statement with no GTID before it (a server without GTIDs): its own transaction.
             self.begin(time, start, None, false);
         }
-        if mentions_table(&sql, &q.schema(), &self.table.database, &self.table.table) {
-            let kind = StatementKind::of(&sql);
-            if kind != StatementKind::Other {
-                if let Some(t) = self.open.as_mut() {
-                    t.statements.push(Statement {
-                        kind,
-                        text: shown(&sql),
-                    });
-                }
+        let (schema, db, table) = (q.schema(), &self.table.database, &self.table.table);
+        let kind = StatementKind::of(&sql);
+        let on_table = match kind {
+            StatementKind::Create => creates_table(&sql, &schema, db, table),
+            _ => mentions_table(&sql, &schema, db, table),
+        };
+        if on_table && kind != StatementKind::Other {
+            if let Some(t) = self.open.as_mut() {
+                t.statements.push(Statement {
+                    kind,
+                    text: shown(&sql),
+                });
             }
         }
         if self.open.as_ref().is_some_and(|t| !t.begun) {
@@ -559,7 +604,7 @@ impl<'t> Reading<'t> {
         let Some(tme) = stream.get_tme(rows.table_id()) else {
             return Err(Error::BinlogUnusable {
                 what: format!("a row event at {}:{start} names a table it never mapped", self.file),
-                fix: "use the instance restore (`restore --time`)".into(),
+                fix: "use the instance restore (`restore --time`, `--source pitr`)".into(),
             });
         };
         if tme.database_name() != self.table.database.as_str() || tme.table_name() != self.table.table.as_str() {
@@ -577,7 +622,7 @@ impl<'t> Reading<'t> {
                     "a row event on the table at {}:{start} cannot be decoded ({e})",
                     self.file
                 ),
-                fix: "use the instance restore (`restore --time`)".into(),
+                fix: "use the instance restore (`restore --time`, `--source pitr`)".into(),
             })?;
             n += 1;
             if let (Some(images), true) = (images.as_mut(), wanted) {
@@ -588,7 +633,7 @@ impl<'t> Reading<'t> {
                         let values = (0..r.len()).map(|i| r.as_ref(i).cloned()).collect();
                         decode_row(values, columns).map_err(|e| Error::BinlogUnusable {
                             what: format!("a row of the table at {file}:{start} cannot be read: {e}"),
-                            fix: "use the instance restore (`restore --time`)".into(),
+                            fix: "use the instance restore (`restore --time`, `--source pitr`)".into(),
                         })
                     })
                     .transpose()

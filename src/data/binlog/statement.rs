@@ -98,6 +98,27 @@ pub fn mentions_table(sql: &str, schema: &str, database: &str, table: &str) -> b
     })
 }
 
+/// Whether a CREATE TABLE creates `database.table` (and not another table `LIKE` it or
+/// `AS SELECT` from it, which names it too).
+pub fn creates_table(sql: &str, schema: &str, database: &str, table: &str) -> bool {
+    let names = identifiers(sql);
+    let Some(at) = names.iter().position(|(n, _)| n.eq_ignore_ascii_case("TABLE")) else {
+        return false;
+    };
+    let mut i = at + 1;
+    while names
+        .get(i)
+        .is_some_and(|(n, _)| ["IF", "NOT", "EXISTS"].iter().any(|k| n.eq_ignore_ascii_case(k)))
+    {
+        i += 1;
+    }
+    match (names.get(i), names.get(i + 1)) {
+        (Some((db, _)), Some((name, true))) => db == database && name == table,
+        (Some((name, _)), _) => name == table && schema == database,
+        _ => false,
+    }
+}
+
 /// The identifiers of `sql` in order, each with whether it follows a dot (`db.table`).
 /// Quoted strings are skipped; backticked names are taken whole.
 fn identifiers(sql: &str) -> Vec<(String, bool)> {
@@ -203,6 +224,34 @@ mod tests {
             "billing"
         ));
         assert!(!mentions_table("TRUNCATE TABLE Billing", "shop", "shop", "billing"));
+    }
+
+    #[test]
+    fn a_create_names_the_table_it_creates_not_the_one_it_copies() {
+        assert!(creates_table(
+            "CREATE TABLE billing (id INT)",
+            "shop",
+            "shop",
+            "billing"
+        ));
+        assert!(creates_table(
+            "CREATE TABLE IF NOT EXISTS `shop`.`billing` (id INT)",
+            "x",
+            "shop",
+            "billing"
+        ));
+        assert!(!creates_table(
+            "CREATE TABLE `scratch`.`billing__asof_1` LIKE `shop`.`billing`",
+            "shop",
+            "shop",
+            "billing"
+        ));
+        assert!(!creates_table(
+            "CREATE TABLE copy AS SELECT * FROM billing",
+            "shop",
+            "shop",
+            "billing"
+        ));
     }
 
     #[test]

@@ -186,6 +186,31 @@ impl Connector for MysqlConnector {
         };
         Ok(Box::new(self.open(side, rds_endpoint, compress).await?))
     }
+
+    async fn rewind(
+        &self,
+        production: &Endpoint,
+        table: &TableRef,
+        asof: &TableRef,
+        to: chrono::DateTime<chrono::Utc>,
+        check_only: bool,
+    ) -> Result<crate::ports::RewindOutcome> {
+        use crate::binlog::{reader::BinlogReader, rewind};
+        let reader = BinlogReader {
+            connector: self,
+            endpoint: production.clone(),
+        };
+        if check_only {
+            let checked = rewind::check(&reader, table, asof, to).await?;
+            return Ok(crate::ports::RewindOutcome {
+                transactions: checked.scan.txns.len() as u64,
+                keys_rewound: 0,
+                rows: 0,
+                end: checked.scan.end.map(|p| p.to_string()).unwrap_or_default(),
+            });
+        }
+        rewind::rewind(&reader, table, asof, to).await
+    }
 }
 
 impl MysqlConnector {

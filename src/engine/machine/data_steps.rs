@@ -9,9 +9,9 @@ impl Machine<'_> {
     /// Opens both sessions and checks the restored table matches production's.
     pub(super) async fn connect_pair(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
         let plan = &self.state.plan;
-        let mut restored = self.deps.db.connect(Side::Restored, endpoint).await?;
+        let mut restored = self.deps.db.connect(self.restored_side(), endpoint).await?;
         let restored_schema = restored
-            .table_schema(&plan.table)
+            .table_schema(plan.restored_table())
             .await?
             .ok_or_else(|| missing_on_restored(plan))?;
         // A side table is made from the restored definition, so only a merge needs them equal.
@@ -19,7 +19,7 @@ impl Machine<'_> {
             compare_schemas(&restored_schema, source.schema()?)?;
         }
         if let Some(p) = &plan.where_predicate {
-            let n = check_where(restored.as_mut(), &plan.table, p, "the restored instance").await?;
+            let n = check_where(restored.as_mut(), plan.restored_table(), p, "the restored copy").await?;
             self.deps.ui.note(&format!("--where matches {n} restored rows"));
         }
         let production = self.deps.db.connect(Side::Production, &source.production).await?;
@@ -73,7 +73,10 @@ impl Machine<'_> {
             &format!(
                 "{} from {} into production `{}` ({})",
                 plan.table,
-                plan.target_instance,
+                match &plan.asof {
+                    Some(asof) => format!("the as-of table {asof}"),
+                    None => plan.target_instance.clone(),
+                },
                 plan.target_table(),
                 if plan.drill.is_some() {
                     "new table"
@@ -130,6 +133,7 @@ impl Machine<'_> {
                     m.state.updated_at = Utc::now();
                     m.store.save(&m.state)?;
                 }
+                let restored_side = m.restored_side();
                 let (Some(restored), Some(production)) = (m.restored_session.as_mut(), m.production_session.as_mut())
                 else {
                     return Err(Error::Interrupted);
@@ -158,7 +162,7 @@ impl Machine<'_> {
                     m.store.save(&m.state)?;
                 }
                 if first {
-                    let estimate = restored.estimate_rows(&plan.table).await.unwrap_or(None);
+                    let estimate = restored.estimate_rows(plan.restored_table()).await.unwrap_or(None);
                     m.deps.ui.copy_started(estimate);
                 }
                 let writers = match schema.key.is_empty() || plan.dump_file.is_some() {
@@ -176,7 +180,7 @@ impl Machine<'_> {
                     let mut extra = Vec::new();
                     for _ in 1..m.state.copy.workers.len() {
                         extra.push((
-                            m.deps.db.connect(Side::Restored, &restored_at).await?,
+                            m.deps.db.connect(restored_side, &restored_at).await?,
                             m.deps.db.connect(Side::Production, &production_at).await?,
                         ));
                     }
@@ -372,16 +376,17 @@ impl Machine<'_> {
             .await?
             .is_none()
         {
+            let read_from = self.state.plan.restored_table().clone();
             let definition = self
                 .deps
                 .db
-                .connect(Side::Restored, endpoint)
+                .connect(self.restored_side(), endpoint)
                 .await?
-                .show_create_table(&table)
+                .show_create_table(&read_from)
                 .await?
                 .ok_or_else(|| missing_on_restored(&self.state.plan))?;
             let session = self.lock_session.as_mut().ok_or(Error::Interrupted)?;
-            session.create_table_from(target, &table.table, &definition).await?;
+            session.create_table_from(target, &read_from.table, &definition).await?;
         }
         Ok(())
     }
@@ -393,10 +398,10 @@ impl Machine<'_> {
         if self.state.plan.drill.is_none() {
             return Ok(source.schema()?.clone());
         }
-        let table = self.state.plan.table.clone();
+        let table = self.state.plan.restored_table().clone();
         self.deps
             .db
-            .connect(Side::Restored, endpoint)
+            .connect(self.restored_side(), endpoint)
             .await?
             .table_schema(&table)
             .await?

@@ -92,6 +92,14 @@ impl Machine<'_> {
         if !self.state.dependents.iter().any(Dependent::changed_by_delete) {
             return;
         }
+        if self.state.plan.is_binlog() {
+            return self.deps.ui.warn(&format!(
+                "the tables a delete on `{}` changes through its foreign keys were not counted: cascaded changes \
+                 are not in the binlog, so the rewind has no copy of them as they were; `plan` without \
+                 --source binlog counts them against a restored instance",
+                self.state.plan.table
+            ));
+        }
         self.deps.ui.note(&format!(
             "Counting the rows of the tables that reference `{}` on both servers...",
             self.state.plan.table

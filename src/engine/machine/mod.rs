@@ -18,6 +18,7 @@ mod dependents;
 mod packets;
 mod plan_text;
 mod restored_copy;
+mod rewind;
 mod validate;
 
 pub use dependents::find_dependents;
@@ -242,6 +243,9 @@ impl<'a> Machine<'a> {
         let resuming = !self.state.steps.is_empty();
         let source = self.validate().await?;
         self.consent(&source, resuming)?;
+        if self.state.plan.is_binlog() {
+            return self.drive_binlog(source).await;
+        }
         if !self.state.finished(Step::SecurityGroup) {
             self.security_group(&source).await?;
         }
@@ -324,6 +328,16 @@ impl<'a> Machine<'a> {
     }
 
     /// The rule is in place: recorded, and the step that adds it finished since.
+    /// How the side read as "restored" is reached: the restored copy, or, for a binlog
+    /// rewind, production itself (where the as-of table is).
+    fn restored_side(&self) -> Side {
+        if self.state.plan.is_binlog() {
+            Side::Production
+        } else {
+            Side::Restored
+        }
+    }
+
     fn access_open(&self) -> bool {
         let r = &self.state.resources;
         r.security_group.is_some()

@@ -36,7 +36,7 @@ impl Machine<'_> {
         schema: &TableSchema,
     ) -> Result<usize> {
         let plan = self.state.plan.clone();
-        let mut restored = self.deps.db.connect(Side::Restored, endpoint).await?;
+        let mut restored = self.deps.db.connect(self.restored_side(), endpoint).await?;
         let production_limit = match self.lock_session.as_mut() {
             Some(s) => s.max_allowed_packet().await?,
             None => {
@@ -69,7 +69,7 @@ impl Machine<'_> {
             size_text(limit)
         ));
         let widest = restored
-            .widest_row(&plan.table, schema, plan.where_predicate.as_deref())
+            .widest_row(plan.restored_table(), schema, plan.where_predicate.as_deref())
             .await?;
         let Some((key, bytes)) = widest else {
             return Ok(budget);

@@ -88,6 +88,17 @@ pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool, dependents
         ),
         format!("  write           {written}"),
     ];
+    if let (true, Some(asof)) = (plan.is_binlog(), &plan.asof) {
+        // No instance: what replaces the restore, isolation and access lines.
+        let write = lines.pop();
+        lines.truncate(2);
+        lines.push(format!(
+            "  rewind          through production's binlog: `{asof}` is built in production from the table's rows \
+             now and the before-images of every change after {} (no instance, nothing created in AWS)",
+            rfc3339(plan.restore_time)
+        ));
+        lines.extend(write);
+    }
     if table_missing {
         lines.push(format!(
             "  TABLE MISSING   `{}` does not exist in production now: it is created from the restored copy's \
@@ -131,13 +142,20 @@ pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool, dependents
         Some(c) if c.multi_az => ("cluster", "the cluster (RDS deletes its instances with it)"),
         Some(_) => ("cluster", "the writer, then the cluster"),
     };
-    lines.push(format!(
-        "  then            verify every restored row, revoke the access, delete {release}, then its group ({})",
-        match plan.on_failure {
-            OnFailure::Keep => format!("on failure: access revoked, {copy} kept for resume"),
-            OnFailure::Teardown => format!("on failure: access revoked, {copy} deleted"),
-        }
-    ));
+    if plan.is_binlog() {
+        lines.push(
+            "  then            verify every row against the as-of table, then drop it (on failure: kept for resume)"
+                .to_string(),
+        );
+    } else {
+        lines.push(format!(
+            "  then            verify every restored row, revoke the access, delete {release}, then its group ({})",
+            match plan.on_failure {
+                OnFailure::Keep => format!("on failure: access revoked, {copy} kept for resume"),
+                OnFailure::Teardown => format!("on failure: access revoked, {copy} deleted"),
+            }
+        ));
+    }
     // Laid out for 80 columns: long values wrap under the value column.
     crate::report::fit(&lines.join("\n"), 18).trim_end().to_string()
 }

@@ -65,6 +65,7 @@ impl World {
             confirm_table: None,
             recreate_table: false,
             parallel: 1,
+            source: Default::default(),
         }
     }
 

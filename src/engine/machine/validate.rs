@@ -40,71 +40,84 @@ impl Machine<'_> {
             });
         }
         let mut window = String::from("restore already under way");
-        // A copy requested just before a crash may not be visible yet: only a settled answer
-        // says it is gone.
-        let target = match self.copy_kind().observe().await? {
-            None if self.state.resources.restored_instance.is_some() && !self.state.finished(Step::Verify) => {
-                self.until_described().await?
+        if plan.is_binlog() {
+            // No copy is restored: the window is the binlog's, checked with the rest of the
+            // rewind's conditions below.
+            window = "the binlog's".into();
+            if plan.dump_only {
+                return Err(Error::InvalidInput(
+                    "--dump-only writes nothing to production, and a binlog rewind builds its as-of table there: \
+                     use --source pitr (the default) with --dump-only"
+                        .into(),
+                ));
             }
-            found => found,
-        };
-        match target {
-            // Ours, from before a crash or an interruption: it is adopted, the window no longer matters.
-            Some(target) if target.tag(TAG_RUN_ID) == Some(plan.run_id.as_str()) => {}
-            Some(_) => {
-                return Err(Error::InvalidInput(format!(
-                    "the name `{}` is taken by an existing {} that this run did not create: \
-                     another run is restoring the same table to the same second",
-                    plan.target_instance,
-                    plan.copy_noun()
-                )))
-            }
-            // Gone after the data work: the teardown was under way, nothing is missing.
-            None if self.state.finished(Step::Verify) => {}
-            None if self.state.resources.restored_instance.is_some() => {
-                return Err(Error::InvalidInput(format!(
-                    "the restored instance `{}` no longer exists (deleted outside this run?): \
-                     end this run with `rds-table-restore abort {}` and start a new one",
-                    plan.target_instance, plan.run_id
-                )));
-            }
-            None => {
-                if instance.backup_retention_days <= 0 {
-                    return Err(Error::NoBackups {
-                        id: instance.id.clone(),
-                    });
+        } else {
+            // A copy requested just before a crash may not be visible yet: only a settled answer
+            // says it is gone.
+            let target = match self.copy_kind().observe().await? {
+                None if self.state.resources.restored_instance.is_some() && !self.state.finished(Step::Verify) => {
+                    self.until_described().await?
                 }
-                let latest = instance.latest_restorable.ok_or_else(|| Error::NoRestoreWindow {
-                    id: instance.id.clone(),
-                    status: instance.status.clone(),
-                })?;
-                // RDS gives the window's start in the automated backups; without it, the
-                // instance's creation is the earliest moment that can exist. Never assume there
-                // is no lower bound.
-                let earliest = match instance.earliest_restorable {
-                    Some(t) => Some(t),
-                    None if plan.cluster.is_some() => None,
-                    None => {
-                        self.deps
-                            .rds
-                            .earliest_restorable_time(&instance.id, instance.dbi_resource_id.as_deref())
-                            .await?
+                found => found,
+            };
+            match target {
+                // Ours, from before a crash or an interruption: it is adopted, the window no longer matters.
+                Some(target) if target.tag(TAG_RUN_ID) == Some(plan.run_id.as_str()) => {}
+                Some(_) => {
+                    return Err(Error::InvalidInput(format!(
+                        "the name `{}` is taken by an existing {} that this run did not create: \
+                         another run is restoring the same table to the same second",
+                        plan.target_instance,
+                        plan.copy_noun()
+                    )))
+                }
+                // Gone after the data work: the teardown was under way, nothing is missing.
+                None if self.state.finished(Step::Verify) => {}
+                None if self.state.resources.restored_instance.is_some() => {
+                    return Err(Error::InvalidInput(format!(
+                        "the restored instance `{}` no longer exists (deleted outside this run?): \
+                         end this run with `rds-table-restore abort {}` and start a new one",
+                        plan.target_instance, plan.run_id
+                    )));
+                }
+                None => {
+                    if instance.backup_retention_days <= 0 {
+                        return Err(Error::NoBackups {
+                            id: instance.id.clone(),
+                        });
                     }
-                };
-                let earliest = match earliest {
-                    Some(t) => t,
-                    None => instance.created.ok_or_else(|| Error::NoRestoreWindow {
+                    let latest = instance.latest_restorable.ok_or_else(|| Error::NoRestoreWindow {
                         id: instance.id.clone(),
                         status: instance.status.clone(),
-                    })?,
-                };
-                check_window(&instance, plan.restore_time, earliest, latest)?;
-                self.state.window = Some(crate::state::Window {
-                    earliest,
-                    latest,
-                    checked_at: Utc::now(),
-                });
-                window = format!("window {} .. {}", rfc3339(earliest), rfc3339(latest));
+                    })?;
+                    // RDS gives the window's start in the automated backups; without it, the
+                    // instance's creation is the earliest moment that can exist. Never assume there
+                    // is no lower bound.
+                    let earliest = match instance.earliest_restorable {
+                        Some(t) => Some(t),
+                        None if plan.cluster.is_some() => None,
+                        None => {
+                            self.deps
+                                .rds
+                                .earliest_restorable_time(&instance.id, instance.dbi_resource_id.as_deref())
+                                .await?
+                        }
+                    };
+                    let earliest = match earliest {
+                        Some(t) => t,
+                        None => instance.created.ok_or_else(|| Error::NoRestoreWindow {
+                            id: instance.id.clone(),
+                            status: instance.status.clone(),
+                        })?,
+                    };
+                    check_window(&instance, plan.restore_time, earliest, latest)?;
+                    self.state.window = Some(crate::state::Window {
+                        earliest,
+                        latest,
+                        checked_at: Utc::now(),
+                    });
+                    window = format!("window {} .. {}", rfc3339(earliest), rfc3339(latest));
+                }
             }
         }
         let production = instance.endpoint.clone().ok_or_else(|| Error::NoEndpoint {
@@ -190,6 +203,22 @@ impl Machine<'_> {
             ));
         }
         self.check_dependents(session.as_mut()).await?;
+        if let (true, Some(asof), Some(_)) = (plan.is_binlog(), &plan.asof, &schema) {
+            if !self.state.finished(Step::Restore) {
+                let checked = self
+                    .deps
+                    .db
+                    .rewind(&production, &plan.table, asof, plan.restore_time, true)
+                    .await?;
+                self.deps.ui.note(&format!(
+                    "binlog rewind possible: {} transactions wrote `{}` after {} (binlog read to {})",
+                    checked.transactions,
+                    plan.table,
+                    rfc3339(plan.restore_time),
+                    checked.end
+                ));
+            }
+        }
         // What a statement may carry: the copy's chunks are held within it, and a restored row
         // past it is refused before the first write.
         let packet = super::packets::size_text(session.max_allowed_packet().await?);

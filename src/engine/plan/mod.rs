@@ -105,6 +105,20 @@ pub struct Request {
     pub recreate_table: bool,
     /// `--parallel`: writers on disjoint key ranges.
     pub parallel: usize,
+    /// `--source`: how the table as it was is obtained.
+    pub source: SourceKind,
+}
+
+/// How the table as it was at the point is obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// RDS restores the instance (or cluster) to the point in time as a new copy.
+    #[default]
+    Pitr,
+    /// The table is rewound through production's binlog into a table beside it: no instance,
+    /// nothing in AWS.
+    Binlog,
 }
 
 /// What `drill` adds to a request.
@@ -190,6 +204,13 @@ pub struct Plan {
     /// to the point in time, named `target_instance`.
     #[serde(default)]
     pub cluster: Option<ClusterPlan>,
+    /// `--source`.
+    #[serde(default)]
+    pub source_kind: SourceKind,
+    /// With `--source binlog`: the table, beside the real one in production, that the rewind
+    /// builds as the table was at the point and the copy reads from (dropped at teardown).
+    #[serde(default)]
+    pub asof: Option<TableRef>,
 }
 
 /// What a restore of a DB cluster needs to know of its source, found in validation and kept
@@ -275,6 +296,11 @@ impl Plan {
             expires_at: Some(now + chrono::Duration::hours(COPY_LIFETIME_HOURS)),
             source_cluster: req.cluster.clone().filter(|c| !c.is_empty()),
             cluster: None,
+            source_kind: req.source,
+            asof: (req.source == SourceKind::Binlog).then(|| TableRef {
+                database: SCRATCH_DATABASE.into(),
+                table: asof_table_name(&req.table, now),
+            }),
             drill: req.drill.as_ref().map(|d| Drill {
                 target: TableRef {
                     database: d.database.clone().unwrap_or_else(|| req.database.clone()),
@@ -316,6 +342,17 @@ impl Plan {
     /// True for a rehearsal (`drill`), false for a real restore (whatever its mode).
     pub fn is_drill(&self) -> bool {
         self.drill.as_ref().is_some_and(|d| d.rehearsal)
+    }
+
+    /// Where the rows as they were are read: the table on the restored copy, or, rewound
+    /// through the binlog, the as-of table beside it in production.
+    pub fn restored_table(&self) -> &TableRef {
+        self.asof.as_ref().unwrap_or(&self.table)
+    }
+
+    /// True when the table is rewound through the binlog (no instance, nothing in AWS).
+    pub fn is_binlog(&self) -> bool {
+        self.source_kind == SourceKind::Binlog
     }
 
     /// Where the restored rows are written: the real table, or the drill's side table.
@@ -396,6 +433,16 @@ pub fn cost_class(class: &str) -> &'static str {
 /// `<table>__drill_<yyyymmddhhmmss>`, within MySQL's 64 characters.
 pub fn side_table_name(table: &str, now: DateTime<Utc>) -> String {
     suffixed(table, "drill", now)
+}
+
+/// The database of the tool's own in production where a binlog rewind builds its as-of table:
+/// the tool may delete rows there (putting values back needs it) without any privilege to
+/// delete rows of a production table.
+pub const SCRATCH_DATABASE: &str = "rds_table_restore";
+
+/// `<table>__asof_<yyyymmddhhmmss>` (`--source binlog`), within MySQL's 64 characters.
+pub fn asof_table_name(table: &str, now: DateTime<Utc>) -> String {
+    suffixed(table, "asof", now)
 }
 
 /// `<table>__restored_<yyyymmddhhmmss>` (`--mode side-table`), within MySQL's 64 characters.

@@ -1,0 +1,197 @@
+//! `--source binlog`: the table rewound through production's binlog, no instance restored.
+//! Judged by the servers: production's rows against the restored server's (which holds the
+//! table as it was before the accident, seeded identically), the as-of table gone afterwards,
+//! and the AWS twin's own log of every request (none that writes).
+
+mod common;
+
+use common::{command, compare_rows, describe, expected_after, restore_args, unique_table, Sandbox, Twin};
+use mysql_async::prelude::Queryable;
+
+async fn asof_tables(sb: &Sandbox, table: &str) -> Vec<String> {
+    let mut c = sb.production.get_conn().await.unwrap();
+    c.exec(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'rds_table_restore' AND TABLE_NAME LIKE ?",
+        (format!("{table}%"),),
+    )
+    .await
+    .unwrap()
+}
+
+/// AWS actions the twin saw that are not descriptions.
+fn writes(twin: &Twin) -> Vec<String> {
+    twin.requests()
+        .iter()
+        .filter_map(|r| r["action"].as_str().map(str::to_string))
+        .filter(|a| !a.starts_with("Describe") && !a.starts_with("List"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_binlog_rewind_brings_the_rows_back_exactly_keeps_later_writes_and_writes_nothing_to_aws() {
+    let sb = Sandbox::connect().await;
+    let twin = Twin::start(&[]);
+    let table = unique_table("rewind");
+    let time = sb.seed_with_accident(&table, 3000).await;
+    let before = Sandbox::rows(&sb.production, &table).await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut args = restore_args(&table, &time);
+    args.extend(["--source", "binlog", "--yes", "--output", "json"]);
+    let out = command(state.path())
+        .args(&args)
+        .env("AWS_ENDPOINT_URL", twin.url())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    compare_rows(
+        &Sandbox::rows(&sb.production, &table).await,
+        &expected_after(&before, &restored),
+    )
+    .unwrap();
+    assert_eq!(writes(&twin), Vec::<String>::new(), "no AWS call that writes");
+    assert!(asof_tables(&sb, &table).await.is_empty(), "the as-of table is dropped");
+    let summary = common::summary(&out.stdout);
+    assert_eq!(summary["source"], "binlog", "{summary}");
+    sb.drop_table(&table).await;
+}
+
+#[tokio::test]
+async fn every_column_type_comes_back_through_the_binlog_rewind() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("rewind_types");
+    let (ddl, rows) = common::all_types();
+    for pool in [&sb.production, &sb.restored] {
+        Sandbox::exec(pool, &format!("CREATE TABLE `{table}` ({ddl}) DEFAULT CHARSET=utf8mb4")).await;
+        for r in &rows {
+            Sandbox::exec(pool, &format!("SET time_zone = '+00:00'; INSERT INTO `{table}` {r}")).await;
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Changed, then deleted: the rewind must take the first before-image, not the last.
+    Sandbox::exec(
+        &sb.production,
+        &format!("UPDATE `{table}` SET vc = 'changed', u64 = 7 WHERE id <> 3"),
+    )
+    .await;
+    Sandbox::exec(&sb.production, &format!("DELETE FROM `{table}`")).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut args = restore_args(&table, &time);
+    args.extend(["--source", "binlog", "--yes"]);
+    let out = command(state.path()).args(&args).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    compare_rows(
+        &Sandbox::rows(&sb.production, &table).await,
+        &Sandbox::rows(&sb.restored, &table).await,
+    )
+    .unwrap();
+    sb.drop_table(&table).await;
+}
+
+#[tokio::test]
+async fn a_crash_in_the_merge_resumes_exactly_once() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("rewind_crash");
+    let time = sb.seed_with_accident(&table, 3000).await;
+    let before = Sandbox::rows(&sb.production, &table).await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut args = restore_args(&table, &time);
+    args.extend(["--source", "binlog", "--yes", "--chunk-size", "200"]);
+    let out = command(state.path())
+        .args(&args)
+        .env("FAILPOINTS", "copy-chunk-before-commit=2*off->return")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(86), "crashed: {}", describe(&out));
+    let files = common::state_files(state.path());
+    let run = common::run_id_of(&files[0]);
+    let out = command(state.path())
+        .args(["resume", &run, "--yes"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    compare_rows(
+        &Sandbox::rows(&sb.production, &table).await,
+        &expected_after(&before, &restored),
+    )
+    .unwrap();
+    assert!(asof_tables(&sb, &table).await.is_empty());
+    sb.drop_table(&table).await;
+}
+
+/// Each condition a rewind needs refuses it before anything is written: production's rows
+/// are as they were, and no as-of table was made.
+async fn refused(sb: &Sandbox, table: &str, time: &str, expected: &str) {
+    let before = Sandbox::rows(&sb.production, table).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut args = restore_args(table, time);
+    args.extend(["--source", "binlog", "--yes"]);
+    let out = command(state.path()).args(&args).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(expected) && err.contains("--source pitr"), "{err}");
+    assert_eq!(
+        Sandbox::rows(&sb.production, table).await,
+        before,
+        "production untouched"
+    );
+    assert!(asof_tables(sb, table).await.is_empty(), "no as-of table");
+}
+
+#[tokio::test]
+async fn a_delete_logged_as_a_statement_or_without_full_images_or_ddl_refuses_the_rewind() {
+    let sb = Sandbox::connect().await;
+    for (name, accident, expected) in [
+        (
+            "rw_stmt",
+            "SET SESSION binlog_format = 'STATEMENT'; DELETE FROM `{t}` WHERE id <= 10",
+            "is a statement on the table after the point",
+        ),
+        (
+            "rw_minimal",
+            "SET SESSION binlog_row_image = 'MINIMAL'; DELETE FROM `{t}` WHERE id <= 10",
+            "binlog_row_image is not FULL",
+        ),
+        (
+            "rw_ddl",
+            "DELETE FROM `{t}` WHERE id <= 10; ALTER TABLE `{t}` ADD COLUMN extra INT NULL",
+            "is a statement on the table after the point",
+        ),
+    ] {
+        let t = unique_table(name);
+        Sandbox::exec(
+            &sb.production,
+            &format!("CREATE TABLE `{t}` (id BIGINT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB; INSERT INTO `{t}` SELECT seq, 'x' FROM seq_1_to_50"),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        Sandbox::exec(&sb.production, &accident.replace("{t}", &t)).await;
+        refused(&sb, &t, &time, expected).await;
+        Sandbox::exec(&sb.production, &format!("DROP TABLE `{t}`")).await;
+    }
+}
+
+#[tokio::test]
+async fn a_time_older_than_the_binlogs_is_refused() {
+    let sb = Sandbox::connect().await;
+    let t = unique_table("rw_old");
+    Sandbox::exec(
+        &sb.production,
+        &format!("CREATE TABLE `{t}` (id BIGINT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO `{t}` VALUES (1)"),
+    )
+    .await;
+    // Inside RDS's window (the twin's instance is days old), before the oldest binlog file.
+    let time = (chrono::Utc::now() - chrono::Duration::days(3))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    refused(&sb, &t, &time, "the binlogs of that time are purged").await;
+    Sandbox::exec(&sb.production, &format!("DROP TABLE `{t}`")).await;
+}
