@@ -195,3 +195,68 @@ async fn a_time_older_than_the_binlogs_is_refused() {
     refused(&sb, &t, &time, "the binlogs of that time are purged").await;
     Sandbox::exec(&sb.production, &format!("DROP TABLE `{t}`")).await;
 }
+
+#[tokio::test]
+async fn a_crash_after_the_as_of_table_is_built_rebuilds_it_on_resume_and_abort_names_what_it_leaves() {
+    let sb = Sandbox::connect().await;
+    // Resume: the rewind, cut short after its build, is begun again and the run ends exact.
+    let table = unique_table("rewind_rebuild");
+    let time = sb.seed_with_accident(&table, 2000).await;
+    let before = Sandbox::rows(&sb.production, &table).await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut args = restore_args(&table, &time);
+    args.extend(["--source", "binlog", "--yes"]);
+    let crash = |args: Vec<String>, dir: std::path::PathBuf| async move {
+        command(&dir)
+            .args(&args)
+            .env("FAILPOINTS", "rewind-after-build=return")
+            .output()
+            .await
+            .unwrap()
+    };
+    let owned = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let out = crash(owned(&args), state.path().to_path_buf()).await;
+    assert_eq!(out.status.code(), Some(86), "{}", describe(&out));
+    assert_eq!(asof_tables(&sb, &table).await.len(), 1, "built before the crash");
+    let run = common::run_id_of(&common::state_files(state.path())[0]);
+    let out = command(state.path())
+        .args(["resume", &run, "--yes"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    compare_rows(
+        &Sandbox::rows(&sb.production, &table).await,
+        &expected_after(&before, &restored),
+    )
+    .unwrap();
+    assert!(asof_tables(&sb, &table).await.is_empty());
+    sb.drop_table(&table).await;
+
+    // Abort: it connects to no database, so it says the as-of table is left, and where.
+    let table = unique_table("rewind_abort");
+    let time = sb.seed_with_accident(&table, 500).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut args = restore_args(&table, &time);
+    args.extend(["--source", "binlog", "--yes"]);
+    let out = crash(owned(&args), state.path().to_path_buf()).await;
+    assert_eq!(out.status.code(), Some(86), "{}", describe(&out));
+    let run = common::run_id_of(&common::state_files(state.path())[0]);
+    let out = command(state.path())
+        .args(["abort", &run, "--yes"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("left in AWS; still in production: as-of table rds_table_restore."),
+        "{}",
+        describe(&out)
+    );
+    let left = asof_tables(&sb, &table).await;
+    assert_eq!(left.len(), 1);
+    Sandbox::exec(&sb.production, &format!("DROP TABLE rds_table_restore.`{}`", left[0])).await;
+    sb.drop_table(&table).await;
+}

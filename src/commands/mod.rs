@@ -500,7 +500,16 @@ pub async fn abort(args: RunArgs) -> u8 {
                     serde_json::json!({"run_id": state.run_id, "outcome": state.outcome})
                 );
             } else {
-                println!("run {} aborted: nothing it created is left", state.run_id);
+                let left = state.resources.held();
+                if left.is_empty() {
+                    println!("run {} aborted: nothing it created is left", state.run_id);
+                } else {
+                    println!(
+                        "run {} aborted: nothing it created is left in AWS; still in production: {}",
+                        state.run_id,
+                        left.join("; ")
+                    );
+                }
             }
             0
         }

@@ -57,6 +57,51 @@ pub struct Checked {
 
 /// Every check a rewind of `table` to `to` makes before it writes anything, read-only.
 pub async fn check(reader: &BinlogReader<'_>, table: &TableRef, asof: &TableRef, to: DateTime<Utc>) -> Result<Checked> {
+    let (log, columns, key) = prepare(reader, table, asof, to).await?;
+    // A statement on the table first (a DDL also makes the rows after it undecodable against
+    // the table's definition now, and the statement is the thing to name).
+    let after = to + chrono::Duration::seconds(1);
+    let statements = reader.scan(&log, table, after, None, &|_, _, _| {}).await?;
+    if let Some(t) = foreign_statement(&statements, asof) {
+        return Err(refuse(format!(
+            "`{}` at {} ({}) is a statement on the table after the point: a rewind cannot cross it",
+            t.statements[0].text,
+            t.start,
+            t.time.to_rfc3339()
+        )));
+    }
+    // Every change after the point, decoded and thrown away: a partial image or a value that
+    // cannot be read refuses here, before anything is written.
+    let mut discard = |_: DateTime<Utc>, _: Change| Ok(());
+    let scan = reader
+        .scan_with(
+            &log,
+            table,
+            after,
+            None,
+            &|_, _, _| {},
+            Some(Images {
+                columns: &columns,
+                sink: &mut discard,
+            }),
+        )
+        .await?;
+    Ok(Checked {
+        log,
+        columns,
+        key,
+        scan,
+    })
+}
+
+/// The checks that need no read of the binlog's events: the server's settings, how far back
+/// its files go, the scratch database, the table's columns and primary key.
+async fn prepare(
+    reader: &BinlogReader<'_>,
+    table: &TableRef,
+    asof: &TableRef,
+    to: DateTime<Utc>,
+) -> Result<(ServerLog, Vec<ColumnDef>, Vec<usize>)> {
     let log = reader.probe().await?;
     if !log.format.eq_ignore_ascii_case("ROW") {
         return Err(refuse(format!(
@@ -115,48 +160,14 @@ pub async fn check(reader: &BinlogReader<'_>, table: &TableRef, asof: &TableRef,
             table.database, table.table
         )));
     }
-    // A statement on the table first (a DDL also makes the rows after it undecodable against
-    // the table's definition now, and the statement is the thing to name).
-    let after = to + chrono::Duration::seconds(1);
-    let statements = reader.scan(&log, table, after, None, &|_, _, _| {}).await?;
-    if let Some(t) = foreign_statement(&statements, asof) {
-        return Err(refuse(format!(
-            "`{}` at {} ({}) is a statement on the table after the point: a rewind cannot cross it",
-            t.statements[0].text,
-            t.start,
-            t.time.to_rfc3339()
-        )));
-    }
-    // Every change after the point, decoded and thrown away: a partial image or a value that
-    // cannot be read refuses here, before anything is written.
-    let mut discard = |_: DateTime<Utc>, _: Change| Ok(());
-    let scan = reader
-        .scan_with(
-            &log,
-            table,
-            to + chrono::Duration::seconds(1),
-            None,
-            &|_, _, _| {},
-            Some(Images {
-                columns: &columns,
-                sink: &mut discard,
-            }),
-        )
-        .await?;
-    if let Some(t) = foreign_statement(&scan, asof) {
-        return Err(refuse(format!(
-            "`{}` at {} ({}) is a statement on the table after the point: a rewind cannot cross it",
-            t.statements[0].text,
-            t.start,
-            t.time.to_rfc3339()
-        )));
-    }
-    Ok(Checked {
-        log,
-        columns,
-        key,
-        scan,
-    })
+    Ok((log, columns, key))
+}
+
+/// What the build reads of the checks.
+struct Prepared {
+    log: ServerLog,
+    columns: Vec<ColumnDef>,
+    key: Vec<usize>,
 }
 
 /// One key's value at the point: a row to put back, or nothing (it did not exist).
@@ -172,7 +183,10 @@ pub async fn rewind(
     asof: &TableRef,
     to: DateTime<Utc>,
 ) -> Result<RewindOutcome> {
-    let checked = check(reader, table, asof, to).await?;
+    // Validation made every check just before (on every resume too): what the build needs of
+    // them is read again, the events are read once, below, and still refuse a statement.
+    let (log, columns, key) = prepare(reader, table, asof, to).await?;
+    let checked = Prepared { log, columns, key };
     let written: Vec<&ColumnDef> = checked.columns.iter().filter(|c| !c.generated).collect();
     let names: Vec<String> = written.iter().map(|c| quote_ident(&c.name)).collect();
     let key_names: Vec<String> = checked.key.iter().map(|&i| names[i].clone()).collect();

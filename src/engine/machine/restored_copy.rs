@@ -639,6 +639,17 @@ impl<'a> Machine<'a> {
                 "the drill's side table {side} is still in production: drop it when done"
             ));
         }
+        if let (Some(asof), false) = (
+            &self.state.resources.asof_table,
+            self.state.resources.asof_table_dropped,
+        ) {
+            // Nor for the binlog rewind's as-of table: a copy of the table, in the tool's own
+            // database, holding nothing the real table needs.
+            self.deps.ui.warn(&format!(
+                "the binlog rewind's as-of table {asof} is still in production: drop it when done \
+                 (DROP TABLE {asof})"
+            ));
+        }
         self.state.outcome = Outcome::Aborted;
         self.state.error = None;
         self.save()
