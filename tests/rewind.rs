@@ -38,9 +38,11 @@ async fn a_binlog_rewind_brings_the_rows_back_exactly_keeps_later_writes_and_wri
     let state = tempfile::tempdir().unwrap();
     let mut args = restore_args(&table, &time);
     args.extend(["--source", "binlog", "--yes", "--output", "json"]);
+    // Nothing is opened to any address, so none is needed.
     let out = command(state.path())
         .args(&args)
         .env("AWS_ENDPOINT_URL", twin.url())
+        .env_remove("RDS_TABLE_RESTORE_CLIENT_CIDR")
         .output()
         .await
         .unwrap();

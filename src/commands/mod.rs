@@ -17,7 +17,7 @@ use rds_table_restore::error::{Error, Side};
 use rds_table_restore::machine::{is_open, Deps, Machine, RunFailure, Settings};
 use rds_table_restore::mysql::{Credential, MysqlConnector, Secret, TlsMode};
 use rds_table_restore::plan::{
-    new_run_id, DrillRequest, Mode, Plan, Request, TAG_EXPIRES, TAG_RUN_ID, TAG_TOOL, TOOL_NAME,
+    new_run_id, DrillRequest, Mode, Plan, Request, SourceKind, TAG_EXPIRES, TAG_RUN_ID, TAG_TOOL, TOOL_NAME,
 };
 use rds_table_restore::ports::{Connector, Ec2, Endpoint, Rds, Session};
 use rds_table_restore::report::{drill_markdown, timeline, Report};
@@ -228,7 +228,11 @@ fn choices_of(args: &RestoreArgs) -> Choices {
         time: args.time.clone(),
         database: args.database.clone(),
         table: args.table.clone(),
-        client_cidr: args.client_cidr.clone(),
+        // A binlog rewind opens nothing: the address is not asked for.
+        client_cidr: args
+            .client_cidr
+            .clone()
+            .or_else(|| (args.source == SourceKind::Binlog).then(String::new)),
         mode: args.mode,
     }
 }
@@ -467,7 +471,8 @@ pub async fn abort(args: RunArgs) -> u8 {
             held.join(", ")
         };
         eprintln!(
-            "Abort run {}: remove {what}. Production data is not touched.",
+            "Abort run {}: remove {what} (a binlog rewind's as-of table is left, for you to drop). Production \
+             data is not touched.",
             state.run_id
         );
         match prompter.confirm("Abort?") {

@@ -93,6 +93,9 @@ impl TableTxn {
 pub struct Scan {
     /// The binlog files read, in order.
     pub files: Vec<String>,
+    /// Where the first transaction at or after `since` begins: a later read from the same
+    /// moment can start there ([`reader::ServerLog::resume_at`]).
+    pub first_at: Option<Position>,
     /// From when transactions were kept (`--since`).
     pub since: DateTime<Utc>,
     /// The time of the last event read: the binlog's end when no `--until` stopped it.

@@ -57,6 +57,9 @@ pub struct ServerLog {
     pub compressed: bool,
     /// `SHOW BINARY LOGS`: each file and its size, oldest first.
     pub files: Vec<(String, u64)>,
+    /// Where a read from a moment can begin, as an earlier read from it found: the start of
+    /// the first transaction at or after it, rather than the start of its file.
+    pub resume_at: Option<(DateTime<Utc>, Position)>,
 }
 
 /// Reads production's binlog for one table.
@@ -148,6 +151,7 @@ impl BinlogReader<'_> {
             row_image: row_image.unwrap_or_default(),
             compressed,
             files,
+            resume_at: None,
         };
         // The privileges are probed by doing what needs them, read-only: SHOW BINARY LOGS
         // above (REPLICATION CLIENT), and here the start of a stream (REPLICATION SLAVE). A
@@ -320,9 +324,18 @@ impl BinlogReader<'_> {
                 fix: "use the instance restore (`restore --time`, `--source pitr`)".into(),
             });
         }
-        let first = self.first_file(log, since).await?;
-        let mut stream = self.stream(log, &log.files[first].0, 4).await?;
         let mut state = Reading::new(table, &log.files, since, until);
+        let mut stream = match &log.resume_at {
+            Some((t, at)) if *t == since => {
+                state.file = at.file.clone();
+                state.files.push(at.file.clone());
+                self.stream(log, &at.file, at.pos).await?
+            }
+            _ => {
+                let first = self.first_file(log, since).await?;
+                self.stream(log, &log.files[first].0, 4).await?
+            }
+        };
         let mut images = images;
         let mut told = std::time::Instant::now();
         while let Some(event) = stream.next().await {
@@ -340,6 +353,7 @@ impl BinlogReader<'_> {
         let _ = stream.close().await;
         Ok(Scan {
             files: state.files,
+            first_at: state.first_at,
             since,
             last_event: state.last_event,
             end: state.end,
@@ -379,6 +393,8 @@ struct Reading<'t> {
     other_txns: u64,
     last_event: Option<DateTime<Utc>>,
     end: Option<Position>,
+    /// The start of the first transaction at or after `since`.
+    first_at: Option<Position>,
 }
 
 impl<'t> Reading<'t> {
@@ -400,6 +416,7 @@ impl<'t> Reading<'t> {
             other_txns: 0,
             last_event: None,
             end: None,
+            first_at: None,
         }
     }
 
@@ -411,6 +428,9 @@ impl<'t> Reading<'t> {
     }
 
     fn begin(&mut self, time: DateTime<Utc>, start: u64, gtid: Option<String>, begun: bool) {
+        if self.first_at.is_none() && time >= self.since {
+            self.first_at = Some(self.here(start));
+        }
         self.open = Some(Open {
             time,
             start: self.here(start),

@@ -57,7 +57,7 @@ pub struct Checked {
 
 /// Every check a rewind of `table` to `to` makes before it writes anything, read-only.
 pub async fn check(reader: &BinlogReader<'_>, table: &TableRef, asof: &TableRef, to: DateTime<Utc>) -> Result<Checked> {
-    let (log, columns, key) = prepare(reader, table, asof, to).await?;
+    let (mut log, columns, key) = prepare(reader, table, asof, to).await?;
     // A statement on the table first (a DDL also makes the rows after it undecodable against
     // the table's definition now, and the statement is the thing to name).
     let after = to + chrono::Duration::seconds(1);
@@ -70,6 +70,8 @@ pub async fn check(reader: &BinlogReader<'_>, table: &TableRef, asof: &TableRef,
             t.time.to_rfc3339()
         )));
     }
+    // The second read starts where the first found the point, not at its file's start.
+    log.resume_at = statements.first_at.clone().map(|p| (after, p));
     // Every change after the point, decoded and thrown away: a partial image or a value that
     // cannot be read refuses here, before anything is written.
     let mut discard = |_: DateTime<Utc>, _: Change| Ok(());

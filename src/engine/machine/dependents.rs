@@ -95,8 +95,8 @@ impl Machine<'_> {
         if self.state.plan.is_binlog() {
             return self.deps.ui.warn(&format!(
                 "the tables a delete on `{}` changes through its foreign keys were not counted: cascaded changes \
-                 are not in the binlog, so the rewind has no copy of them as they were; `plan` without \
-                 --source binlog counts them against a restored instance",
+                 are not in the binlog, so the rewind has no copy of them as they were; a restore with \
+                 --source pitr counts them against the restored instance",
                 self.state.plan.table
             ));
         }

@@ -289,7 +289,7 @@ impl Machine<'_> {
                 return Err(Error::Declined);
             }
         }
-        if !plan.single_host() {
+        if !plan.is_binlog() && !plan.single_host() {
             self.deps.ui.warn(&format!(
                 "--client-cidr {} opens the database port to more than one address; a /32 (or /128) \
                  for the address you connect from is enough",

@@ -39,7 +39,7 @@ pub fn input_errors(req: &Request, now: DateTime<Utc>, skip_missing: bool) -> Ve
         }
     }
     match &req.client_cidr {
-        None if skip_missing => {}
+        None if skip_missing || req.source == crate::plan::SourceKind::Binlog => {}
         None => errors.push(Error::InvalidInput(
             "--client-cidr is required: the address the tool connects from, e.g. 203.0.113.7/32 \
              (the temporary security group opens the database port to it only)"

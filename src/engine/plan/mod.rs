@@ -255,7 +255,11 @@ impl Plan {
             return Err(first);
         }
         let restore_time = parse_time(&req.time, now)?;
-        let client_cidr = parse_cidr(req.client_cidr.as_deref().unwrap_or_default(), req.allow_any_source)?;
+        // A binlog rewind opens nothing to anyone: no address is needed.
+        let client_cidr = match req.client_cidr.as_deref().filter(|c| !c.is_empty()) {
+            None if req.source == SourceKind::Binlog => String::new(),
+            c => parse_cidr(c.unwrap_or_default(), req.allow_any_source)?,
+        };
         let where_predicate = req.where_predicate.as_deref().map(check_predicate).transpose()?;
         let source = req
             .cluster
@@ -266,6 +270,10 @@ impl Plan {
             None => target_name(source, &req.table, restore_time, &run_id),
             Some(_) => drill_target_name(source, &req.table, restore_time, &run_id),
         };
+        let asof = (req.source == SourceKind::Binlog).then(|| TableRef {
+            database: SCRATCH_DATABASE.into(),
+            table: asof_table_name(&req.table, &run_id),
+        });
         Ok(Plan {
             security_group_name: format!("{target_instance}-access"),
             target_instance,
@@ -297,10 +305,7 @@ impl Plan {
             source_cluster: req.cluster.clone().filter(|c| !c.is_empty()),
             cluster: None,
             source_kind: req.source,
-            asof: (req.source == SourceKind::Binlog).then(|| TableRef {
-                database: SCRATCH_DATABASE.into(),
-                table: asof_table_name(&req.table, now),
-            }),
+            asof,
             drill: req.drill.as_ref().map(|d| Drill {
                 target: TableRef {
                     database: d.database.clone().unwrap_or_else(|| req.database.clone()),
@@ -440,9 +445,12 @@ pub fn side_table_name(table: &str, now: DateTime<Utc>) -> String {
 /// delete rows of a production table.
 pub const SCRATCH_DATABASE: &str = "rds_table_restore";
 
-/// `<table>__asof_<yyyymmddhhmmss>` (`--source binlog`), within MySQL's 64 characters.
-pub fn asof_table_name(table: &str, now: DateTime<Utc>) -> String {
-    suffixed(table, "asof", now)
+/// `<table>__asof_<run id>` (`--source binlog`), within MySQL's 64 characters: the run's id,
+/// so that no other run's rewind (which drops its as-of table before building it) can take it.
+pub fn asof_table_name(table: &str, run_id: &str) -> String {
+    let suffix = format!("__asof_{}", run_id.replace('-', "_"));
+    let keep: String = table.chars().take(64 - suffix.len()).collect();
+    format!("{keep}{suffix}")
 }
 
 /// `<table>__restored_<yyyymmddhhmmss>` (`--mode side-table`), within MySQL's 64 characters.
@@ -594,6 +602,18 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn an_as_of_table_name_is_the_run_s_own_and_fits_mysql() {
+        let long = "t".repeat(64);
+        let name = asof_table_name(&long, "20261202t203514-5eb0");
+        assert_eq!(name.len(), 64);
+        assert!(name.ends_with("__asof_20261202t203514_5eb0"));
+        assert_eq!(
+            asof_table_name("billing", "20261202t203514-5eb0"),
+            "billing__asof_20261202t203514_5eb0"
+        );
     }
 
     #[test]

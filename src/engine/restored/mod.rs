@@ -6,9 +6,11 @@
 //! choice of kind is [`for_plan`].
 //!
 //! The kinds: an RDS instance restored to a point in time (`instance`) and a DB cluster
-//! restored to one (`cluster`: Aurora MySQL, Multi-AZ DB clusters). The binlog rewind is the
-//! next: a module, and one arm in `for_plan`. `source` finds what the operator named (an
-//! instance, a cluster, or a member of one) before the kind is chosen.
+//! restored to one (`cluster`: Aurora MySQL, Multi-AZ DB clusters). The binlog rewind
+//! (`--source binlog`) restores nothing in AWS, so it is not a kind of copy here: the machine
+//! drives it through its own steps (`machine/rewind.rs`) and the data side builds it
+//! (`data/binlog/rewind.rs`). `source` finds what the operator named (an instance, a cluster,
+//! or a member of one) before the kind is chosen.
 
 use async_trait::async_trait;
 
