@@ -18,6 +18,27 @@ async fn asof_tables(sb: &Sandbox, table: &str) -> Vec<String> {
     .unwrap()
 }
 
+/// Resumes the one run in `state`, then checks production holds every restored row and the
+/// rows written since, once, and the as-of table is gone; drops the test's table.
+async fn resume_ends_exact(
+    sb: &Sandbox,
+    state: &std::path::Path,
+    table: &str,
+    before: &[Vec<mysql_async::Value>],
+    restored: &[Vec<mysql_async::Value>],
+) {
+    let run = common::run_id_of(&common::state_files(state)[0]);
+    let out = command(state).args(["resume", &run, "--yes"]).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    compare_rows(
+        &Sandbox::rows(&sb.production, table).await,
+        &expected_after(before, restored),
+    )
+    .unwrap();
+    assert!(asof_tables(sb, table).await.is_empty(), "the as-of table is dropped");
+    sb.drop_table(table).await;
+}
+
 /// AWS actions the twin saw that are not descriptions.
 fn writes(twin: &Twin) -> Vec<String> {
     twin.requests()
@@ -110,21 +131,7 @@ async fn a_crash_in_the_merge_resumes_exactly_once() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(86), "crashed: {}", describe(&out));
-    let files = common::state_files(state.path());
-    let run = common::run_id_of(&files[0]);
-    let out = command(state.path())
-        .args(["resume", &run, "--yes"])
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    compare_rows(
-        &Sandbox::rows(&sb.production, &table).await,
-        &expected_after(&before, &restored),
-    )
-    .unwrap();
-    assert!(asof_tables(&sb, &table).await.is_empty());
-    sb.drop_table(&table).await;
+    resume_ends_exact(&sb, state.path(), &table, &before, &restored).await;
 }
 
 /// Each condition a rewind needs refuses it before anything is written: production's rows
@@ -221,20 +228,7 @@ async fn a_crash_after_the_as_of_table_is_built_rebuilds_it_on_resume_and_abort_
     let out = crash(owned(&args), state.path().to_path_buf()).await;
     assert_eq!(out.status.code(), Some(86), "{}", describe(&out));
     assert_eq!(asof_tables(&sb, &table).await.len(), 1, "built before the crash");
-    let run = common::run_id_of(&common::state_files(state.path())[0]);
-    let out = command(state.path())
-        .args(["resume", &run, "--yes"])
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    compare_rows(
-        &Sandbox::rows(&sb.production, &table).await,
-        &expected_after(&before, &restored),
-    )
-    .unwrap();
-    assert!(asof_tables(&sb, &table).await.is_empty());
-    sb.drop_table(&table).await;
+    resume_ends_exact(&sb, state.path(), &table, &before, &restored).await;
 
     // Abort: it connects to no database, so it says the as-of table is left, and where.
     let table = unique_table("rewind_abort");
