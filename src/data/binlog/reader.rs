@@ -269,7 +269,8 @@ impl BinlogReader<'_> {
         Ok(found)
     }
 
-    /// The last file begun at or before `since` (the first holds older events than any), found
+    /// The last file begun strictly before `since`'s second (one begun in that second may follow one
+    /// holding events of that second; the first holds older events than any), found
     /// by bisection: file start times only grow.
     async fn first_file(&self, log: &ServerLog, since: DateTime<Utc>) -> Result<usize> {
         let (mut lo, mut hi) = (0usize, log.files.len());
@@ -277,7 +278,7 @@ impl BinlogReader<'_> {
         while lo + 1 < hi {
             let mid = (lo + hi) / 2;
             match self.file_start(log, &log.files[mid].0).await? {
-                Some(t) if t <= since => lo = mid,
+                Some(t) if t < since => lo = mid,
                 _ => hi = mid,
             }
         }
