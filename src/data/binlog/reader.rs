@@ -69,7 +69,9 @@ pub struct BinlogReader<'a> {
     pub endpoint: Endpoint,
 }
 
-fn db_err(e: mysql_async::Error) -> Error {
+/// A server error while reading the binlog or its tables, as the operator needs it: a missing
+/// privilege or a purged file named as such, anything else as production's one-line error.
+pub(super) fn db_err(e: mysql_async::Error) -> Error {
     let detail = crate::error::one_line(&e.to_string());
     if let mysql_async::Error::Server(s) = &e {
         // 1227: access denied, a privilege is missing; 1236: the primary cannot send from

@@ -20,9 +20,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
 
 use super::decode::ColumnDef;
-use super::reader::{BinlogReader, Images, ServerLog};
+use super::reader::{db_err, BinlogReader, Images, ServerLog};
 use super::{Change, Scan};
-use crate::error::{Error, Result, Side};
+use crate::error::{Error, Result};
 use crate::mysql::quote_ident;
 use crate::ports::{RewindOutcome, Row, TableRef};
 use crate::rowcodec::encode_values;
@@ -36,13 +36,6 @@ fn refuse(what: String) -> Error {
     Error::BinlogUnusable {
         what,
         fix: "use the instance restore (`--source pitr`, the default)".into(),
-    }
-}
-
-fn db_err(e: mysql_async::Error) -> Error {
-    Error::Db {
-        side: Side::Production,
-        detail: crate::error::one_line(&e.to_string()),
     }
 }
 
@@ -63,12 +56,7 @@ pub async fn check(reader: &BinlogReader<'_>, table: &TableRef, asof: &TableRef,
     let after = to + chrono::Duration::seconds(1);
     let statements = reader.scan(&log, table, after, None, &|_, _, _| {}).await?;
     if let Some(t) = foreign_statement(&statements, asof) {
-        return Err(refuse(format!(
-            "`{}` at {} ({}) is a statement on the table after the point: a rewind cannot cross it",
-            t.statements[0].text,
-            t.start,
-            t.time.to_rfc3339()
-        )));
+        return Err(crossing(t));
     }
     // The second read starts where the first found the point, not at its file's start.
     log.resume_at = statements.first_at.clone().map(|p| (after, p));
@@ -248,10 +236,7 @@ pub async fn rewind(
         )
         .await?;
     if let Some(t) = foreign_statement(&scan, asof) {
-        return Err(refuse(format!(
-            "`{}` at {} is a statement on the table after the point: a rewind cannot cross it",
-            t.statements[0].text, t.start
-        )));
+        return Err(crossing(t));
     }
     let keys_rewound = at_point.len() as u64;
     let target = Target {
@@ -281,6 +266,16 @@ fn foreign_statement<'s>(scan: &'s Scan, asof: &TableRef) -> Option<&'s super::T
     scan.txns
         .iter()
         .find(|t| t.statements.iter().any(|s| !s.text.contains(&asof.table)))
+}
+
+/// The refusal for a statement on the table after the point.
+fn crossing(t: &super::TableTxn) -> Error {
+    refuse(format!(
+        "`{}` at {} ({}) is a statement on the table after the point: a rewind cannot cross it",
+        t.statements[0].text,
+        t.start,
+        t.time.to_rfc3339()
+    ))
 }
 
 fn qualified(t: &TableRef) -> String {
