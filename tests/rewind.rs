@@ -137,11 +137,20 @@ async fn a_crash_in_the_merge_resumes_exactly_once() {
 /// Each condition a rewind needs refuses it before anything is written: production's rows
 /// are as they were, and no as-of table was made.
 async fn refused(sb: &Sandbox, table: &str, time: &str, expected: &str) {
+    refused_as(sb, table, time, expected, &[]).await
+}
+
+async fn refused_as(sb: &Sandbox, table: &str, time: &str, expected: &str, env: &[(&str, &str)]) {
     let before = Sandbox::rows(&sb.production, table).await;
     let state = tempfile::tempdir().unwrap();
     let mut args = restore_args(table, time);
     args.extend(["--source", "binlog", "--yes"]);
-    let out = command(state.path()).args(&args).output().await.unwrap();
+    let mut cmd = command(state.path());
+    cmd.args(&args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(expected) && err.contains("--source pitr"), "{err}");
@@ -186,6 +195,46 @@ async fn a_delete_logged_as_a_statement_or_without_full_images_or_ddl_refuses_th
         refused(&sb, &t, &time, expected).await;
         Sandbox::exec(&sb.production, &format!("DROP TABLE `{t}`")).await;
     }
+}
+
+/// A user that may read the binlog and write its own database but not make temporary tables
+/// there (where the rewind stages the changes) is refused in validation, with the grant named.
+#[tokio::test]
+async fn a_user_without_create_temporary_tables_is_refused_before_any_write() {
+    let sb = Sandbox::connect().await;
+    let t = unique_table("rw_notemp");
+    let user = t.clone();
+    let password = format!("pw-{}", rand::random::<u64>());
+    Sandbox::exec(
+        &sb.production,
+        &format!(
+            "CREATE TABLE `{t}` (id BIGINT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO `{t}` SELECT seq FROM seq_1_to_20; \
+             CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}' REQUIRE SSL; \
+             GRANT SELECT, INSERT, LOCK TABLES, CREATE, DROP, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'127.0.0.1'; \
+             GRANT SELECT, INSERT, DELETE, CREATE, DROP ON rds_table_restore.* TO '{user}'@'127.0.0.1'"
+        ),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    Sandbox::exec(&sb.production, &format!("DELETE FROM `{t}` WHERE id <= 5")).await;
+    refused_as(
+        &sb,
+        &t,
+        &time,
+        "CREATE TEMPORARY TABLES ON `rds_table_restore`.*",
+        &[
+            ("RDS_TABLE_RESTORE_DB_USER", user.as_str()),
+            ("RDS_TABLE_RESTORE_DB_PASSWORD", password.as_str()),
+        ],
+    )
+    .await;
+    Sandbox::exec(
+        &sb.production,
+        &format!("DROP USER '{user}'@'127.0.0.1'; DROP TABLE `{t}`"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -254,5 +303,56 @@ async fn a_crash_after_the_as_of_table_is_built_rebuilds_it_on_resume_and_abort_
     let left = asof_tables(&sb, &table).await;
     assert_eq!(left.len(), 1);
     Sandbox::exec(&sb.production, &format!("DROP TABLE rds_table_restore.`{}`", left[0])).await;
+    sb.drop_table(&table).await;
+}
+
+/// The second kind of accident: an UPDATE that overwrites a column on many rows. Around it, a
+/// unique value moves from one row to another, which a put-back in batches would trip over (the
+/// first row's value back while the second still holds it). The side table must hold exactly
+/// the rows as they were, which the restored server keeps, seeded the same.
+#[tokio::test]
+async fn an_update_of_many_rows_and_a_unique_value_moved_between_rows_are_rewound_exactly() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("rewind_update");
+    for pool in [&sb.production, &sb.restored] {
+        Sandbox::exec(
+            pool,
+            &format!(
+                "CREATE TABLE `{table}` (id INT PRIMARY KEY, email VARCHAR(40) NOT NULL UNIQUE, \
+                 note VARCHAR(40) NOT NULL, FULLTEXT (note)) ENGINE=InnoDB; \
+                 INSERT INTO `{table}` SELECT seq, CONCAT('e', seq), CONCAT('n', seq) FROM seq_1_to_2000"
+            ),
+        )
+        .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for sql in [
+        "UPDATE `{t}` SET email = 'gone' WHERE id = 1",
+        "UPDATE `{t}` SET note = 'overwritten' WHERE id BETWEEN 2 AND 1201",
+        "UPDATE `{t}` SET email = 'e1' WHERE id = 1500",
+        "INSERT INTO `{t}` VALUES (5000, 'new', 'new')",
+    ] {
+        Sandbox::exec(&sb.production, &sql.replace("{t}", &table)).await;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let mut args = restore_args(&table, &time);
+    args.extend(["--source", "binlog", "--mode", "side-table", "--yes"]);
+    let out = command(state.path()).args(&args).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let mut c = sb.production.get_conn().await.unwrap();
+    let side: Vec<String> = c
+        .query(format!("SHOW TABLES FROM shop LIKE '{table}\\_\\_restored\\_%'"))
+        .await
+        .unwrap();
+    assert_eq!(side.len(), 1, "{side:?}");
+    compare_rows(
+        &Sandbox::rows(&sb.production, &side[0]).await,
+        &Sandbox::rows(&sb.restored, &table).await,
+    )
+    .unwrap();
+    assert!(asof_tables(&sb, &table).await.is_empty(), "the as-of table is dropped");
+    Sandbox::exec(&sb.production, &format!("DROP TABLE shop.`{}`", side[0])).await;
     sb.drop_table(&table).await;
 }

@@ -9,6 +9,7 @@
 //! be read here: they end the read with an error, never a skip, since a skipped event would be
 //! a row unaccounted for.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use mysql_async::binlog::events::{Event, EventData, GtidEvent, QueryEvent, RotateEvent, RowsEventData};
@@ -43,7 +44,31 @@ pub type ScanProgress<'a> = dyn Fn(&Position, Option<DateTime<Utc>>, usize) + Sy
 /// and what takes each change with its transaction's time.
 pub struct Images<'a> {
     pub columns: &'a [ColumnDef],
-    pub sink: &'a mut (dyn FnMut(DateTime<Utc>, Change) -> Result<()> + Send),
+    pub sink: &'a mut dyn ImageSink,
+}
+
+/// Takes each decoded change, in binlog order. A change is taken without waiting; between
+/// events the read gives the sink a chance to write out what it holds ([`ImageSink::drain`]),
+/// so a sink that stages changes in a database keeps a bounded buffer, not every row of a
+/// long read.
+#[async_trait]
+pub trait ImageSink: Send {
+    fn change(&mut self, time: DateTime<Utc>, change: Change) -> Result<()>;
+
+    /// Called after every event; writes out the buffer when it is worth a round trip.
+    async fn drain(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A closure is a sink that holds nothing back.
+impl<F> ImageSink for F
+where
+    F: FnMut(DateTime<Utc>, Change) -> Result<()> + Send,
+{
+    fn change(&mut self, time: DateTime<Utc>, change: Change) -> Result<()> {
+        self(time, change)
+    }
 }
 
 /// What the server's binary logging is.
@@ -345,6 +370,9 @@ impl BinlogReader<'_> {
             let event = event.map_err(db_err)?;
             if !state.take(&event, &stream, &mut images)? {
                 break;
+            }
+            if let Some(images) = images.as_mut() {
+                images.sink.drain().await?;
             }
             if told.elapsed() >= PROGRESS_EVERY {
                 told = std::time::Instant::now();
@@ -667,7 +695,7 @@ impl<'t> Reading<'t> {
                     (None, Some(after)) => Change::Insert { after },
                     (None, None) => continue,
                 };
-                (images.sink)(txn_time, change)?;
+                images.sink.change(txn_time, change)?;
             }
         }
         if let Some(t) = self.open.as_mut() {

@@ -13,24 +13,26 @@
 //! no compressed events, the binlog reaching back to the point, a primary key, and no statement
 //! on the table (DDL, or DML logged as a statement) after it.
 
-use std::collections::HashSet;
-
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
 
 use super::decode::ColumnDef;
-use super::reader::{db_err, BinlogReader, Images, ServerLog};
+use super::reader::{db_err, BinlogReader, ImageSink, Images, ServerLog};
 use super::{Change, Scan};
 use crate::error::{Error, Result};
 use crate::mysql::quote_ident;
 use crate::ports::{RewindOutcome, Row, TableRef};
-use crate::rowcodec::encode_values;
 
 /// Rows per statement when putting values back.
 const BATCH_ROWS: usize = 500;
 /// Bytes of values per statement at most (well under any max_allowed_packet).
 const BATCH_BYTES: usize = 4 << 20;
+
+/// What the tool's user needs on its own database (its name is [`crate::plan::SCRATCH_DATABASE`]).
+const GRANT_FIX: &str = "as an admin: GRANT SELECT, INSERT, DELETE, CREATE, DROP, CREATE TEMPORARY TABLES ON \
+                         `rds_table_restore`.* TO '<the tool's user>'@'%' (the tool deletes rows only there)";
 
 fn refuse(what: String) -> Error {
     Error::BinlogUnusable {
@@ -50,20 +52,31 @@ pub struct Checked {
 
 /// Every check a rewind of `table` to `to` makes before it writes anything, read-only.
 pub async fn check(reader: &BinlogReader<'_>, table: &TableRef, asof: &TableRef, to: DateTime<Utc>) -> Result<Checked> {
-    let (mut log, columns, key) = prepare(reader, table, asof, to).await?;
-    // A statement on the table first (a DDL also makes the rows after it undecodable against
-    // the table's definition now, and the statement is the thing to name).
+    let (log, columns, key) = prepare(reader, table, asof, to).await?;
+    // The staging tables once, created and dropped: a missing privilege or a key they cannot
+    // hold refuses here, not after the copy.
+    let mut conn = reader.conn_for_writes().await?;
+    let staging = Staging::new(asof, &columns, &key);
+    let staged = match staging.create(&mut conn, table).await {
+        Ok(()) => staging.drop(&mut conn).await,
+        Err(e) => Err(e),
+    };
+    let _ = conn.disconnect().await;
+    staged.map_err(|e| match e {
+        Error::Db { detail, .. } => Error::BinlogUnusable {
+            what: format!(
+                "the rewind cannot stage the changes in temporary tables in `{}` ({detail})",
+                asof.database
+            ),
+            fix: format!("{GRANT_FIX}; or use the instance restore (`--source pitr`, the default)"),
+        },
+        other => other,
+    })?;
+    // One read: every change after the point decoded and thrown away (a partial image or a
+    // value that cannot be read refuses before anything is written), and every statement.
     let after = to + chrono::Duration::seconds(1);
-    let statements = reader.scan(&log, table, after, None, &|_, _, _| {}).await?;
-    if let Some(t) = foreign_statement(&statements, asof) {
-        return Err(crossing(t));
-    }
-    // The second read starts where the first found the point, not at its file's start.
-    log.resume_at = statements.first_at.clone().map(|p| (after, p));
-    // Every change after the point, decoded and thrown away: a partial image or a value that
-    // cannot be read refuses here, before anything is written.
     let mut discard = |_: DateTime<Utc>, _: Change| Ok(());
-    let scan = reader
+    let read = reader
         .scan_with(
             &log,
             table,
@@ -75,7 +88,19 @@ pub async fn check(reader: &BinlogReader<'_>, table: &TableRef, asof: &TableRef,
                 sink: &mut discard,
             }),
         )
-        .await?;
+        .await;
+    let scan = match read {
+        Ok(scan) => scan,
+        // Rows that cannot be read against the table's definition now are most often the
+        // rows after a DDL on it: then the statement is the thing to name.
+        Err(e) => {
+            let statements = reader.scan(&log, table, after, None, &|_, _, _| {}).await?;
+            return Err(foreign_statement(&statements, asof).map(crossing).unwrap_or(e));
+        }
+    };
+    if let Some(t) = foreign_statement(&scan, asof) {
+        return Err(crossing(t));
+    }
     Ok(Checked {
         log,
         columns,
@@ -130,9 +155,8 @@ async fn prepare(
                 asof.database
             ),
             fix: format!(
-                "create it once, as an admin: CREATE DATABASE `{0}`; GRANT SELECT, INSERT, DELETE, CREATE, DROP ON \
-                 `{0}`.* TO '<the tool's user>'@'%' (the tool deletes rows only there); or use the instance \
-                 restore (`--source pitr`, the default)",
+                "create it once, as an admin: CREATE DATABASE `{}`; {GRANT_FIX}; or use the instance restore \
+                 (`--source pitr`, the default)",
                 asof.database
             ),
         });
@@ -153,20 +177,17 @@ async fn prepare(
     Ok((log, columns, key))
 }
 
-/// What the build reads of the checks.
-struct Prepared {
-    log: ServerLog,
-    columns: Vec<ColumnDef>,
-    key: Vec<usize>,
-}
-
-/// One key's value at the point: a row to put back, or nothing (it did not exist).
-enum AtPoint {
-    Row(Row),
-    Absent(Vec<Value>),
-}
-
 /// Builds `asof` (new) as `table` was at `to`. Runs the checks again first.
+///
+/// The first change of each key after the point is staged in two temporary tables of the
+/// rewind's session (in ROW format they are not written to the binlog): the keys, each with
+/// whether it existed at the point, and the before-images. Both keep the first row of a key
+/// (`ON DUPLICATE KEY` does nothing), and changes arrive in binlog order, so the first change
+/// wins without the tool holding a set of every key: its memory is one batch, however many rows
+/// the accident took. Keys compare as the table compares them (the staging columns are the
+/// table's), so a case-insensitive key changed only in case is one key, as in the table.
+/// The as-of table is then set right in two statements, all rewound keys at once, so a unique
+/// secondary key that moved between rows after the point never sees two holders.
 pub async fn rewind(
     reader: &BinlogReader<'_>,
     table: &TableRef,
@@ -176,77 +197,65 @@ pub async fn rewind(
     // Validation made every check just before (on every resume too): what the build needs of
     // them is read again, the events are read once, below, and still refuse a statement.
     let (log, columns, key) = prepare(reader, table, asof, to).await?;
-    let checked = Prepared { log, columns, key };
-    let written: Vec<&ColumnDef> = checked.columns.iter().filter(|c| !c.generated).collect();
-    let names: Vec<String> = written.iter().map(|c| quote_ident(&c.name)).collect();
-    let key_names: Vec<String> = checked.key.iter().map(|&i| names[i].clone()).collect();
+    let staging = Staging::new(asof, &columns, &key);
     let (t, a) = (qualified(table), qualified(asof));
 
     let mut conn = reader.conn_for_writes().await?;
     exec(&mut conn, &format!("DROP TABLE IF EXISTS {a}")).await?;
     exec(&mut conn, &format!("CREATE TABLE {a} LIKE {t}")).await?;
+    staging.create(&mut conn, table).await?;
     exec(&mut conn, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
-    let cols = names.join(", ");
+    let cols = staging.cols.join(", ");
     exec(&mut conn, &format!("INSERT INTO {a} ({cols}) SELECT {cols} FROM {t}")).await?;
     exec(&mut conn, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
 
     // The first change of each key after the point, read from the binlog to its end (past the
-    // copy just taken).
-    let mut seen: HashSet<Vec<u8>> = HashSet::new();
-    let mut at_point: Vec<AtPoint> = Vec::new();
-    let key_of = |row: &Row| -> Vec<Value> { checked.key.iter().map(|&i| row[i].clone()).collect() };
-    let mut sink = |_: DateTime<Utc>, change: Change| {
-        let mut first = |k: Vec<Value>| seen.insert(encode_values(&k));
-        match change {
-            Change::Delete { before } => {
-                if first(key_of(&before)) {
-                    at_point.push(AtPoint::Row(before));
-                }
-            }
-            Change::Insert { after } => {
-                let k = key_of(&after);
-                if first(k.clone()) {
-                    at_point.push(AtPoint::Absent(k));
-                }
-            }
-            Change::Update { before, after } => {
-                let (kb, ka) = (key_of(&before), key_of(&after));
-                let moved = kb != ka;
-                if first(kb) {
-                    at_point.push(AtPoint::Row(before));
-                }
-                if moved && first(ka.clone()) {
-                    at_point.push(AtPoint::Absent(ka));
-                }
-            }
-        }
-        Ok(())
+    // copy just taken), staged as it comes.
+    let mut stager = Stager {
+        conn: &mut conn,
+        staging: &staging,
+        rows: Vec::new(),
+        keys: Vec::new(),
+        bytes: 0,
     };
     let scan = reader
         .scan_with(
-            &checked.log,
+            &log,
             table,
             to + chrono::Duration::seconds(1),
             None,
             &|_, _, _| {},
             Some(Images {
-                columns: &checked.columns,
-                sink: &mut sink,
+                columns: &columns,
+                sink: &mut stager,
             }),
         )
         .await?;
+    stager.flush().await?;
     if let Some(t) = foreign_statement(&scan, asof) {
         return Err(crossing(t));
     }
-    let keys_rewound = at_point.len() as u64;
-    let target = Target {
-        table: &a,
-        cols: &cols,
-        ncols: names.len(),
-        key_names: &key_names,
-        key: &checked.key,
-    };
-    put_back(&mut conn, &target, at_point).await?;
+    let keys_rewound: Option<u64> = conn
+        .query_first(format!("SELECT COUNT(*) FROM {}", staging.keys))
+        .await
+        .map_err(db_err)?;
+    // Names in full, not aliases: MariaDB resolves a multi-table DELETE's alias in the
+    // session's default database, which this session has none of.
+    let on = staging.join_on(&a, &staging.keys);
+    exec(&mut conn, &format!("DELETE {a} FROM {a} JOIN {} ON {on}", staging.keys)).await?;
+    let picked: Vec<String> = staging.cols.iter().map(|c| format!("r.{c}")).collect();
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO {a} ({cols}) SELECT {} FROM {} AS r JOIN {} AS k ON {} WHERE k.{ABSENT} = 0",
+            picked.join(", "),
+            staging.rows,
+            staging.keys,
+            staging.join_on("r", "k"),
+        ),
+    )
+    .await?;
+    staging.drop(&mut conn).await?;
     let rows: Option<u64> = conn
         .query_first(format!("SELECT COUNT(*) FROM {a}"))
         .await
@@ -254,14 +263,15 @@ pub async fn rewind(
     let _ = conn.disconnect().await;
     Ok(RewindOutcome {
         transactions: scan.txns.len() as u64,
-        keys_rewound,
+        keys_rewound: keys_rewound.unwrap_or(0),
         rows: rows.unwrap_or(0),
         end: scan.end.map(|p| p.to_string()).unwrap_or_default(),
     })
 }
 
 /// The first transaction with a statement on the table, other than this run's own on its
-/// as-of table (`CREATE TABLE <as-of> LIKE <table>` names the table too).
+/// as-of table (`CREATE TABLE <as-of> LIKE <table>` names the table too, and so do the
+/// staging tables' names, which begin with the as-of table's).
 fn foreign_statement<'s>(scan: &'s Scan, asof: &TableRef) -> Option<&'s super::TableTxn> {
     scan.txns
         .iter()
@@ -286,39 +296,194 @@ async fn exec(conn: &mut Conn, sql: &str) -> Result<()> {
     conn.query_drop(sql).await.map_err(db_err)
 }
 
-/// Where the rewound values go: the as-of table, its written columns, its key (names, and
-/// positions among the columns).
-struct Target<'a> {
-    table: &'a str,
-    cols: &'a str,
-    ncols: usize,
-    key_names: &'a [String],
-    key: &'a [usize],
+/// The staging column that says a key did not exist at the point.
+const ABSENT: &str = "`rewind_absent`";
+
+/// The two temporary tables of a rewind, named after its as-of table.
+struct Staging {
+    /// Every key changed after the point, with [`ABSENT`].
+    keys: String,
+    /// The before-image of each key's first change that had one.
+    rows: String,
+    /// The table's written columns, quoted.
+    cols: Vec<String>,
+    /// The key's columns, quoted.
+    key_names: Vec<String>,
+    /// Positions of the key's columns among `cols`.
+    key: Vec<usize>,
 }
 
-/// Deletes every rewound key from the copy and inserts the rows that existed at the point, in
-/// batches, each one transaction. Each key comes once (its first change), so the order of the
-/// batches does not matter.
-async fn put_back(conn: &mut Conn, target: &Target<'_>, at_point: Vec<AtPoint>) -> Result<()> {
-    let mut batch: Vec<AtPoint> = Vec::new();
-    let mut bytes = 0usize;
-    // MySQL's limit of 65,535 placeholders in one statement.
-    let max_rows = BATCH_ROWS.min(60_000 / target.ncols.max(1)).max(1);
-    for item in at_point {
-        bytes += match &item {
-            AtPoint::Row(r) => r.iter().map(value_size).sum::<usize>(),
-            AtPoint::Absent(k) => k.iter().map(value_size).sum::<usize>(),
+impl Staging {
+    fn new(asof: &TableRef, columns: &[ColumnDef], key: &[usize]) -> Staging {
+        let cols: Vec<String> = columns
+            .iter()
+            .filter(|c| !c.generated)
+            .map(|c| quote_ident(&c.name))
+            .collect();
+        let key_names = key.iter().map(|&i| cols[i].clone()).collect();
+        let named = |suffix: &str| {
+            format!(
+                "{}.{}",
+                quote_ident(&asof.database),
+                quote_ident(&format!("{}__{suffix}", asof.table))
+            )
         };
-        batch.push(item);
-        if batch.len() >= max_rows || bytes >= BATCH_BYTES {
-            apply(conn, target, std::mem::take(&mut batch)).await?;
-            bytes = 0;
+        Staging {
+            keys: named("keys"),
+            rows: named("rows"),
+            cols,
+            key_names,
+            key: key.to_vec(),
         }
     }
-    if !batch.is_empty() {
-        apply(conn, target, batch).await?;
+
+    /// Creates both, empty, with the table's own column types (`CREATE ... SELECT` of no row
+    /// copies them) and its primary key, and no other index: the staged rows need no other
+    /// check, and an index a temporary table cannot have (FULLTEXT, in InnoDB) cannot refuse.
+    async fn create(&self, conn: &mut Conn, table: &TableRef) -> Result<()> {
+        self.drop(conn).await?;
+        let t = qualified(table);
+        let key = self.key_names.join(", ");
+        exec(
+            conn,
+            &format!(
+                "CREATE TEMPORARY TABLE {} (PRIMARY KEY ({key})) SELECT {key}, 0 AS {ABSENT} FROM {t} WHERE FALSE",
+                self.keys
+            ),
+        )
+        .await?;
+        exec(
+            conn,
+            &format!(
+                "CREATE TEMPORARY TABLE {} (PRIMARY KEY ({key})) SELECT {} FROM {t} WHERE FALSE",
+                self.rows,
+                self.cols.join(", ")
+            ),
+        )
+        .await
     }
-    Ok(())
+
+    async fn drop(&self, conn: &mut Conn) -> Result<()> {
+        exec(
+            conn,
+            &format!("DROP TEMPORARY TABLE IF EXISTS {}, {}", self.keys, self.rows),
+        )
+        .await
+    }
+
+    /// `x.k1 = y.k1 AND ...` over the key's columns.
+    fn join_on(&self, x: &str, y: &str) -> String {
+        self.key_names
+            .iter()
+            .map(|k| format!("{x}.{k} = {y}.{k}"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// `INSERT INTO <into> (<cols>) VALUES (...), ... ON DUPLICATE KEY UPDATE k = k`: the row
+    /// already staged for a key stays.
+    fn insert(&self, into: &str, cols: &[String], rows: usize) -> String {
+        let one = format!("({})", vec!["?"; cols.len()].join(", "));
+        format!(
+            "INSERT INTO {into} ({}) VALUES {} ON DUPLICATE KEY UPDATE {k} = {k}",
+            cols.join(", "),
+            vec![one.as_str(); rows].join(", "),
+            k = self.key_names[0]
+        )
+    }
+}
+
+/// Stages changes as the read hands them over, a batch at a time.
+struct Stager<'a> {
+    conn: &'a mut Conn,
+    staging: &'a Staging,
+    /// Before-images not yet staged.
+    rows: Vec<Row>,
+    /// Keys not yet staged, with whether they were absent at the point.
+    keys: Vec<(Vec<Value>, bool)>,
+    bytes: usize,
+}
+
+impl Stager<'_> {
+    fn key_of(&self, row: &Row) -> Vec<Value> {
+        self.staging.key.iter().map(|&i| row[i].clone()).collect()
+    }
+
+    fn before(&mut self, row: Row) {
+        let key = self.key_of(&row);
+        self.bytes += row.iter().map(value_size).sum::<usize>();
+        self.keys.push((key, false));
+        self.rows.push(row);
+    }
+
+    fn absent(&mut self, key: Vec<Value>) {
+        self.bytes += key.iter().map(value_size).sum::<usize>();
+        self.keys.push((key, true));
+    }
+
+    fn full(&self) -> bool {
+        // MySQL's limit of 65,535 placeholders in one statement.
+        let max_rows = BATCH_ROWS.min(60_000 / (self.staging.cols.len() + 1)).max(1);
+        self.rows.len() >= max_rows || self.keys.len() >= max_rows || self.bytes >= BATCH_BYTES
+    }
+
+    /// Writes out both buffers: keys and rows each in their order, which is all the first-wins
+    /// rule needs (each table decides on its own rows).
+    async fn flush(&mut self) -> Result<()> {
+        if !self.keys.is_empty() {
+            let keys = std::mem::take(&mut self.keys);
+            let mut cols = self.staging.key_names.clone();
+            cols.push(ABSENT.to_string());
+            let sql = self.staging.insert(&self.staging.keys, &cols, keys.len());
+            let params: Vec<Value> = keys
+                .into_iter()
+                .flat_map(|(k, absent)| k.into_iter().chain(std::iter::once(Value::Int(absent as i64))))
+                .collect();
+            self.conn
+                .exec_drop(sql, Params::Positional(params))
+                .await
+                .map_err(db_err)?;
+        }
+        if !self.rows.is_empty() {
+            let rows = std::mem::take(&mut self.rows);
+            let sql = self.staging.insert(&self.staging.rows, &self.staging.cols, rows.len());
+            let params: Vec<Value> = rows.into_iter().flatten().collect();
+            self.conn
+                .exec_drop(sql, Params::Positional(params))
+                .await
+                .map_err(db_err)?;
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ImageSink for Stager<'_> {
+    fn change(&mut self, _: DateTime<Utc>, change: Change) -> Result<()> {
+        match change {
+            Change::Delete { before } => self.before(before),
+            Change::Insert { after } => {
+                let key = self.key_of(&after);
+                self.absent(key);
+            }
+            Change::Update { before, after } => {
+                let (kb, ka) = (self.key_of(&before), self.key_of(&after));
+                self.before(before);
+                if kb != ka {
+                    self.absent(ka);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn drain(&mut self) -> Result<()> {
+        if self.full() {
+            self.flush().await?;
+        }
+        Ok(())
+    }
 }
 
 fn value_size(v: &Value) -> usize {
@@ -326,54 +491,4 @@ fn value_size(v: &Value) -> usize {
         Value::Bytes(b) => b.len() + 8,
         _ => 16,
     }
-}
-
-async fn apply(conn: &mut Conn, target: &Target<'_>, batch: Vec<AtPoint>) -> Result<()> {
-    let width = target.key_names.len();
-    let mut delete_keys: Vec<Value> = Vec::new();
-    let mut rows: Vec<Row> = Vec::new();
-    for item in batch {
-        match item {
-            AtPoint::Absent(k) => delete_keys.extend(k),
-            AtPoint::Row(r) => {
-                delete_keys.extend(target.key.iter().map(|&i| r[i].clone()));
-                rows.push(r);
-            }
-        }
-    }
-    let (one_key, key_list) = if width == 1 {
-        ("?".to_string(), target.key_names[0].clone())
-    } else {
-        (
-            format!("({})", vec!["?"; width].join(", ")),
-            format!("({})", target.key_names.join(", ")),
-        )
-    };
-    let mut tx = conn
-        .start_transaction(mysql_async::TxOpts::default())
-        .await
-        .map_err(db_err)?;
-    let n_keys = delete_keys.len() / width.max(1);
-    if n_keys > 0 {
-        let sql = format!(
-            "DELETE FROM {} WHERE {key_list} IN ({})",
-            target.table,
-            vec![one_key.as_str(); n_keys].join(", ")
-        );
-        tx.exec_drop(sql, Params::Positional(delete_keys))
-            .await
-            .map_err(db_err)?;
-    }
-    if !rows.is_empty() {
-        let one_row = format!("({})", vec!["?"; target.ncols].join(", "));
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES {}",
-            target.table,
-            target.cols,
-            vec![one_row.as_str(); rows.len()].join(", ")
-        );
-        let params: Vec<Value> = rows.into_iter().flatten().collect();
-        tx.exec_drop(sql, Params::Positional(params)).await.map_err(db_err)?;
-    }
-    tx.commit().await.map_err(db_err)
 }
