@@ -77,6 +77,26 @@ async fn a_binlog_rewind_brings_the_rows_back_exactly_keeps_later_writes_and_wri
     assert!(asof_tables(&sb, &table).await.is_empty(), "the as-of table is dropped");
     let summary = common::summary(&out.stdout);
     assert_eq!(summary["source"], "binlog", "{summary}");
+    // `plan` shows both sources, the binlog's with the row changes since the point: the
+    // accident's deletes, the update and the inserts after it.
+    let mut plan_args = restore_args(&table, &time);
+    plan_args[0] = "plan";
+    let out = command(state.path())
+        .args(&plan_args)
+        .env("AWS_ENDPOINT_URL", twin.url())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        text.contains("--source pitr (this plan): an instance restored by RDS"),
+        "{text}"
+    );
+    assert!(text.contains("--source binlog: no instance, nothing in AWS"), "{text}");
     sb.drop_table(&table).await;
 }
 
@@ -137,10 +157,13 @@ async fn a_crash_in_the_merge_resumes_exactly_once() {
 /// Each condition a rewind needs refuses it before anything is written: production's rows
 /// are as they were, and no as-of table was made.
 async fn refused(sb: &Sandbox, table: &str, time: &str, expected: &str) {
-    refused_as(sb, table, time, expected, &[]).await
+    refused_as(sb, table, time, (expected, expected), &[]).await
 }
 
-async fn refused_as(sb: &Sandbox, table: &str, time: &str, expected: &str, env: &[(&str, &str)]) {
+/// `expected`: what the refusal says, and what `plan` of an instance restore says of the
+/// binlog (the refusal's first half, without the fix).
+async fn refused_as(sb: &Sandbox, table: &str, time: &str, expected: (&str, &str), env: &[(&str, &str)]) {
+    let (expected, plan_says) = expected;
     let before = Sandbox::rows(&sb.production, table).await;
     let state = tempfile::tempdir().unwrap();
     let mut args = restore_args(table, time);
@@ -160,6 +183,30 @@ async fn refused_as(sb: &Sandbox, table: &str, time: &str, expected: &str, env: 
         "production untouched"
     );
     assert!(asof_tables(sb, table).await.is_empty(), "no as-of table");
+    // `plan` of an instance restore says the binlog cannot serve, and why.
+    let mut plan_args = args.clone();
+    plan_args[0] = "plan";
+    plan_args.retain(|a| *a != "--source" && *a != "binlog" && *a != "--yes");
+    let mut cmd = command(state.path());
+    cmd.args(&plan_args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if expected.contains("purged") {
+        // Older than the binlogs, and inside RDS's window: the instance restore is the way.
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    }
+    if out.status.code() == Some(0) {
+        assert!(
+            text.contains("--source binlog: not possible:") && text.contains(plan_says),
+            "{text}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -223,7 +270,10 @@ async fn a_user_without_create_temporary_tables_is_refused_before_any_write() {
         &sb,
         &t,
         &time,
-        "CREATE TEMPORARY TABLES ON `rds_table_restore`.*",
+        (
+            "CREATE TEMPORARY TABLES ON `rds_table_restore`.*",
+            "the rewind cannot stage the changes in temporary tables",
+        ),
         &[
             ("RDS_TABLE_RESTORE_DB_USER", user.as_str()),
             ("RDS_TABLE_RESTORE_DB_PASSWORD", password.as_str()),

@@ -528,6 +528,8 @@ pub struct RewindOutcome {
     pub transactions: u64,
     /// Keys whose value was put back to the point (or removed: inserted after it).
     pub keys_rewound: u64,
+    /// Row changes on the table after the point (a key's first is the one put back).
+    pub changes: u64,
     /// Rows of the as-of table.
     pub rows: u64,
     /// Where the binlog read ended.

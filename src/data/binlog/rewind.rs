@@ -264,6 +264,7 @@ pub async fn rewind(
     Ok(RewindOutcome {
         transactions: scan.txns.len() as u64,
         keys_rewound: keys_rewound.unwrap_or(0),
+        changes: scan.txns.iter().map(|t| t.deleted + t.updated + t.inserted).sum(),
         rows: rows.unwrap_or(0),
         end: scan.end.map(|p| p.to_string()).unwrap_or_default(),
     })

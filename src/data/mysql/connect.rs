@@ -205,6 +205,12 @@ impl Connector for MysqlConnector {
             return Ok(crate::ports::RewindOutcome {
                 transactions: checked.scan.txns.len() as u64,
                 keys_rewound: 0,
+                changes: checked
+                    .scan
+                    .txns
+                    .iter()
+                    .map(|t| t.deleted + t.updated + t.inserted)
+                    .sum(),
                 rows: 0,
                 end: checked.scan.end.map(|p| p.to_string()).unwrap_or_default(),
             });

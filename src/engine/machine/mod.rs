@@ -142,6 +142,8 @@ pub struct Machine<'a> {
     _table_lock: File,
     /// `--dump-file` / `--dump-only`, open during the copy.
     dump: Option<crate::copy::DumpFile>,
+    /// What validation's binlog checks found (`--source binlog`), for `plan`.
+    rewind_checked: Option<crate::ports::RewindOutcome>,
 }
 
 impl<'a> Machine<'a> {
@@ -220,6 +222,7 @@ impl<'a> Machine<'a> {
             restored_session: None,
             production_session: None,
             lock_session: None,
+            rewind_checked: None,
             _table_lock: table_lock,
             dump: None,
         }

@@ -187,3 +187,139 @@ fn restore_line(plan: &Plan, class: &str) -> String {
         ),
     }
 }
+
+/// Both ways of obtaining the table, for `plan`: the chosen one passed validation; the other
+/// was asked, read-only, whether it could serve.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub chosen_binlog: bool,
+    /// Production's row estimate of the table.
+    pub rows: Option<u64>,
+    /// The instance restore: possible, or why not (the RDS window).
+    pub pitr: std::result::Result<(), String>,
+    /// The binlog rewind: what its checks found, or why it cannot serve.
+    pub binlog: std::result::Result<crate::ports::RewindOutcome, String>,
+}
+
+/// Rows a second the data steps move, as `scripts/bench` measured them on this project's
+/// sandbox (release build, loopback; docs/performance.md): the copy and the verification each,
+/// and the rewind's copy of the table inside production. Over a real link the instance path's
+/// copy and verification are slower; the rewind's copy never leaves production.
+const COPY_ROWS_PER_SEC: u64 = 50_000;
+const REWIND_ROWS_PER_SEC: u64 = 60_000;
+
+/// The two sources side by side with what each would take.
+pub fn sources_text(s: &Sources) -> String {
+    let rows = s.rows.unwrap_or(0);
+    let about_rows = match s.rows {
+        Some(r) => format!("~{} rows", thousands(r)),
+        None => "the table's rows".into(),
+    };
+    // Copy and verification, both sources alike.
+    let data = 2 * rows / COPY_ROWS_PER_SEC;
+    let chosen = |binlog: bool| if s.chosen_binlog == binlog { " (this plan)" } else { "" };
+    let pitr = match &s.pitr {
+        Ok(()) => format!(
+            "  sources         --source pitr{}: an instance restored by RDS, 20 minutes to hours of RDS's own time \
+             (it grows with the instance's storage and is not known in advance), then {about_rows} copied and \
+             verified over the network: {} more",
+            chosen(false),
+            duration(data)
+        ),
+        Err(why) => format!("  sources         --source pitr: not possible: {why}"),
+    };
+    let binlog = match &s.binlog {
+        Ok(found) => format!(
+            "                  --source binlog{}: no instance, nothing in AWS: {about_rows} copied inside production, {} row \
+             changes of {} transactions since the point put back, then the same merge and verification: {}",
+            chosen(true),
+            thousands(found.changes),
+            thousands(found.transactions),
+            duration(rows / REWIND_ROWS_PER_SEC + found.changes / COPY_ROWS_PER_SEC + data)
+        ),
+        Err(why) => format!("                  --source binlog: not possible: {why}"),
+    };
+    let lines = [
+        pitr,
+        binlog,
+        "                  (times at the rates this project measured on loopback; a real link is slower)".to_string(),
+    ];
+    crate::report::fit(&lines.join("\n"), 18).trim_end().to_string()
+}
+
+/// 1234567 as "1,234,567".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Seconds as the plan says them: "a few seconds", "12 s", "3 min".
+fn duration(secs: u64) -> String {
+    match secs {
+        0..=4 => "a few seconds".into(),
+        5..=119 => format!("about {secs} s"),
+        _ => format!("about {} min", secs.div_ceil(60)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(chosen_binlog: bool, binlog: std::result::Result<u64, &str>) -> Sources {
+        Sources {
+            chosen_binlog,
+            rows: Some(1_000_000),
+            pitr: Ok(()),
+            binlog: binlog
+                .map(|changes| crate::ports::RewindOutcome {
+                    transactions: 2,
+                    changes,
+                    ..Default::default()
+                })
+                .map_err(str::to_string),
+        }
+    }
+
+    /// The text without its wrapping.
+    fn flat(text: &str) -> String {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn both_sources_are_shown_with_their_time_and_the_chosen_one_marked() {
+        let text = flat(&sources_text(&sources(false, Ok(250_000))));
+        assert!(text.contains("--source pitr (this plan)"), "{text}");
+        assert!(text.contains("20 minutes to hours"), "{text}");
+        // 2 x 1M rows at 50,000/s: 40 s of copy and verification.
+        assert!(text.contains("network: about 40 s more"), "{text}");
+        assert!(text.contains("250,000 row changes of 2 transactions"), "{text}");
+        // 1M / 60,000 + 250,000 / 50,000 + 40 = 16 + 5 + 40.
+        assert!(text.contains("about 61 s"), "{text}");
+        assert!(!text.contains("--source binlog (this plan)"), "{text}");
+    }
+
+    #[test]
+    fn a_source_that_cannot_serve_says_why() {
+        let text = flat(&sources_text(&sources(false, Err("binlog_format is MIXED"))));
+        assert!(
+            text.contains("--source binlog: not possible: binlog_format is MIXED"),
+            "{text}"
+        );
+        let mut s = sources(true, Ok(10));
+        s.pitr = Err("the time is before the restore window".into());
+        let text = flat(&sources_text(&s));
+        assert!(text.contains("--source binlog (this plan)"), "{text}");
+        assert!(
+            text.contains("--source pitr: not possible: the time is before"),
+            "{text}"
+        );
+    }
+}

@@ -81,35 +81,7 @@ impl Machine<'_> {
                     )));
                 }
                 None => {
-                    if instance.backup_retention_days <= 0 {
-                        return Err(Error::NoBackups {
-                            id: instance.id.clone(),
-                        });
-                    }
-                    let latest = instance.latest_restorable.ok_or_else(|| Error::NoRestoreWindow {
-                        id: instance.id.clone(),
-                        status: instance.status.clone(),
-                    })?;
-                    // RDS gives the window's start in the automated backups; without it, the
-                    // instance's creation is the earliest moment that can exist. Never assume there
-                    // is no lower bound.
-                    let earliest = match instance.earliest_restorable {
-                        Some(t) => Some(t),
-                        None if plan.cluster.is_some() => None,
-                        None => {
-                            self.deps
-                                .rds
-                                .earliest_restorable_time(&instance.id, instance.dbi_resource_id.as_deref())
-                                .await?
-                        }
-                    };
-                    let earliest = match earliest {
-                        Some(t) => t,
-                        None => instance.created.ok_or_else(|| Error::NoRestoreWindow {
-                            id: instance.id.clone(),
-                            status: instance.status.clone(),
-                        })?,
-                    };
+                    let (earliest, latest) = self.restore_window(&instance).await?;
                     check_window(&instance, plan.restore_time, earliest, latest)?;
                     self.state.window = Some(crate::state::Window {
                         earliest,
@@ -217,6 +189,7 @@ impl Machine<'_> {
                     rfc3339(plan.restore_time),
                     checked.end
                 ));
+                self.rewind_checked = Some(checked);
             }
         }
         // What a statement may carry: the copy's chunks are held within it, and a restored row
@@ -310,13 +283,93 @@ impl Machine<'_> {
     /// nothing and writes nothing (the caller gives it a throwaway state directory).
     pub async fn preview(mut self) -> std::result::Result<String, RunFailure> {
         match self.validate().await {
-            Ok(source) => Ok(plan_text(
-                &self.state.plan,
-                &source.instance,
-                source.schema.is_none(),
-                &self.state.dependents,
-            )),
+            Ok(source) => {
+                let text = plan_text(
+                    &self.state.plan,
+                    &source.instance,
+                    source.schema.is_none(),
+                    &self.state.dependents,
+                );
+                let sources = self.sources(&source.instance).await;
+                Ok(format!("{text}\n{}", super::plan_text::sources_text(&sources)))
+            }
             Err(error) => Err(self.fail(error).await),
+        }
+    }
+
+    /// RDS's restore window of the source: (earliest, latest).
+    async fn restore_window(&self, instance: &Instance) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+        if instance.backup_retention_days <= 0 {
+            return Err(Error::NoBackups {
+                id: instance.id.clone(),
+            });
+        }
+        let latest = instance.latest_restorable.ok_or_else(|| Error::NoRestoreWindow {
+            id: instance.id.clone(),
+            status: instance.status.clone(),
+        })?;
+        // RDS gives the window's start in the automated backups; without it, the instance's
+        // creation is the earliest moment that can exist. Never assume there is no lower bound.
+        let earliest = match instance.earliest_restorable {
+            Some(t) => Some(t),
+            None if self.state.plan.cluster.is_some() => None,
+            None => {
+                self.deps
+                    .rds
+                    .earliest_restorable_time(&instance.id, instance.dbi_resource_id.as_deref())
+                    .await?
+            }
+        };
+        let earliest = match earliest {
+            Some(t) => t,
+            None => instance.created.ok_or_else(|| Error::NoRestoreWindow {
+                id: instance.id.clone(),
+                status: instance.status.clone(),
+            })?,
+        };
+        Ok((earliest, latest))
+    }
+
+    /// For `plan`: both ways of obtaining the table, the one not chosen asked read-only whether
+    /// it could serve (the RDS window; the binlog's checks, which read the binlog from the point).
+    async fn sources(&mut self, instance: &Instance) -> super::plan_text::Sources {
+        let plan = self.state.plan.clone();
+        let rows = match self.lock_session.as_mut() {
+            Some(s) => s.estimate_rows(&plan.table).await.unwrap_or(None),
+            None => None,
+        };
+        let why = |e: Error| match e {
+            Error::BinlogUnusable { what, .. } => what,
+            other => crate::error::one_line(&other.to_string()),
+        };
+        let pitr = if plan.is_binlog() {
+            match self.restore_window(instance).await {
+                Ok((earliest, latest)) => check_window(instance, plan.restore_time, earliest, latest).map_err(why),
+                Err(e) => Err(why(e)),
+            }
+        } else {
+            Ok(())
+        };
+        let binlog = match (plan.is_binlog(), instance.endpoint.as_ref()) {
+            (true, _) => Ok(self.rewind_checked.clone().unwrap_or_default()),
+            (false, None) => Err("production has no endpoint".to_string()),
+            (false, Some(production)) => {
+                let asof = crate::ports::TableRef {
+                    database: crate::plan::SCRATCH_DATABASE.into(),
+                    table: crate::plan::asof_table_name(&plan.table.table, &plan.run_id),
+                };
+                self.deps
+                    .db
+                    .rewind(production, &plan.table, &asof, plan.restore_time, true)
+                    .await
+                    .map_err(why)
+            }
+        };
+        super::plan_text::Sources {
+            chosen_binlog: plan.is_binlog(),
+            rows,
+            pitr,
+            binlog,
         }
     }
 }
