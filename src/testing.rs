@@ -738,6 +738,7 @@ pub fn request() -> crate::plan::Request {
         recreate_table: false,
         parallel: 1,
         source: Default::default(),
+        before: None,
     }
 }
 

@@ -506,3 +506,32 @@ async fn every_column_type_comes_back_from_the_binlog_exactly_as_a_select_return
     assert_eq!(deleted, updated, "every deleted row's before-image");
     Sandbox::exec(&sb.production, &format!("DROP TABLE `{t}`")).await;
 }
+
+/// One binlog event can be larger than max_allowed_packet: an UPDATE of a 9 MiB value logs it
+/// twice (before and after) in one row event of about 18 MiB, which production's 16 MiB limit
+/// let through. `find` reads past it, as a replica does.
+#[tokio::test]
+async fn find_reads_an_event_larger_than_max_allowed_packet() {
+    let sb = Sandbox::connect().await;
+    let t = unique_table("find_wide");
+    Sandbox::exec(
+        &sb.production,
+        &format!(
+            "CREATE TABLE `{t}` (id INT PRIMARY KEY, b LONGBLOB) ENGINE=InnoDB; \
+             INSERT INTO `{t}` VALUES (1, REPEAT('x', 9 * 1024 * 1024))"
+        ),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let since = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    Sandbox::exec(
+        &sb.production,
+        &format!("UPDATE `{t}` SET b = REPEAT('y', 9 * 1024 * 1024) WHERE id = 1; DELETE FROM `{t}`"),
+    )
+    .await;
+    let (txns, _) = find_json(&t, &since).await;
+    assert_eq!(txns.len(), 2, "{txns:?}");
+    assert_eq!(txns[0]["updated"], 1);
+    assert_eq!(txns[1]["deleted"], 1);
+    Sandbox::exec(&sb.production, &format!("DROP TABLE `{t}`")).await;
+}

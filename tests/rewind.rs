@@ -406,3 +406,101 @@ async fn an_update_of_many_rows_and_a_unique_value_moved_between_rows_are_rewoun
     Sandbox::exec(&sb.production, &format!("DROP TABLE shop.`{}`", side[0])).await;
     sb.drop_table(&table).await;
 }
+
+/// The transactions on `table` since `since`, as `find --output json` lists them.
+async fn found(state: &std::path::Path, table: &str, since: &str) -> Vec<serde_json::Value> {
+    let out = command(state)
+        .args(["find", "--instance", "prod-db", "--database", "shop", "--table", table])
+        .args(["--since", since, "--output", "json"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    common::events(&out.stdout)
+        .into_iter()
+        .filter(|e| e["event"] == "binlog_transaction")
+        .collect()
+}
+
+async fn ids(sb: &Sandbox, table: &str) -> Vec<i64> {
+    let mut c = sb.production.get_conn().await.unwrap();
+    c.query(format!("SELECT id FROM shop.`{table}` ORDER BY id"))
+        .await
+        .unwrap()
+}
+
+/// `--before` is exact to the transaction: two deletes in the same second, and a rewind to
+/// just before the second one brings back its rows and not the first one's, named by its
+/// position or by its GTID, as `find` lists them. A position where no transaction on the
+/// table begins is refused with the next one's.
+#[tokio::test]
+async fn before_a_position_or_a_gtid_rewinds_to_just_before_that_transaction() {
+    let sb = Sandbox::connect().await;
+    let t = unique_table("rw_before");
+    Sandbox::exec(
+        &sb.production,
+        &format!("CREATE TABLE `{t}` (id BIGINT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB; INSERT INTO `{t}` SELECT seq, 'x' FROM seq_1_to_50"),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let since = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    Sandbox::exec(&sb.production, &format!("DELETE FROM `{t}` WHERE id <= 10")).await;
+    Sandbox::exec(&sb.production, &format!("DELETE FROM `{t}` WHERE id BETWEEN 11 AND 20")).await;
+    let state = tempfile::tempdir().unwrap();
+    let txns = found(state.path(), &t, &since).await;
+    assert_eq!(txns.len(), 2, "{txns:?}");
+    let second = &txns[1];
+    assert_eq!(second["deleted"], 10, "{second}");
+    let at = format!(
+        "{}:{}",
+        second["start"]["file"].as_str().unwrap(),
+        second["start"]["pos"]
+    );
+
+    let run = |before: String| {
+        let mut args = vec![
+            "restore",
+            "--instance",
+            "prod-db",
+            "--database",
+            "shop",
+            "--table",
+            &t,
+            "--yes",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        args.extend(["--before".to_string(), before]);
+        let state = state.path().to_path_buf();
+        async move { command(&state).args(&args).output().await.unwrap() }
+    };
+    let out = run(at.clone()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(
+        ids(&sb, &t).await,
+        (11..=50).collect::<Vec<i64>>(),
+        "only the second delete's rows"
+    );
+
+    // The same by GTID, after the rows are deleted again.
+    Sandbox::exec(&sb.production, &format!("DELETE FROM `{t}` WHERE id BETWEEN 11 AND 20")).await;
+    let txns = found(state.path(), &t, &since).await;
+    let last = txns.last().unwrap();
+    let gtid = last["gtid"]
+        .as_str()
+        .expect("MariaDB gives every transaction a GTID")
+        .to_string();
+    let out = run(gtid).await;
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(ids(&sb, &t).await, (11..=50).collect::<Vec<i64>>());
+
+    // A file's first byte is where no transaction begins.
+    let file_start = format!("{}:4", second["start"]["file"].as_str().unwrap());
+    let out = run(file_start).await;
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no transaction on") && err.contains("find"), "{err}");
+    assert!(asof_tables(&sb, &t).await.is_empty(), "no as-of table left");
+    Sandbox::exec(&sb.production, &format!("DROP TABLE `{t}`")).await;
+}

@@ -266,6 +266,12 @@ pub struct RestoreArgs {
     /// "2024-05-01 11:14:00 +02:00", "2024-05-01 09:14:00 UTC" or "15 minutes ago".
     #[arg(long, env = "RDS_TABLE_RESTORE_TIME")]
     pub time: Option<String>,
+    /// Instead of --time, exact to the transaction: the table as it was just before the one that
+    /// begins at FILE:POS or has this GTID, as `find` lists them (binlog.000022:748247897,
+    /// 0-1-42, or <server uuid>:42). Implies --source binlog. With a GTID, --time (if given)
+    /// says where in the binlog to start looking for it.
+    #[arg(long, value_name = "FILE:POS|GTID", env = "RDS_TABLE_RESTORE_BEFORE")]
+    pub before: Option<String>,
     /// How restored rows are merged into production [default: missing-rows; the guided mode
     /// asks].
     #[arg(long, value_enum, env = "RDS_TABLE_RESTORE_MODE")]

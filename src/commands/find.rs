@@ -5,7 +5,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use rds_table_restore::binlog::reader::BinlogReader;
-use rds_table_restore::binlog::{analyse, Finding, Position, Scan, TableTxn};
+use rds_table_restore::binlog::{analyse, Before, Finding, Position, Scan, TableTxn};
 use rds_table_restore::cli::{FindArgs, Output};
 use rds_table_restore::error::{Error, Side};
 use rds_table_restore::machine::find_dependents;
@@ -280,6 +280,50 @@ fn damage_lines(table: &TableRef, scan: &Scan, finding: &Finding, restore: Optio
 }
 
 /// `find` for the guided mode: the same reading of the binlog, the damage as lines to show.
+/// `--before`: the transaction it names, read from production's binlog (exit 3 when it names
+/// none on the table, with where to take one from).
+pub async fn locate_before(
+    aws: &super::Aws,
+    db: &MysqlConnector,
+    args: &rds_table_restore::cli::RestoreArgs,
+    before: &Before,
+    hint: Option<DateTime<Utc>>,
+) -> Result<TableTxn, u8> {
+    let Some(instance) = args.instance.clone() else {
+        return Err(fail(
+            2,
+            &"--before needs --instance: the instance whose binlog holds the transaction",
+        ));
+    };
+    let source = match aws.rds.describe_instance(&instance).await {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return Err(fail(
+                3,
+                &Error::InstanceNotFound {
+                    id: instance,
+                    region: aws.region.clone(),
+                },
+            ))
+        }
+        Err(e) => return Err(fail(1, &e)),
+    };
+    let Some(endpoint) = source.endpoint.clone() else {
+        return Err(fail(3, &Error::NoEndpoint { id: instance }));
+    };
+    let reader = BinlogReader {
+        connector: db,
+        endpoint,
+    };
+    let table = TableRef {
+        database: args.database.clone().unwrap_or_default(),
+        table: args.table.clone().unwrap_or_default(),
+    };
+    rds_table_restore::binlog::rewind::locate(&reader, &table, before, hint)
+        .await
+        .map_err(|e| fail(3, &e))
+}
+
 pub struct BinlogFinder<'a> {
     pub db: &'a MysqlConnector,
 }

@@ -12,12 +12,14 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use rds_table_restore::aws::{load_config, AwsEc2, AwsRds};
+use rds_table_restore::binlog::Before;
 use rds_table_restore::cli::{CommonArgs, DbArgs, DrillArgs, Output, RestoreArgs, ResumeArgs, RunArgs};
 use rds_table_restore::error::{Error, Side};
 use rds_table_restore::machine::{is_open, Deps, Machine, RunFailure, Settings};
 use rds_table_restore::mysql::{Credential, MysqlConnector, Secret, TlsMode};
 use rds_table_restore::plan::{
-    new_run_id, DrillRequest, Mode, Plan, Request, SourceKind, TAG_EXPIRES, TAG_RUN_ID, TAG_TOOL, TOOL_NAME,
+    new_run_id, parse_time, rfc3339, DrillRequest, Mode, Plan, Request, SourceKind, TAG_EXPIRES, TAG_RUN_ID, TAG_TOOL,
+    TOOL_NAME,
 };
 use rds_table_restore::ports::{Connector, Ec2, Endpoint, Rds, Session};
 use rds_table_restore::report::{drill_markdown, timeline, Report};
@@ -62,7 +64,7 @@ fn state_dir_flag(dir: &Path) -> String {
     }
 }
 
-struct Aws {
+pub(crate) struct Aws {
     config: aws_config::SdkConfig,
     rds: AwsRds,
     ec2: AwsEc2,
@@ -205,6 +207,7 @@ fn request_of(args: &RestoreArgs, drill: Option<DrillRequest>) -> Request {
         recreate_table: args.recreate_table,
         parallel: args.parallel,
         source: args.source,
+        before: None,
     }
 }
 
@@ -305,6 +308,27 @@ async fn prepare(
     args: &mut RestoreArgs,
     drill: Option<DrillRequest>,
 ) -> Result<(Aws, MysqlConnector, Connection, Plan), u8> {
+    // `--before` names a transaction; its second, read from the binlog below, is the time.
+    let before = match args.before.as_deref() {
+        None => None,
+        Some(b) => Some(Before::parse(b).ok_or_else(|| {
+            fail(
+                2,
+                &format!(
+                    "--before `{b}` is neither FILE:POS nor a GTID: give it as `find` lists it \
+                     (binlog.000022:748247897, 0-1-42, or <server uuid>:42)"
+                ),
+            )
+        })?),
+    };
+    let hint = match (&before, args.time.clone()) {
+        (Some(_), Some(t)) => Some(parse_time(&t, Utc::now()).map_err(|e| fail(2, &e))?),
+        _ => None,
+    };
+    if before.is_some() {
+        args.source = SourceKind::Binlog;
+        args.time = Some(rfc3339(Utc::now() - chrono::Duration::seconds(1)));
+    }
     check_usage(args, drill.clone())?;
     let aws = aws(args.common.region.clone()).await;
     let recorded = Connection {
@@ -315,8 +339,21 @@ async fn prepare(
         .await
         .map_err(|e| fail(3, &format!("{e:#}")))?;
     complete(args, &aws, &db).await?;
+    let mut located = None;
+    if let Some(before) = &before {
+        let txn = find::locate_before(&aws, &db, args, before, hint).await?;
+        eprintln!(
+            "--before {before}: the transaction at {} ({}); the table is rewound to just before it",
+            txn.start,
+            rfc3339(txn.time)
+        );
+        args.time = Some(rfc3339(txn.time));
+        located = Some(txn.start.to_string());
+    }
     let now = Utc::now();
-    let plan = Plan::new(&request_of(args, drill), new_run_id(now), now).map_err(|e| fail(3, &e))?;
+    let mut request = request_of(args, drill);
+    request.before = located;
+    let plan = Plan::new(&request, new_run_id(now), now).map_err(|e| fail(3, &e))?;
     Ok((aws, db, connection, plan))
 }
 

@@ -504,14 +504,16 @@ pub trait Connector: Send + Sync {
     async fn connect(&self, side: crate::error::Side, rds_endpoint: &Endpoint) -> Result<Box<dyn Session>>;
 
     /// The binlog rewind (`--source binlog`): builds `asof`, a new table in production, as
-    /// `table` was at `to`, from production's rows and binlog. With `check_only`, only the
-    /// read-only checks that can refuse it. A connector that reads no binlog refuses.
+    /// `table` was at `to` (or, with `before`, a `FILE:POS` where a transaction begins, just
+    /// before it), from production's rows and binlog. With `check_only`, only the read-only
+    /// checks that can refuse it. A connector that reads no binlog refuses.
     async fn rewind(
         &self,
         _production: &Endpoint,
         _table: &TableRef,
         _asof: &TableRef,
         _to: DateTime<Utc>,
+        _before: Option<&str>,
         _check_only: bool,
     ) -> Result<RewindOutcome> {
         Err(crate::error::Error::BinlogUnusable {

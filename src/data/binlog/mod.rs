@@ -42,6 +42,64 @@ impl std::fmt::Display for Position {
     }
 }
 
+impl Position {
+    /// `FILE:POS`, as `find` prints it: a file name (never a UUID, which would be a MySQL
+    /// GTID) and a byte offset.
+    pub fn parse(s: &str) -> Option<Position> {
+        let (file, pos) = s.rsplit_once(':')?;
+        let pos = pos.parse().ok()?;
+        (!file.is_empty() && !looks_like_uuid(file) && !file.contains(char::is_whitespace)).then(|| Position {
+            file: file.to_string(),
+            pos,
+        })
+    }
+}
+
+/// `--before`: just before one transaction, named by where it begins or by its GTID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Before {
+    Position(Position),
+    Gtid(String),
+}
+
+impl Before {
+    /// `binlog.000022:748247897`, MariaDB's `0-1-12345`, or MySQL's `<server uuid>:12345`.
+    pub fn parse(s: &str) -> Option<Before> {
+        let s = s.trim();
+        let mariadb_gtid = {
+            let parts: Vec<&str> = s.split('-').collect();
+            parts.len() == 3
+                && parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let mysql_gtid = s
+            .rsplit_once(':')
+            .is_some_and(|(uuid, n)| looks_like_uuid(uuid) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if mariadb_gtid || mysql_gtid {
+            return Some(Before::Gtid(s.to_string()));
+        }
+        Position::parse(s).map(Before::Position)
+    }
+}
+
+impl std::fmt::Display for Before {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Before::Position(p) => write!(f, "{p}"),
+            Before::Gtid(g) => write!(f, "GTID {g}"),
+        }
+    }
+}
+
+fn looks_like_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
 /// A statement on the table that the binlog holds as text rather than as rows: DDL always,
 /// and DML when the server logged it as a statement (STATEMENT or MIXED format).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -192,6 +250,23 @@ pub fn analyse(txns: &[TableTxn]) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn before_reads_a_position_and_both_kinds_of_gtid() {
+        assert_eq!(
+            Before::parse("mysql-bin-changelog.000123:4567"),
+            Some(Before::Position(Position {
+                file: "mysql-bin-changelog.000123".into(),
+                pos: 4567
+            }))
+        );
+        assert_eq!(Before::parse("0-1-42"), Some(Before::Gtid("0-1-42".into())));
+        let mysql = "3e11fa47-71ca-11e1-9e33-c80aa9429562:23";
+        assert_eq!(Before::parse(mysql), Some(Before::Gtid(mysql.into())));
+        for bad in ["binlog.000001", "binlog.000001:x", ":12", "0-1", "yesterday"] {
+            assert_eq!(Before::parse(bad), None, "{bad}");
+        }
+    }
 
     fn txn(second: i64, deleted: u64, updated: u64, inserted: u64) -> TableTxn {
         TableTxn {

@@ -85,6 +85,18 @@ pub struct ServerLog {
     /// Where a read from a moment can begin, as an earlier read from it found: the start of
     /// the first transaction at or after it, rather than the start of its file.
     pub resume_at: Option<(DateTime<Utc>, Position)>,
+    /// A read hint: stop once this transaction on the table is read (the look-up of a
+    /// `--before` position or GTID reads no further than the transaction it names).
+    pub stop_at: Option<StopAt>,
+}
+
+/// Where a look-up read stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopAt {
+    /// After the first transaction on the table.
+    First,
+    /// After the transaction on the table with this GTID.
+    Gtid(String),
 }
 
 /// Reads production's binlog for one table.
@@ -179,6 +191,7 @@ impl BinlogReader<'_> {
             compressed,
             files,
             resume_at: None,
+            stop_at: None,
         };
         // The privileges are probed by doing what needs them, read-only: SHOW BINARY LOGS
         // above (REPLICATION CLIENT), and here the start of a stream (REPLICATION SLAVE). A
@@ -353,6 +366,7 @@ impl BinlogReader<'_> {
             });
         }
         let mut state = Reading::new(table, &log.files, since, until);
+        state.stop_at = log.stop_at.clone();
         let mut stream = match &log.resume_at {
             Some((t, at)) if *t == since => {
                 state.file = at.file.clone();
@@ -426,6 +440,9 @@ struct Reading<'t> {
     end: Option<Position>,
     /// The start of the first transaction at or after `since`.
     first_at: Option<Position>,
+    stop_at: Option<StopAt>,
+    /// The transaction `stop_at` names is read.
+    done: bool,
 }
 
 impl<'t> Reading<'t> {
@@ -448,6 +465,8 @@ impl<'t> Reading<'t> {
             last_event: None,
             end: None,
             first_at: None,
+            stop_at: None,
+            done: false,
         }
     }
 
@@ -497,10 +516,18 @@ impl<'t> Reading<'t> {
             statements: t.statements,
             sql: t.sql,
         });
+        self.done = match (&self.stop_at, self.txns.last()) {
+            (Some(StopAt::First), _) => true,
+            (Some(StopAt::Gtid(g)), Some(t)) => t.gtid.as_deref() == Some(g.as_str()),
+            _ => false,
+        };
     }
 
     /// Takes one event; false once the read has gone far enough past `--until`.
     fn take(&mut self, event: &Event, stream: &BinlogStream, images: &mut Option<Images<'_>>) -> Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
         let header = event.header();
         let kind = header.event_type_raw();
         let time = DateTime::from_timestamp(i64::from(header.timestamp()), 0).unwrap_or_default();

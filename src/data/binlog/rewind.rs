@@ -19,8 +19,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
 
 use super::decode::ColumnDef;
-use super::reader::{db_err, BinlogReader, ImageSink, Images, ServerLog};
-use super::{Change, Scan};
+use super::reader::{db_err, BinlogReader, ImageSink, Images, ServerLog, StopAt};
+use super::{Before, Change, Position, Scan, TableTxn};
 use crate::error::{Error, Result};
 use crate::mysql::quote_ident;
 use crate::ports::{RewindOutcome, Row, TableRef};
@@ -51,8 +51,15 @@ pub struct Checked {
 }
 
 /// Every check a rewind of `table` to `to` makes before it writes anything, read-only.
-pub async fn check(reader: &BinlogReader<'_>, table: &TableRef, asof: &TableRef, to: DateTime<Utc>) -> Result<Checked> {
-    let (log, columns, key) = prepare(reader, table, asof, to).await?;
+pub async fn check(
+    reader: &BinlogReader<'_>,
+    table: &TableRef,
+    asof: &TableRef,
+    to: DateTime<Utc>,
+    before: Option<&Position>,
+) -> Result<Checked> {
+    let (mut log, columns, key) = prepare(reader, table, asof, to, before).await?;
+    let after = read_from(&mut log, to, before);
     // The staging tables once, created and dropped: a missing privilege or a key they cannot
     // hold refuses here, not after the copy.
     let mut conn = reader.conn_for_writes().await?;
@@ -74,7 +81,6 @@ pub async fn check(reader: &BinlogReader<'_>, table: &TableRef, asof: &TableRef,
     })?;
     // One read: every change after the point decoded and thrown away (a partial image or a
     // value that cannot be read refuses before anything is written), and every statement.
-    let after = to + chrono::Duration::seconds(1);
     let mut discard = |_: DateTime<Utc>, _: Change| Ok(());
     let read = reader
         .scan_with(
@@ -116,6 +122,7 @@ async fn prepare(
     table: &TableRef,
     asof: &TableRef,
     to: DateTime<Utc>,
+    before: Option<&Position>,
 ) -> Result<(ServerLog, Vec<ColumnDef>, Vec<usize>)> {
     let log = reader.probe().await?;
     if !log.format.eq_ignore_ascii_case("ROW") {
@@ -134,6 +141,16 @@ async fn prepare(
         return Err(refuse(
             "log_bin_compress is ON: compressed events cannot be read, and a skipped event is a lost row".into(),
         ));
+    }
+    if let Some(p) = before {
+        if !log.files.iter().any(|(f, _)| f == &p.file) {
+            return Err(Error::BinlogUnusable {
+                what: format!("SHOW BINARY LOGS does not list {}, where --before {p} is", p.file),
+                fix: "the file is purged (or the name is mistyped): use the instance restore with --time \
+                      (`--source pitr`, the default)"
+                    .into(),
+            });
+        }
     }
     let oldest = reader.oldest_event(&log).await?;
     if oldest.is_none_or(|t| t > to) {
@@ -193,10 +210,12 @@ pub async fn rewind(
     table: &TableRef,
     asof: &TableRef,
     to: DateTime<Utc>,
+    before: Option<&Position>,
 ) -> Result<RewindOutcome> {
     // Validation made every check just before (on every resume too): what the build needs of
     // them is read again, the events are read once, below, and still refuse a statement.
-    let (log, columns, key) = prepare(reader, table, asof, to).await?;
+    let (mut log, columns, key) = prepare(reader, table, asof, to, before).await?;
+    let from = read_from(&mut log, to, before);
     let staging = Staging::new(asof, &columns, &key);
     let (t, a) = (qualified(table), qualified(asof));
 
@@ -222,7 +241,7 @@ pub async fn rewind(
         .scan_with(
             &log,
             table,
-            to + chrono::Duration::seconds(1),
+            from,
             None,
             &|_, _, _| {},
             Some(Images {
@@ -268,6 +287,76 @@ pub async fn rewind(
         rows: rows.unwrap_or(0),
         end: scan.end.map(|p| p.to_string()).unwrap_or_default(),
     })
+}
+
+/// Where the read of the changes after the point begins: the second after `to`, or exactly at
+/// the `--before` transaction's start (every transaction from there on, whatever its second).
+/// Returns the `since` to read with.
+fn read_from(log: &mut ServerLog, to: DateTime<Utc>, before: Option<&Position>) -> DateTime<Utc> {
+    match before {
+        None => to + chrono::Duration::seconds(1),
+        Some(p) => {
+            log.resume_at = Some((DateTime::<Utc>::MIN_UTC, p.clone()));
+            DateTime::<Utc>::MIN_UTC
+        }
+    }
+}
+
+/// The transaction `--before` names, read from the binlog: the one on the table that begins
+/// at the position (read from there, up to it), or the one with the GTID (read from `hint`,
+/// `--time`, or else from the oldest file, up to it). Its time becomes the plan's.
+pub async fn locate(
+    reader: &BinlogReader<'_>,
+    table: &TableRef,
+    before: &Before,
+    hint: Option<DateTime<Utc>>,
+) -> Result<TableTxn> {
+    let mut log = reader.probe().await?;
+    let name = format!("`{}`.`{}`", table.database, table.table);
+    let since = match before {
+        Before::Position(p) => {
+            if !log.files.iter().any(|(f, _)| f == &p.file) {
+                return Err(Error::InvalidInput(format!(
+                    "--before {p}: SHOW BINARY LOGS lists no file {} (purged, or mistyped): take a position from \
+                     `rds-table-restore find`",
+                    p.file
+                )));
+            }
+            log.stop_at = Some(StopAt::First);
+            read_from(&mut log, DateTime::<Utc>::MIN_UTC, Some(p))
+        }
+        Before::Gtid(g) => {
+            log.stop_at = Some(StopAt::Gtid(g.clone()));
+            hint.unwrap_or(DateTime::<Utc>::MIN_UTC)
+        }
+    };
+    let scan = reader.scan(&log, table, since, None, &|_, _, _| {}).await?;
+    match before {
+        Before::Position(p) => match scan.txns.into_iter().next() {
+            Some(t) if t.start == *p => Ok(t),
+            Some(t) => Err(Error::InvalidInput(format!(
+                "--before {p}: no transaction on {name} begins there; the next one begins at {} ({}): take a \
+                 position from `rds-table-restore find`",
+                t.start,
+                t.time.to_rfc3339()
+            ))),
+            None => Err(Error::InvalidInput(format!(
+                "--before {p}: no transaction on {name} begins there or after it: take a position from \
+                 `rds-table-restore find`"
+            ))),
+        },
+        Before::Gtid(g) => scan
+            .txns
+            .into_iter()
+            .find(|t| t.gtid.as_deref() == Some(g.as_str()))
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "--before GTID {g}: no transaction on {name} has it in the binlogs read (from {}): take one \
+                     from `rds-table-restore find`, or give --time near it",
+                    hint.map(|t| t.to_rfc3339()).unwrap_or_else(|| "the oldest file".into())
+                ))
+            }),
+    }
 }
 
 /// The first transaction with a statement on the table, other than this run's own on its

@@ -193,15 +193,25 @@ impl Connector for MysqlConnector {
         table: &TableRef,
         asof: &TableRef,
         to: chrono::DateTime<chrono::Utc>,
+        before: Option<&str>,
         check_only: bool,
     ) -> Result<crate::ports::RewindOutcome> {
-        use crate::binlog::{reader::BinlogReader, rewind};
+        use crate::binlog::{reader::BinlogReader, rewind, Position};
         let reader = BinlogReader {
             connector: self,
             endpoint: production.clone(),
         };
+        let before = before
+            .map(|b| {
+                Position::parse(b).ok_or_else(|| {
+                    crate::error::Error::InvalidInput(format!(
+                        "the run's --before `{b}` is not FILE:POS (was the state file edited?)"
+                    ))
+                })
+            })
+            .transpose()?;
         if check_only {
-            let checked = rewind::check(&reader, table, asof, to).await?;
+            let checked = rewind::check(&reader, table, asof, to, before.as_ref()).await?;
             return Ok(crate::ports::RewindOutcome {
                 transactions: checked.scan.txns.len() as u64,
                 keys_rewound: 0,
@@ -215,19 +225,45 @@ impl Connector for MysqlConnector {
                 end: checked.scan.end.map(|p| p.to_string()).unwrap_or_default(),
             });
         }
-        rewind::rewind(&reader, table, asof, to).await
+        rewind::rewind(&reader, table, asof, to, before.as_ref()).await
     }
 }
+
+/// The largest packet a binlog stream may bring: a server sends one event of up to
+/// `slave_max_allowed_packet` (1 GiB at most, its default on MariaDB and MySQL), which a wide
+/// row written within production's max_allowed_packet can pass; read with the server's own
+/// limit, such an event ends the read with "Packet is larger than max_allowed_packet".
+const BINLOG_MAX_PACKET: usize = 1 << 30;
 
 impl MysqlConnector {
     /// A plain connection to one server, with the session settings of every other but none of
     /// the session's machinery: for what takes the connection over, as a binlog stream does.
     /// Compressed only with `--compress on` (a stream is one long read, measured by nothing).
     pub async fn open_conn(&self, side: Side, rds_endpoint: &Endpoint) -> Result<Conn> {
-        Ok(self.open(side, rds_endpoint, self.compress == Compress::On).await?.conn)
+        Ok(self
+            .open_with(
+                side,
+                rds_endpoint,
+                self.compress == Compress::On,
+                Some(BINLOG_MAX_PACKET),
+            )
+            .await?
+            .conn)
     }
 
     async fn open(&self, side: Side, rds_endpoint: &Endpoint, compress: bool) -> Result<MysqlSession> {
+        self.open_with(side, rds_endpoint, compress, None).await
+    }
+
+    /// `max_packet`: the largest packet this side reads, instead of the server's
+    /// max_allowed_packet.
+    async fn open_with(
+        &self,
+        side: Side,
+        rds_endpoint: &Endpoint,
+        compress: bool,
+        max_packet: Option<usize>,
+    ) -> Result<MysqlSession> {
         let dial = match side {
             Side::Production => self.production_override.as_ref(),
             Side::Restored => self.restored_override.as_ref(),
@@ -256,6 +292,7 @@ impl MysqlConnector {
             .stmt_cache_size(16)
             .tcp_keepalive(Some(Duration::from_secs(30)))
             .compression(compress.then(mysql_async::Compression::fast))
+            .max_allowed_packet(max_packet)
             .init(self.session_setup(side));
         let conn = match tokio::time::timeout(self.connect_timeout, Conn::new(opts)).await {
             Err(_) => {

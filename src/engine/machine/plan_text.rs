@@ -41,12 +41,21 @@ pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool, dependents
     };
     let mut lines = vec![
         format!("Plan for run {}", plan.run_id),
-        format!(
-            "  table           {} on {} as it was at {} (UTC)",
-            plan.table,
-            plan.source(),
-            rfc3339(plan.restore_time)
-        ),
+        match &plan.before {
+            None => format!(
+                "  table           {} on {} as it was at {} (UTC)",
+                plan.table,
+                plan.source(),
+                rfc3339(plan.restore_time)
+            ),
+            Some(at) => format!(
+                "  table           {} on {} as it was just before the transaction at {at} (binlog), which ran \
+                 at {} (UTC)",
+                plan.table,
+                plan.source(),
+                rfc3339(plan.restore_time)
+            ),
+        },
         restore_line(plan, class),
         format!(
             "                  in subnet group {}, {}parameter group {}, {}",
@@ -94,8 +103,11 @@ pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool, dependents
         lines.truncate(2);
         lines.push(format!(
             "  rewind          through production's binlog: `{asof}` is built in production from the table's rows \
-             now and the before-images of every change after {} (no instance, nothing created in AWS)",
-            rfc3339(plan.restore_time)
+             now and the before-images of every change {} (no instance, nothing created in AWS)",
+            match &plan.before {
+                Some(at) => format!("from {at} on"),
+                None => format!("after {}", rfc3339(plan.restore_time)),
+            }
         ));
         lines.extend(write);
     }

@@ -80,7 +80,14 @@ impl Machine<'_> {
         let outcome = self
             .deps
             .db
-            .rewind(&source.production, &plan.table, &asof, plan.restore_time, false)
+            .rewind(
+                &source.production,
+                &plan.table,
+                &asof,
+                plan.restore_time,
+                plan.before.as_deref(),
+                false,
+            )
             .await?;
         self.state.resources.asof_table_dropped = false;
         crash_point!("rewind-after-build");

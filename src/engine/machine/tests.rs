@@ -66,6 +66,7 @@ impl World {
             recreate_table: false,
             parallel: 1,
             source: Default::default(),
+            before: None,
         }
     }
 

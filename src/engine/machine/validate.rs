@@ -180,7 +180,14 @@ impl Machine<'_> {
                 let checked = self
                     .deps
                     .db
-                    .rewind(&production, &plan.table, asof, plan.restore_time, true)
+                    .rewind(
+                        &production,
+                        &plan.table,
+                        asof,
+                        plan.restore_time,
+                        plan.before.as_deref(),
+                        true,
+                    )
                     .await?;
                 self.deps.ui.note(&format!(
                     "binlog rewind possible: {} transactions wrote `{}` after {} (binlog read to {})",
@@ -360,7 +367,7 @@ impl Machine<'_> {
                 };
                 self.deps
                     .db
-                    .rewind(production, &plan.table, &asof, plan.restore_time, true)
+                    .rewind(production, &plan.table, &asof, plan.restore_time, None, true)
                     .await
                     .map_err(why)
             }

@@ -107,6 +107,8 @@ pub struct Request {
     pub parallel: usize,
     /// `--source`: how the table as it was is obtained.
     pub source: SourceKind,
+    /// `--before`, located: `FILE:POS` where the transaction begins (`time` is its second).
+    pub before: Option<String>,
 }
 
 /// How the table as it was at the point is obtained.
@@ -211,6 +213,10 @@ pub struct Plan {
     /// builds as the table was at the point and the copy reads from (dropped at teardown).
     #[serde(default)]
     pub asof: Option<TableRef>,
+    /// `--before`, located: the rewind goes back to just before the transaction that begins
+    /// at this `FILE:POS`; `restore_time` is that transaction's second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
 }
 
 /// What a restore of a DB cluster needs to know of its source, found in validation and kept
@@ -305,6 +311,7 @@ impl Plan {
             source_cluster: req.cluster.clone().filter(|c| !c.is_empty()),
             cluster: None,
             source_kind: req.source,
+            before: req.before.clone(),
             asof,
             drill: req.drill.as_ref().map(|d| Drill {
                 target: TableRef {
