@@ -171,6 +171,13 @@ async fn find_warns_of_other_writes_to_the_table_in_the_second_of_the_damage() {
         "{}",
         describe(&out)
     );
+    // And the command that is exact to the transaction: --before where the damage begins.
+    let damage_at = format!(
+        "--before {}:{}",
+        summary["damage"]["start"]["file"].as_str().unwrap(),
+        summary["damage"]["start"]["pos"]
+    );
+    assert!(text.contains(&damage_at), "{}", describe(&out));
     Sandbox::exec(&sb.production, &format!("DROP TABLE `{t}`")).await;
 }
 

@@ -266,7 +266,8 @@ fn damage_lines(table: &TableRef, scan: &Scan, finding: &Finding, restore: Optio
         lines.push(format!(
             "warning: {} other transactions wrote {name} in the second of the damage or the one before ({}): a \
              restore to a second cannot tell them from it. The restored copy misses what they wrote; the default \
-             merge (missing rows) keeps what production still has of it.",
+             merge (missing rows) keeps what production still has of it. A binlog rewind with --before is exact to \
+             the transaction instead.",
             finding.same_second.len(),
             finding
                 .same_second
@@ -275,11 +276,14 @@ fn damage_lines(table: &TableRef, scan: &Scan, finding: &Finding, restore: Optio
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+        if let (Some(cmd), Some(time)) = (restore, finding.restore_time) {
+            let at = format!("--time {}", time.to_rfc3339_opts(SecondsFormat::Secs, true));
+            lines.push(format!("  {}", cmd.replace(&at, &format!("--before {}", t.start))));
+        }
     }
     lines
 }
 
-/// `find` for the guided mode: the same reading of the binlog, the damage as lines to show.
 /// `--before`: the transaction it names, read from production's binlog (exit 3 when it names
 /// none on the table, with where to take one from).
 pub async fn locate_before(
@@ -324,6 +328,7 @@ pub async fn locate_before(
         .map_err(|e| fail(3, &e))
 }
 
+/// `find` for the guided mode: the same reading of the binlog, the damage as lines to show.
 pub struct BinlogFinder<'a> {
     pub db: &'a MysqlConnector,
 }
