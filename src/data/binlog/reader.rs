@@ -26,6 +26,7 @@ use crate::ports::{Endpoint, TableRef};
 /// MariaDB's event types that mysql_common does not name.
 const MARIADB_ANNOTATE_ROWS: u8 = 160;
 const MARIADB_GTID: u8 = 162;
+const MARIADB_GTID_LIST: u8 = 163;
 /// MariaDB's compressed query and row events (165 to 171).
 const MARIADB_COMPRESSED: std::ops::RangeInclusive<u8> = 165..=171;
 
@@ -302,6 +303,61 @@ impl BinlogReader<'_> {
             let t = event.header().timestamp();
             if t != 0 {
                 found = DateTime::from_timestamp(i64::from(t), 0);
+                break;
+            }
+        }
+        let _ = stream.close().await;
+        Ok(found)
+    }
+
+    /// MariaDB: the first file to read for a GTID `domain-server-seq`, by bisection on the
+    /// Gtid_list event each file begins with (the last GTID of each domain before the file):
+    /// the last file whose list has the domain at a lower sequence. Without MariaDB GTIDs, or
+    /// for a GTID it cannot read, the oldest file.
+    pub async fn first_file_for_gtid(&self, log: &ServerLog, gtid: &str) -> Result<usize> {
+        let parts: Vec<u64> = gtid.split('-').filter_map(|p| p.parse().ok()).collect();
+        let (true, [domain, _, seq]) = (log.mariadb, parts.as_slice()) else {
+            return Ok(0);
+        };
+        let (mut lo, mut hi) = (0usize, log.files.len());
+        // Invariant: the GTID is after the start of file `lo` (or lo == 0); not before `hi`'s.
+        while lo + 1 < hi {
+            let mid = (lo + hi) / 2;
+            let before = self.gtid_list(log, &log.files[mid].0).await?;
+            match before.iter().find(|(d, _)| d == domain) {
+                Some((_, s)) if s < seq => lo = mid,
+                _ => hi = mid,
+            }
+        }
+        Ok(lo)
+    }
+
+    /// A MariaDB file's Gtid_list: each domain and its last sequence number before the file.
+    async fn gtid_list(&self, log: &ServerLog, file: &str) -> Result<Vec<(u64, u64)>> {
+        let mut stream = self.stream(log, file, 4).await?;
+        let mut found = Vec::new();
+        let mut seen = 0;
+        while let Some(event) = stream.next().await {
+            let event = event.map_err(db_err)?;
+            seen += 1;
+            if event.header().event_type_raw() == MARIADB_GTID_LIST {
+                let d = event.data();
+                let count = d
+                    .get(0..4)
+                    .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()) & 0x0fff_ffff)
+                    .unwrap_or(0) as usize;
+                for i in 0..count {
+                    let at = 4 + i * 16;
+                    if let Some(e) = d.get(at..at + 16) {
+                        let domain = u32::from_le_bytes(e[0..4].try_into().unwrap_or_default());
+                        let seq = u64::from_le_bytes(e[8..16].try_into().unwrap_or_default());
+                        found.push((u64::from(domain), seq));
+                    }
+                }
+                break;
+            }
+            // It follows the format description; past a few events there is none.
+            if seen > 4 {
                 break;
             }
         }

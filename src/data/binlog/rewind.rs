@@ -327,7 +327,21 @@ pub async fn locate(
         }
         Before::Gtid(g) => {
             log.stop_at = Some(StopAt::Gtid(g.clone()));
-            hint.unwrap_or(DateTime::<Utc>::MIN_UTC)
+            match hint {
+                Some(t) => t,
+                None => {
+                    // MariaDB says in each file's first events which GTIDs came before it.
+                    let first = reader.first_file_for_gtid(&log, g).await?;
+                    let Some((file, _)) = log.files.get(first) else {
+                        return Err(refuse("SHOW BINARY LOGS lists no file".into()));
+                    };
+                    let at = Position {
+                        file: file.clone(),
+                        pos: 4,
+                    };
+                    read_from(&mut log, DateTime::<Utc>::MIN_UTC, Some(&at))
+                }
+            }
         }
     };
     let scan = reader.scan(&log, table, since, None, &|_, _, _| {}).await?;
