@@ -391,6 +391,8 @@ pub struct FakeDb {
     pub missing_privileges: Vec<&'static str>,
     /// Advisory locks held by open sessions.
     pub locks: Arc<Mutex<Vec<String>>>,
+    /// The foreign keys `referencing` reports, each with the table it references.
+    pub foreign_keys: Vec<(TableRef, crate::ports::ForeignKey)>,
 }
 
 #[async_trait]
@@ -483,8 +485,14 @@ impl Session for FakeSession {
     async fn estimate_rows(&mut self, _t: &TableRef) -> Result<Option<u64>> {
         Ok(Some(lock(&self.table).len() as u64))
     }
-    async fn referencing(&mut self, _t: &TableRef) -> Result<Vec<crate::ports::ForeignKey>> {
-        Ok(Vec::new())
+    async fn referencing(&mut self, t: &TableRef) -> Result<Vec<crate::ports::ForeignKey>> {
+        Ok(self
+            .db
+            .foreign_keys
+            .iter()
+            .filter(|(parent, _)| parent == t)
+            .map(|(_, fk)| fk.clone())
+            .collect())
     }
     async fn count_rows(&mut self, _t: &TableRef, _null_in: &[String]) -> Result<u64> {
         Ok(lock(&self.table).len() as u64)
@@ -739,6 +747,8 @@ pub fn request() -> crate::plan::Request {
         parallel: 1,
         source: Default::default(),
         before: None,
+        also: Vec::new(),
+        with_dependents: false,
     }
 }
 

@@ -46,9 +46,14 @@ pub fn variables(text: &str, known: &[String]) -> Result<Vec<(String, String)>> 
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
+            // A list, for an option given more than once (`table = ["customers", "orders"]`):
+            // its variable takes the values comma-separated.
+            toml::Value::Array(items) if items.iter().all(|i| i.is_str()) => {
+                items.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>().join(",")
+            }
             other => {
                 return Err(Error::InvalidInput(format!(
-                    "config key `{key}` must be a string, a number or true/false, not {}",
+                    "config key `{key}` must be a string, a number, true/false or a list of strings, not {}",
                     other.type_str()
                 )))
             }

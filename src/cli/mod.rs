@@ -259,9 +259,17 @@ pub struct RestoreArgs {
     /// The database (schema) of the table.
     #[arg(long, env = "RDS_TABLE_RESTORE_DATABASE")]
     pub database: Option<String>,
-    /// The table to bring back.
-    #[arg(long, env = "RDS_TABLE_RESTORE_TABLE")]
-    pub table: Option<String>,
+    /// The table to bring back. Give it again for more tables of the same accident, restored
+    /// by the same run from the same copy (parents first): `--table orders`, or
+    /// `--table other_db.orders` for one in another database (comma-separated in the variable).
+    #[arg(long, env = "RDS_TABLE_RESTORE_TABLE", value_delimiter = ',')]
+    pub table: Vec<String>,
+    /// Also bring back, in the same run, the tables a delete on these changes through foreign
+    /// keys: rows an ON DELETE CASCADE took (at any depth), and references an ON DELETE SET NULL
+    /// cleared (set back where production still holds NULL). Only those in --database; name
+    /// another database's with --table.
+    #[arg(long, env = "RDS_TABLE_RESTORE_WITH_DEPENDENTS")]
+    pub with_dependents: bool,
     /// The moment to restore to, just before the damage, always with its zone: 2024-05-01T09:14:00Z,
     /// "2024-05-01 11:14:00 +02:00", "2024-05-01 09:14:00 UTC" or "15 minutes ago".
     #[arg(long, env = "RDS_TABLE_RESTORE_TIME")]

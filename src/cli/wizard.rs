@@ -54,6 +54,9 @@ pub struct Choices {
     pub client_cidr: Option<String>,
     /// Not required (it defaults to missing-rows), but offered when the wizard runs.
     pub mode: Option<Mode>,
+    /// `--with-dependents`: offered when the wizard runs and a foreign key makes a delete on
+    /// the table change others.
+    pub with_dependents: Option<bool>,
 }
 
 impl Choices {
@@ -149,6 +152,15 @@ pub async fn fill(
         })?;
         ask_table(&mut c, instance, db, asker).await?;
     }
+    if c.with_dependents.is_none() {
+        if let (Some(instance), Some(database), Some(table)) = (&instance, &c.database, &c.table) {
+            let table = TableRef {
+                database: database.clone(),
+                table: table.clone(),
+            };
+            c.with_dependents = offer_dependents(instance, &table, db, asker).await?;
+        }
+    }
     if c.mode.is_none() {
         let modes = [
             (
@@ -185,6 +197,54 @@ pub async fn fill(
         }
     }
     Ok(c)
+}
+
+/// When other tables of the database reference `table` through ON DELETE CASCADE or SET NULL,
+/// a delete on it changed them too: lists them and asks whether the run brings them back as
+/// well. `None` when there is nothing to ask (or production cannot tell: validation will).
+async fn offer_dependents(
+    instance: &Instance,
+    table: &TableRef,
+    db: &dyn Connector,
+    asker: &dyn Asker,
+) -> Result<Option<bool>> {
+    let Some(endpoint) = instance.endpoint.clone() else {
+        return Ok(None);
+    };
+    let Ok(mut session) = db.connect(Side::Production, &endpoint).await else {
+        return Ok(None);
+    };
+    let Ok(found) = crate::machine::find_dependents(session.as_mut(), table).await else {
+        return Ok(None);
+    };
+    let changed: Vec<_> = found
+        .iter()
+        .filter(|d| d.changed_by_delete() && d.table != *table && d.table.database == table.database)
+        .collect();
+    if changed.is_empty() {
+        return Ok(None);
+    }
+    asker.say(&format!(
+        "A delete on `{table}` also changes, through foreign keys, tables this restore would otherwise leave as they are:"
+    ));
+    for d in &changed {
+        asker.say(&format!(
+            "  `{}` ({}) ON DELETE {}: {}",
+            d.table,
+            d.columns.join(", "),
+            d.on_delete,
+            if d.on_delete == "CASCADE" {
+                "its rows were deleted with the parent's"
+            } else {
+                "its references were set to NULL"
+            }
+        ));
+    }
+    let items = vec![
+        "yes: bring them back in this run, from the same copy, parents first (--with-dependents)".to_string(),
+        format!("no: `{}` only (the report will say what the others lost)", table.table),
+    ];
+    Ok(Some(asker.choose("Restore these tables too?", &items)? == 0))
 }
 
 /// Asks for the database and the table, from what production lists.
@@ -543,6 +603,69 @@ mod tests {
         );
         // The second `binlog` is no answer the second time: it is not a time.
         assert!(said.contains("is not a time"), "{said}");
+    }
+
+    #[tokio::test]
+    async fn the_tables_a_cascade_changed_are_listed_and_offered() {
+        let rds = FakeRds::with_source();
+        let shop = |t: &str| TableRef {
+            database: "shop".into(),
+            table: t.into(),
+        };
+        let fk = |child: &str, rule: &str| crate::ports::ForeignKey {
+            child: shop(child),
+            constraint: format!("{child}_fk"),
+            columns: vec!["billing_id".into()],
+            referenced: vec!["id".into()],
+            on_delete: rule.into(),
+        };
+        let db = FakeDb {
+            schema: Some(crate::testing::schema()),
+            foreign_keys: vec![
+                (shop("billing"), fk("invoices", "CASCADE")),
+                (shop("billing"), fk("audit", "RESTRICT")),
+            ],
+            ..Default::default()
+        };
+        for (answer, expected) in [("yes", Some(true)), ("no", Some(false))] {
+            let asker = Scripted {
+                answers: Mutex::new(vec!["billing", answer, "missing-rows"]),
+                said: Mutex::new(vec![]),
+            };
+            let given = Choices {
+                instance: Some("prod-db".into()),
+                time: Some("30 minutes ago".into()),
+                database: Some("shop".into()),
+                client_cidr: Some("203.0.113.7/32".into()),
+                ..Default::default()
+            };
+            let c = fill(given, &rds, &db, None, &asker, Utc::now()).await.unwrap();
+            assert_eq!(c.with_dependents, expected, "{answer}");
+            let said = asker.said.lock().unwrap().join("\n");
+            assert!(
+                said.contains("`shop.invoices` (billing_id) ON DELETE CASCADE"),
+                "{said}"
+            );
+            assert!(!said.contains("audit"), "RESTRICT changed nothing: {said}");
+        }
+        // Nothing to offer: no question.
+        let asker = Scripted {
+            answers: Mutex::new(vec!["billing", "missing-rows"]),
+            said: Mutex::new(vec![]),
+        };
+        let given = Choices {
+            instance: Some("prod-db".into()),
+            time: Some("30 minutes ago".into()),
+            database: Some("shop".into()),
+            client_cidr: Some("203.0.113.7/32".into()),
+            ..Default::default()
+        };
+        let plain = FakeDb {
+            schema: Some(crate::testing::schema()),
+            ..Default::default()
+        };
+        let c = fill(given, &rds, &plain, None, &asker, Utc::now()).await.unwrap();
+        assert_eq!(c.with_dependents, None);
     }
 
     #[test]

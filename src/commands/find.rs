@@ -321,7 +321,7 @@ pub async fn locate_before(
     };
     let table = TableRef {
         database: args.database.clone().unwrap_or_default(),
-        table: args.table.clone().unwrap_or_default(),
+        table: args.table.first().cloned().unwrap_or_default(),
     };
     rds_table_restore::binlog::rewind::locate(&reader, &table, before, hint)
         .await

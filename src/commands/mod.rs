@@ -185,7 +185,7 @@ fn request_of(args: &RestoreArgs, drill: Option<DrillRequest>) -> Request {
         instance: args.instance.clone().unwrap_or_default(),
         cluster: args.cluster.clone(),
         database: args.database.clone().unwrap_or_default(),
-        table: args.table.clone().unwrap_or_default(),
+        table: args.table.first().cloned().unwrap_or_default(),
         time: args.time.clone().unwrap_or_default(),
         client_cidr: args.client_cidr.clone(),
         allow_any_source: args.allow_any_source,
@@ -208,6 +208,8 @@ fn request_of(args: &RestoreArgs, drill: Option<DrillRequest>) -> Request {
         parallel: args.parallel,
         source: args.source,
         before: None,
+        also: args.table.iter().skip(1).cloned().collect(),
+        with_dependents: args.with_dependents,
     }
 }
 
@@ -230,13 +232,17 @@ fn choices_of(args: &RestoreArgs) -> Choices {
         instance: args.instance.clone().or_else(|| args.cluster.clone()),
         time: args.time.clone(),
         database: args.database.clone(),
-        table: args.table.clone(),
+        table: args.table.first().cloned(),
         // A binlog rewind opens nothing: the address is not asked for.
         client_cidr: args
             .client_cidr
             .clone()
             .or_else(|| (args.source == SourceKind::Binlog).then(String::new)),
         mode: args.mode,
+        // Asked only where nothing settles it: the flag, several tables, or a binlog rewind
+        // (which cannot bring back what a cascade changed).
+        with_dependents: (args.with_dependents || args.table.len() > 1 || args.source == SourceKind::Binlog)
+            .then_some(args.with_dependents),
     }
 }
 
@@ -293,8 +299,13 @@ async fn complete(args: &mut RestoreArgs, aws: &Aws, db: &MysqlConnector) -> Res
             if args.cluster.is_none() {
                 args.instance = c.instance;
             }
-            (args.time, args.database, args.table, args.client_cidr, args.mode) =
+            let table;
+            (args.time, args.database, table, args.client_cidr, args.mode) =
                 (c.time, c.database, c.table, c.client_cidr, c.mode);
+            if let Some(table) = table.filter(|_| args.table.is_empty()) {
+                args.table = vec![table];
+            }
+            args.with_dependents |= c.with_dependents == Some(true);
             Ok(())
         }
         Err(e) => Err(fail(3, &e)),

@@ -298,8 +298,36 @@ pub struct ForeignKey {
     pub child: TableRef,
     pub constraint: String,
     pub columns: Vec<String>,
+    /// The referenced table's columns, in the order of `columns`.
+    pub referenced: Vec<String>,
     /// `ON DELETE`: CASCADE, SET NULL, RESTRICT, NO ACTION or SET DEFAULT.
     pub on_delete: String,
+}
+
+/// A foreign key whose references a run sets back: the columns of the child table, the
+/// table they reference and its columns, in the same order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct References {
+    pub constraint: String,
+    pub columns: Vec<String>,
+    pub parent: TableRef,
+    pub parent_columns: Vec<String>,
+}
+
+/// What setting references back did in one chunk of production rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReferencesOutcome {
+    /// Rows whose reference was NULL in production and is set back to its restored value.
+    pub restored: u64,
+    /// Rows whose reference production holds with another value (the application re-pointed
+    /// them since): kept.
+    pub kept: u64,
+    /// Rows already holding the restored reference.
+    pub unchanged: u64,
+    /// Rows whose restored reference points at a row production no longer has: left NULL.
+    pub parent_gone: u64,
+    /// Rows of the restored copy that production no longer has at all.
+    pub absent: u64,
 }
 
 /// Database and table names, as given by the operator.
@@ -476,6 +504,47 @@ pub trait Session: Send {
         batch_bytes: usize,
         out: tokio::sync::mpsc::Sender<Vec<Row>>,
     ) -> Result<()>;
+    /// Turns the foreign key checks of this session (not the server's) on or off: off while
+    /// the rows of a table that references itself, or a later table of the run, are written
+    /// in key order (a row may come before the row it references).
+    async fn set_foreign_key_checks(&mut self, _on: bool) -> Result<()> {
+        Ok(())
+    }
+    /// Up to `limit` rows of `table` after `after` in key order whose `refs` columns all hold a
+    /// value, as the key's columns followed by those columns.
+    async fn reference_chunk(
+        &mut self,
+        _table: &TableRef,
+        _schema: &TableSchema,
+        _refs: &References,
+        _after: Option<&[Value]>,
+        _limit: usize,
+    ) -> Result<Vec<Row>> {
+        Err(crate::error::Error::InvalidInput(
+            "this connection cannot set references back".into(),
+        ))
+    }
+    /// In one transaction: locks the key range of `rows` (as `reference_chunk` gave them, from
+    /// the restored copy), sets each row's `refs` columns to the restored values where
+    /// production holds NULL in all of them and the referenced row exists, reads the rows back,
+    /// and commits only if each holds what was set.
+    async fn restore_references(
+        &mut self,
+        _table: &TableRef,
+        _schema: &TableSchema,
+        _refs: &References,
+        _range: KeyRange<'_>,
+        _rows: &[Row],
+    ) -> Result<ReferencesOutcome> {
+        Err(crate::error::Error::InvalidInput(
+            "this connection cannot set references back".into(),
+        ))
+    }
+    /// The rows of `table` whose `refs` columns hold a value that no row of the referenced
+    /// table has: what writing with foreign key checks off may have left.
+    async fn dangling_references(&mut self, _table: &TableRef, _refs: &References) -> Result<u64> {
+        Ok(0)
+    }
     /// The server-side checksum of the rows in `range` that match `filter`.
     async fn range_checksum(
         &mut self,

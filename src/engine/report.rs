@@ -51,11 +51,34 @@ pub struct Report {
     /// Tables that reference the restored one through foreign keys, with their counts on both
     /// sides: a CASCADE dependent that lost rows was not brought back by this run.
     pub dependents: Vec<crate::state::Dependent>,
+    /// A run of several tables (`--table` more than once, `--with-dependents`): each table
+    /// in the order it was merged, with what was done to it. The row counts above are their sums.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableReport>,
     pub steps: Vec<StepTime>,
     pub total_seconds: f64,
     pub resources_left: Vec<String>,
     pub state_file: String,
     pub error: Option<String>,
+}
+
+/// One table of a run of several.
+#[derive(Debug, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    /// `named`, or the foreign key that brought it in: `CASCADE from shop.customers`.
+    pub reason: String,
+    pub rows_read: u64,
+    pub rows_inserted: u64,
+    pub rows_already_present: u64,
+    pub rows_updated: u64,
+    /// References a SET NULL cleared, set back to their restored values.
+    pub references_restored: u64,
+    /// References production holds with another value (re-pointed since): kept.
+    pub references_kept: u64,
+    /// References left NULL: the row they pointed at is not in production.
+    pub references_left_null: u64,
+    pub verification: Option<Verification>,
 }
 
 /// The report is laid out for an 80-column terminal: long values wrap under their column.
@@ -118,6 +141,37 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
 impl Report {
     pub fn from_state(state: &RunState, state_file: &std::path::Path) -> Report {
         let total = (state.updated_at - state.created_at).num_milliseconds() as f64 / 1000.0;
+        // A run of several tables: the counts are the sums of its tables'.
+        let mut copy = state.copy.clone();
+        if !state.tables.is_empty() {
+            let all: Vec<&crate::state::CopyProgress> = state.tables.iter().map(|p| &p.copy).collect();
+            copy.rows_read = all.iter().map(|c| c.rows_read).sum();
+            copy.chunks = all.iter().map(|c| c.chunks).sum();
+            copy.inserted = all.iter().map(|c| c.inserted).sum();
+            copy.already_present = all.iter().map(|c| c.already_present).sum();
+            copy.present_differing = all.iter().map(|c| c.present_differing).sum();
+            copy.updated = all.iter().map(|c| c.updated).sum();
+            copy.deleted = all.iter().map(|c| c.deleted).sum();
+        }
+        let tables = state
+            .tables
+            .iter()
+            .map(|p| {
+                let refs = p.references_total();
+                TableReport {
+                    table: p.table.to_string(),
+                    reason: p.reason.clone(),
+                    rows_read: p.copy.rows_read,
+                    rows_inserted: p.copy.inserted,
+                    rows_already_present: p.copy.already_present,
+                    rows_updated: p.copy.updated,
+                    references_restored: refs.restored,
+                    references_kept: refs.kept,
+                    references_left_null: refs.parent_gone,
+                    verification: p.verification.clone(),
+                }
+            })
+            .collect();
         Report {
             run_id: state.run_id.clone(),
             kind: if state.plan.is_drill() { "drill" } else { "restore" },
@@ -133,18 +187,19 @@ impl Report {
                 _ => state.plan.target_instance.clone(),
             },
             source: if state.plan.is_binlog() { "binlog" } else { "pitr" },
-            rows_read: state.copy.rows_read,
-            chunks: state.copy.chunks,
+            rows_read: copy.rows_read,
+            chunks: copy.chunks,
             dependents: state.dependents.clone(),
-            rows_inserted: state.copy.inserted,
-            rows_already_present: state.copy.already_present,
+            tables,
+            rows_inserted: copy.inserted,
+            rows_already_present: copy.already_present,
             rows_present_differing_kept: match state.plan.merge() {
-                crate::ports::Merge::MissingRows => state.copy.present_differing,
+                crate::ports::Merge::MissingRows => copy.present_differing,
                 _ => 0,
             },
             mode: state.plan.mode.name(),
-            rows_updated: state.copy.updated,
-            rows_deleted: state.copy.deleted,
+            rows_updated: copy.updated,
+            rows_deleted: copy.deleted,
             verification: state.verification.clone(),
             steps: state
                 .steps
@@ -202,7 +257,32 @@ impl Report {
                 v.summary()
             ));
         }
-        for d in self.dependents.iter().filter(|d| d.changed_by_delete()) {
+        for t in &self.tables {
+            let mut what = format!("{} rows inserted", t.rows_inserted);
+            if t.rows_updated > 0 {
+                what.push_str(&format!(", {} overwritten", t.rows_updated));
+            }
+            if t.references_restored + t.references_kept + t.references_left_null > 0 {
+                what.push_str(&format!(
+                    ", {} references set back ({} re-pointed since kept, {} left NULL)",
+                    t.references_restored, t.references_kept, t.references_left_null
+                ));
+            }
+            if let Some(v) = &t.verification {
+                what.push_str(if v.passed {
+                    ", verified"
+                } else {
+                    ", verification FAILED"
+                });
+            }
+            out.push_str(&format!("  table {} ({})  {what}\n", t.table, t.reason));
+        }
+        let in_run = |table: &str| self.tables.iter().any(|t| t.table == table);
+        for d in self
+            .dependents
+            .iter()
+            .filter(|d| d.changed_by_delete() && !in_run(&d.table.to_string()))
+        {
             let counts = match (d.restored_rows, d.production_rows, d.on_delete.as_str()) {
                 (Some(r), Some(p), "CASCADE") => format!("{r} rows at the restore time, {p} now"),
                 (Some(r), Some(p), _) => format!("{r} NULL references at the restore time, {p} now"),
@@ -210,8 +290,10 @@ impl Report {
             };
             let flag = match (d.lost(), d.on_delete.as_str()) {
                 (Some(n), _) if n == 0 || d.restored_by_the_run(&self.table) => "",
-                (Some(_), "CASCADE") => "  NOT RESTORED: restore it with --table and the same --time",
-                (Some(_), _) => "  REFERENCES CLEARED: a side-table run of it gives the values to set back",
+                (Some(_), "CASCADE") => {
+                    "  NOT RESTORED: restore it with --with-dependents, or --table, and the same --time"
+                }
+                (Some(_), _) => "  REFERENCES CLEARED: --with-dependents sets them back",
                 (None, _) => "",
             };
             out.push_str(&format!(

@@ -289,6 +289,68 @@ pub struct RunState {
     /// bring back.
     #[serde(default)]
     pub dependents: Vec<Dependent>,
+    /// A run of several tables (`--table` more than once, `--with-dependents`): each table, in
+    /// the order they are merged (parents before children), with its own checkpoint. Empty for a
+    /// run of one table, whose progress is `copy` and `verification`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TablePass>,
+}
+
+/// One table of a run of several: why it is in the run, what is done to it, and how far it got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TablePass {
+    pub table: crate::ports::TableRef,
+    /// `named` (by --table), or how a foreign key brought it in: `CASCADE from db.parent`.
+    pub reason: String,
+    /// Its missing rows are merged in the run's mode (a named table, or one a CASCADE emptied);
+    /// false for a table only a SET NULL reached, whose rows are all still there.
+    pub restore_rows: bool,
+    /// The SET NULL foreign keys whose cleared references the run sets back.
+    #[serde(default)]
+    pub references: Vec<crate::ports::References>,
+    /// Its rows are written with the session's foreign key checks off: it references itself,
+    /// or a table merged after it (a cycle). What that may leave dangling is counted after.
+    #[serde(default)]
+    pub checks_off: bool,
+    #[serde(default)]
+    pub copy: CopyProgress,
+    /// How far setting back each of `references` got, in the same order.
+    #[serde(default)]
+    pub references_progress: Vec<ReferencesProgress>,
+    /// Its rows and references are all merged.
+    #[serde(default)]
+    pub copied: bool,
+    #[serde(default)]
+    pub verification: Option<Verification>,
+}
+
+impl TablePass {
+    /// The totals of setting references back, over every foreign key of the table.
+    pub fn references_total(&self) -> ReferencesProgress {
+        let mut t = ReferencesProgress::default();
+        for p in &self.references_progress {
+            t.restored += p.restored;
+            t.kept += p.kept;
+            t.parent_gone += p.parent_gone;
+            t.absent += p.absent;
+            t.unchanged += p.unchanged;
+        }
+        t.done = self.references_progress.iter().all(|p| p.done);
+        t
+    }
+}
+
+/// The checkpoint of setting back one foreign key's references: the last key whose chunk is
+/// committed, and what the chunks did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReferencesProgress {
+    pub last_key: Option<Vec<StoredValue>>,
+    pub restored: u64,
+    pub kept: u64,
+    pub unchanged: u64,
+    pub parent_gone: u64,
+    pub absent: u64,
+    pub done: bool,
 }
 
 /// A table that references the restored table, or one of its CASCADE dependents.
@@ -299,6 +361,10 @@ pub struct Dependent {
     pub references: crate::ports::TableRef,
     pub constraint: String,
     pub columns: Vec<String>,
+    /// The referenced table's columns, in the order of `columns` (empty in state files from
+    /// before they were recorded).
+    #[serde(default)]
+    pub referenced_columns: Vec<String>,
     /// `ON DELETE`: CASCADE, SET NULL, RESTRICT, NO ACTION or SET DEFAULT.
     pub on_delete: String,
     /// Counted once the restored copy is reachable: its rows as of the restore time and in
@@ -356,9 +422,26 @@ impl RunState {
             resources: Resources::default(),
             copy: CopyProgress::default(),
             dependents: Vec::new(),
+            tables: Vec::new(),
             verification: None,
             error: None,
             window: None,
+        }
+    }
+
+    /// The copy's progress of the table `pass` (an index into `tables`), or of the run's one
+    /// table.
+    pub fn progress(&self, pass: Option<usize>) -> &CopyProgress {
+        match pass {
+            Some(i) => &self.tables[i].copy,
+            None => &self.copy,
+        }
+    }
+
+    pub fn progress_mut(&mut self, pass: Option<usize>) -> &mut CopyProgress {
+        match pass {
+            Some(i) => &mut self.tables[i].copy,
+            None => &mut self.copy,
         }
     }
 

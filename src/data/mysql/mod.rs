@@ -15,13 +15,14 @@ use mysql_async::{Conn, OptsBuilder, Params, SslOpts, TxOpts};
 
 use crate::error::{Error, Result, Side};
 use crate::ports::{
-    ChunkOutcome, ChunkProof, Column, Connector, Endpoint, ForeignKey, KeyRange, Merge, RangeChecksum, Row, Session,
-    TableRef, TableSchema, Value,
+    ChunkOutcome, ChunkProof, Column, Connector, Endpoint, ForeignKey, KeyRange, Merge, RangeChecksum, References,
+    ReferencesOutcome, Row, Session, TableRef, TableSchema, Value,
 };
 use crate::rowcodec::encode_values;
 
 mod connect;
 mod proof;
+mod references;
 mod sql;
 mod write;
 
@@ -419,11 +420,13 @@ impl Session for MysqlSession {
 
     async fn referencing(&mut self, table: &TableRef) -> Result<Vec<ForeignKey>> {
         // UNIQUE_CONSTRAINT_SCHEMA is the referenced table's database (MySQL 8 and MariaDB).
-        let rows: Vec<(String, String, String, String, String)> = self
+        type Found = (String, String, String, String, String, String);
+        let rows: Vec<Found> = self
             .conn
             .exec(
                 "SELECT rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME, rc.DELETE_RULE, \
-                 GROUP_CONCAT(k.COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR '\\0') \
+                 GROUP_CONCAT(k.COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR '\\0'), \
+                 GROUP_CONCAT(k.REFERENCED_COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR '\\0') \
                  FROM information_schema.REFERENTIAL_CONSTRAINTS rc \
                  JOIN information_schema.KEY_COLUMN_USAGE k ON k.CONSTRAINT_SCHEMA = rc.CONSTRAINT_SCHEMA \
                  AND k.TABLE_NAME = rc.TABLE_NAME AND k.CONSTRAINT_NAME = rc.CONSTRAINT_NAME \
@@ -434,14 +437,18 @@ impl Session for MysqlSession {
             )
             .await
             .map_err(|e| self.db_err(e))?;
+        let split = |s: String| s.split('\0').map(str::to_string).collect();
         Ok(rows
             .into_iter()
-            .map(|(database, child, constraint, on_delete, columns)| ForeignKey {
-                child: TableRef { database, table: child },
-                constraint,
-                columns: columns.split('\0').map(str::to_string).collect(),
-                on_delete,
-            })
+            .map(
+                |(database, child, constraint, on_delete, columns, referenced)| ForeignKey {
+                    child: TableRef { database, table: child },
+                    constraint,
+                    columns: split(columns),
+                    referenced: split(referenced),
+                    on_delete,
+                },
+            )
             .collect())
     }
 
@@ -561,6 +568,54 @@ impl Session for MysqlSession {
                 Err(e)
             }
         }
+    }
+
+    async fn set_foreign_key_checks(&mut self, on: bool) -> Result<()> {
+        let sql = format!("SET SESSION foreign_key_checks = {}", u8::from(on));
+        self.conn.query_drop(sql).await.map_err(|e| self.db_err(e))
+    }
+
+    async fn reference_chunk(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        refs: &References,
+        after: Option<&[Value]>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        self.read_reference_chunk(table, schema, refs, after, limit).await
+    }
+
+    async fn restore_references(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        refs: &References,
+        range: KeyRange<'_>,
+        rows: &[Row],
+    ) -> Result<ReferencesOutcome> {
+        self.conn
+            .query_drop("START TRANSACTION")
+            .await
+            .map_err(|e| self.db_err(e))?;
+        match self
+            .restore_references_in_transaction(table, schema, refs, range, rows)
+            .await
+        {
+            Ok(outcome) => {
+                crate::crash_point!("references-chunk-before-commit");
+                self.conn.query_drop("COMMIT").await.map_err(|e| self.db_err(e))?;
+                Ok(outcome)
+            }
+            Err(e) => {
+                let _ = self.conn.query_drop("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn dangling_references(&mut self, table: &TableRef, refs: &References) -> Result<u64> {
+        self.count_dangling(table, refs).await
     }
 
     async fn scan(

@@ -2,13 +2,14 @@
 //! chunk (or into a side table), recreate a dropped table, verify, and the side table's life.
 
 use super::*;
+use crate::verify::Verification;
 
 impl Machine<'_> {
     // ---- 5. copy ----
 
     /// Opens both sessions and checks the restored table matches production's.
     pub(super) async fn connect_pair(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
-        let plan = &self.state.plan;
+        let plan = &self.tplan();
         let mut restored = self.deps.db.connect(self.restored_side(), endpoint).await?;
         let restored_schema = restored
             .table_schema(plan.restored_table())
@@ -22,7 +23,7 @@ impl Machine<'_> {
             let n = check_where(restored.as_mut(), plan.restored_table(), p, "the restored copy").await?;
             self.deps.ui.note(&format!("--where matches {n} restored rows"));
         }
-        let production = self.deps.db.connect(Side::Production, &source.production).await?;
+        let production = production_for_writes(self.deps.db, &source.production, self.checks_off()).await?;
         self.restored_session = Some(restored);
         self.production_session = Some(production);
         Ok(())
@@ -66,8 +67,10 @@ impl Machine<'_> {
     }
 
     pub(super) async fn copy(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
+        if !self.state.tables.is_empty() {
+            return self.copy_tables(source, endpoint).await;
+        }
         let plan = self.state.plan.clone();
-        let merge = plan.merge();
         self.begin(
             Step::Copy,
             &format!(
@@ -85,6 +88,15 @@ impl Machine<'_> {
                 }
             ),
         )?;
+        let summary = self.copy_table(source, endpoint).await?;
+        self.finish(&summary)
+    }
+
+    /// The copy of one table (the run's, or the current pass's of a run of several), from its
+    /// checkpoint to its end; the summary comes back.
+    pub(super) async fn copy_table(&mut self, source: &Source, endpoint: &Endpoint) -> Result<String> {
+        let plan = self.tplan();
+        let merge = plan.merge();
         let schema = self.data_schema(source, endpoint).await?;
         // Before anything is written or created: a row no statement can carry stops the run.
         let chunk_bytes = self.check_packets(source, endpoint, &schema).await?;
@@ -114,7 +126,9 @@ impl Machine<'_> {
             let first = !announced;
             announced = true;
             Box::pin(async move {
-                let plan = m.state.plan.clone();
+                let plan = m.tplan();
+                let pass = m.pass;
+                let checks_off = m.checks_off();
                 if schema.key.is_empty() && m.state.copy.chunks > 0 && !m.state.copy.done {
                     // Without a key, what was loaded cannot be told apart: the side table (ours,
                     // new) is emptied and loaded again.
@@ -142,7 +156,7 @@ impl Machine<'_> {
                     chunk_bytes,
                     ..CopyJob::of(&plan, &schema)
                 };
-                if merge != Merge::MissingRows && m.state.copy.planned.is_none() {
+                if merge != Merge::MissingRows && m.state.progress(pass).planned.is_none() {
                     m.deps
                         .ui
                         .note("Counting what the merge would change (nothing is written yet)...");
@@ -157,7 +171,7 @@ impl Machine<'_> {
                     {
                         return Err(Error::Declined);
                     }
-                    m.state.copy.planned = Some(counted);
+                    m.state.progress_mut(pass).planned = Some(counted);
                     m.state.updated_at = Utc::now();
                     m.store.save(&m.state)?;
                 }
@@ -169,25 +183,25 @@ impl Machine<'_> {
                     true => 1,
                     false => plan.parallel.max(1),
                 };
-                if writers > 1 || !m.state.copy.workers.is_empty() {
-                    if m.state.copy.workers.is_empty() {
+                if writers > 1 || !m.state.progress(pass).workers.is_empty() {
+                    if m.state.progress(pass).workers.is_empty() {
                         let ranges = split(restored.as_mut(), &job, writers).await?;
-                        m.state.copy.workers = ranges;
+                        m.state.progress_mut(pass).workers = ranges;
                         m.state.updated_at = Utc::now();
                         m.store.save(&m.state)?;
                     }
                     // The first writer uses the run's sessions; each other one opens its own.
                     let mut extra = Vec::new();
-                    for _ in 1..m.state.copy.workers.len() {
+                    for _ in 1..m.state.progress(pass).workers.len() {
                         extra.push((
                             m.deps.db.connect(restored_side, &restored_at).await?,
-                            m.deps.db.connect(Side::Production, &production_at).await?,
+                            production_for_writes(m.deps.db, &production_at, checks_off).await?,
                         ));
                     }
                     let mut pairs: Vec<(&mut dyn Session, &mut dyn Session)> = vec![(restored.as_mut(), production.as_mut())];
                     pairs.extend(extra.iter_mut().map(|(r, p)| (r.as_mut(), p.as_mut())));
                     let (ui, cancel) = (m.deps.ui, &m.cancel);
-                    let first_chunks: Vec<bool> = m.state.copy.workers.iter().map(|w| w.copy.chunks == 0).collect();
+                    let first_chunks: Vec<bool> = m.state.progress(pass).workers.iter().map(|w| w.copy.chunks == 0).collect();
                     let shared = std::sync::Mutex::new((&mut m.state, &m.store));
                     // On a sparse table every writer's locking read would take the same gap and
                     // they would deadlock each other. So the writers' first chunks go one at a
@@ -195,23 +209,23 @@ impl Machine<'_> {
                     // above it in place, which bound its gap locks.
                     for (i, (r, p)) in pairs.iter_mut().enumerate().skip(1).rev() {
                         if first_chunks[i] {
-                            run_writer(i, &mut **r, &mut **p, &job, &shared, ui, cancel, true).await?;
+                            run_writer(i, pass, &mut **r, &mut **p, &job, &shared, ui, cancel, true).await?;
                         }
                     }
                     let runs = pairs
                         .into_iter()
                         .enumerate()
-                        .map(|(i, (r, p))| run_writer(i, r, p, &job, &shared, ui, cancel, false));
+                        .map(|(i, (r, p))| run_writer(i, pass, r, p, &job, &shared, ui, cancel, false));
                     // Every writer runs to its end or its error; the first error is the run's.
                     for result in futures_util::future::join_all(runs).await {
                         result?;
                     }
                     return Ok(());
                 }
-                let start = m.state.copy.clone();
+                let start = m.state.progress(pass).clone();
                 let (store, state) = (&m.store, &mut m.state);
                 let mut checkpoint = |p: &crate::state::CopyProgress| {
-                    state.copy = p.clone();
+                    *state.progress_mut(pass) = p.clone();
                     state.updated_at = Utc::now();
                     store.save(state)
                 };
@@ -230,7 +244,7 @@ impl Machine<'_> {
             })
         })
         .await?;
-        let done = self.state.copy.clone();
+        let done = self.state.progress(self.pass).clone();
         let method = self
             .production_session
             .as_ref()
@@ -241,22 +255,20 @@ impl Machine<'_> {
             n => format!(", {n} writers"),
         };
         let how = format!(" (rows written with {method}{writers})");
-        self.finish(
-            &(match merge {
-                Merge::MissingRows => format!(
-                    "{} rows read, {} inserted, {} already present ({} of them differ and were kept)",
-                    done.rows_read, done.inserted, done.already_present, done.present_differing
-                ),
-                _ => format!(
-                    "{} rows read, {} inserted, {} overwritten, {} deleted, {} already identical",
-                    done.rows_read,
-                    done.inserted,
-                    done.updated,
-                    done.deleted,
-                    done.already_present - done.present_differing
-                ),
-            } + &how),
-        )
+        Ok(match merge {
+            Merge::MissingRows => format!(
+                "{} rows read, {} inserted, {} already present ({} of them differ and were kept)",
+                done.rows_read, done.inserted, done.already_present, done.present_differing
+            ),
+            _ => format!(
+                "{} rows read, {} inserted, {} overwritten, {} deleted, {} already identical",
+                done.rows_read,
+                done.inserted,
+                done.updated,
+                done.deleted,
+                done.already_present - done.present_differing
+            ),
+        } + &how)
     }
 
     /// The production table was dropped: creates it from the restored copy's definition, with
@@ -322,12 +334,26 @@ impl Machine<'_> {
                 path.display()
             ));
         }
+        if !self.state.tables.is_empty() {
+            return self.verify_tables(source, endpoint).await;
+        }
         self.begin(Step::Verify, "every restored row against production, by key")?;
+        let v = self.verify_table(source, endpoint).await?;
+        self.state.verification = Some(v.clone());
+        self.save()?;
+        if !v.passed {
+            return Err(v.failure());
+        }
+        self.finish(&v.summary())
+    }
+
+    /// The final pass over one table (the run's, or the current pass's): its verification.
+    pub(super) async fn verify_table(&mut self, source: &Source, endpoint: &Endpoint) -> Result<Verification> {
         let schema = self.data_schema(source, endpoint).await?;
         self.with_reconnects(source, endpoint, |m| {
             let schema = schema.clone();
             Box::pin(async move {
-                let plan = m.state.plan.clone();
+                let plan = m.tplan();
                 let (Some(restored), Some(production)) = (m.restored_session.as_mut(), m.production_session.as_mut())
                 else {
                     return Err(Error::Interrupted);
@@ -337,22 +363,25 @@ impl Machine<'_> {
                     restored.as_mut(),
                     production.as_mut(),
                     &job,
-                    &m.state.copy,
+                    m.state.progress(m.pass),
                     m.deps.ui,
                     &m.cancel,
                 )
                 .await?;
                 crash_point!("verify-after-call");
-                m.state.verification = Some(v);
+                match m.pass {
+                    Some(i) => m.state.tables[i].verification = Some(v),
+                    None => m.state.verification = Some(v),
+                }
                 m.save()
             })
         })
         .await?;
-        let v = self.state.verification.clone().unwrap_or_default();
-        if !v.passed {
-            return Err(v.failure());
-        }
-        self.finish(&v.summary())
+        let v = match self.pass {
+            Some(i) => self.state.tables[i].verification.clone(),
+            None => self.state.verification.clone(),
+        };
+        v.ok_or(Error::Interrupted)
     }
 
     pub(super) async fn create_side_table(
@@ -398,7 +427,7 @@ impl Machine<'_> {
         if self.state.plan.drill.is_none() {
             return Ok(source.schema()?.clone());
         }
-        let table = self.state.plan.restored_table().clone();
+        let table = self.tplan().restored_table().clone();
         self.deps
             .db
             .connect(self.restored_side(), endpoint)
@@ -440,6 +469,7 @@ pub(super) type SharedState<'s> = std::sync::Mutex<(&'s mut RunState, &'s StateS
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run_writer(
     i: usize,
+    pass: Option<usize>,
     restored: &mut dyn Session,
     production: &mut dyn Session,
     job: &CopyJob<'_>,
@@ -449,7 +479,7 @@ pub(super) async fn run_writer(
     first_only: bool,
 ) -> Result<()> {
     let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
-    let w = lock().0.copy.workers[i].clone();
+    let w = lock().0.progress(pass).workers[i].clone();
     let start = w.start.as_deref().map(crate::copy::decode_key).transpose()?;
     let end = w.end.as_deref().map(crate::copy::decode_key).transpose()?;
     let job = CopyJob {
@@ -461,10 +491,12 @@ pub(super) async fn run_writer(
     let mut checkpoint = |progress: &crate::state::CopyProgress| {
         let mut guard = lock();
         let (state, store) = &mut *guard;
-        state.copy.workers[i].copy = progress.clone();
-        state.copy.sum_workers();
+        let copy = state.progress_mut(pass);
+        copy.workers[i].copy = progress.clone();
+        copy.sum_workers();
+        let (read, written) = (copy.rows_read, copy.inserted + copy.updated);
         state.updated_at = Utc::now();
-        ui.copy_progress(state.copy.rows_read, state.copy.inserted + state.copy.updated);
+        ui.copy_progress(read, written);
         store.save(state)
     };
     copy_rows(

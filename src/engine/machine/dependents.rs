@@ -27,6 +27,7 @@ pub async fn find_dependents(session: &mut dyn Session, table: &TableRef) -> Res
                 references: parent.clone(),
                 constraint: fk.constraint,
                 columns: fk.columns,
+                referenced_columns: fk.referenced,
                 on_delete: fk.on_delete,
                 restored_rows: None,
                 production_rows: None,
@@ -63,7 +64,20 @@ impl Machine<'_> {
     /// when a delete changed any of them.
     pub(super) async fn check_dependents(&mut self, session: &mut dyn Session) -> Result<()> {
         if self.state.dependents.is_empty() {
-            self.state.dependents = find_dependents(session, &self.state.plan.table).await?;
+            // A run of several tables: the foreign keys reaching any of them, each once.
+            let mut all: Vec<Dependent> = Vec::new();
+            for table in self.state.plan.named_tables() {
+                for d in find_dependents(session, &table).await? {
+                    if !all.iter().any(|a| a.table == d.table && a.constraint == d.constraint) {
+                        all.push(d);
+                    }
+                }
+            }
+            self.state.dependents = all;
+        }
+        if self.state.plan.is_multi() {
+            // check_tables says which of them the run includes and which it leaves out.
+            return Ok(());
         }
         let changed: Vec<Dependent> = self
             .state
@@ -75,8 +89,8 @@ impl Machine<'_> {
         if !changed.is_empty() {
             self.deps.ui.warn(&format!(
                 "other tables reference `{}` through foreign keys, and this run restores `{}` only:\n  {}\n\
-                 Their rows are counted on both sides once the restored copy is reachable; restore each \
-                 that lost rows with its own run (--table NAME, the same --time).",
+                 Their rows are counted on both sides once the restored copy is reachable. To bring them \
+                 back in the same run, from the same copy: --with-dependents (or --table NAME again).",
                 self.state.plan.table,
                 self.state.plan.table,
                 dependents_text(&changed).join("\n  ")
@@ -147,14 +161,16 @@ impl Machine<'_> {
         }
         for d in self.state.dependents.iter().filter(|d| d.lost().unwrap_or(0) > 0) {
             let (r, p) = (d.restored_rows.unwrap_or(0), d.production_rows.unwrap_or(0));
-            if d.restored_by_the_run(&self.state.plan.table.to_string()) {
+            if d.restored_by_the_run(&self.state.plan.table.to_string())
+                || self.state.tables.iter().any(|p| p.table == d.table)
+            {
                 continue;
             }
             if d.table == self.state.plan.table {
                 self.deps.ui.warn(&format!(
                     "`{}` references itself ({}, ON DELETE {}): it had {r} rows with a NULL reference at the \
                      restore time and has {p} now; rows the delete spared keep production's cleared reference \
-                     unless --mode overwrite sets them back to their restored values",
+                     (--with-dependents sets back those production still holds as NULL)",
                     d.table,
                     d.columns.join(", "),
                     d.on_delete
@@ -164,17 +180,16 @@ impl Machine<'_> {
             let advice = match d.on_delete.as_str() {
                 "CASCADE" => format!(
                     "held {r} rows at the restore time and holds {p} now: the delete took rows there that this \
-                     run does not bring back; restore it too: --table {} with the same --time",
+                     run does not bring back; restore it too: --with-dependents, or --table {} with the same --time",
                     d.table.table
                 ),
                 // The rows are still there, their references cleared: an insert-missing run adds
                 // nothing; the restored values are what is needed to set them back.
                 _ => format!(
                     "had {r} rows with a NULL ({}) at the restore time and has {p} now: the delete cleared \
-                     references there that this run does not set back; a side-table run (--table {} --mode \
-                     side-table, the same --time) gives the restored values to set them from",
-                    d.columns.join(", "),
-                    d.table.table
+                     references there that this run does not set back; a run with --with-dependents (the same \
+                     --time) sets them back where production still holds NULL",
+                    d.columns.join(", ")
                 ),
             };
             self.deps.ui.warn(&format!(
@@ -201,6 +216,7 @@ mod tests {
             },
             constraint: "fk".into(),
             columns: vec!["customer_id".into()],
+            referenced_columns: vec!["id".into()],
             on_delete: on_delete.into(),
             restored_rows: Some(restored),
             production_rows: Some(production),

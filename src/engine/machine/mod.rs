@@ -19,6 +19,7 @@ mod packets;
 mod plan_text;
 mod restored_copy;
 mod rewind;
+mod tables;
 mod validate;
 
 pub use dependents::find_dependents;
@@ -101,12 +102,16 @@ pub struct RunFailure {
 }
 
 /// What validation established, used by later steps.
+#[derive(Clone)]
 struct Source {
     instance: Instance,
     production: Endpoint,
     /// The production table's schema; `None` when the table is gone (DROP TABLE) and is to be
     /// created from the restored definition before the copy.
     schema: Option<TableSchema>,
+    /// In a run of several tables, each one's production schema, in the order of
+    /// `RunState::tables`.
+    schemas: Vec<TableSchema>,
 }
 
 impl Source {
@@ -144,6 +149,9 @@ pub struct Machine<'a> {
     dump: Option<crate::copy::DumpFile>,
     /// What validation's binlog checks found (`--source binlog`), for `plan`.
     rewind_checked: Option<crate::ports::RewindOutcome>,
+    /// In a run of several tables, the one being copied or verified (an index into
+    /// `RunState::tables`).
+    pass: Option<usize>,
 }
 
 impl<'a> Machine<'a> {
@@ -159,10 +167,14 @@ impl<'a> Machine<'a> {
         let table_lock = lock_table(&store, &plan)?;
         for (_, other) in list_runs(store.dir())? {
             let Ok(other) = other else { continue };
-            if other.plan.source_instance == plan.source_instance
-                && other.plan.target_table() == plan.target_table()
-                && is_open(&other)
-            {
+            let written = |p: &Plan| {
+                let mut t = vec![p.target_table().clone()];
+                t.extend(p.also.iter().cloned());
+                t
+            };
+            let overlap = written(&other.plan).iter().any(|t| written(&plan).contains(t))
+                || other.tables.iter().any(|o| written(&plan).contains(&o.table));
+            if other.plan.source_instance == plan.source_instance && overlap && is_open(&other) {
                 let step = other.current_step().map(|s| s.step.name()).unwrap_or("none");
                 return Err(Error::Unfinished {
                     run_id: other.run_id,
@@ -223,6 +235,7 @@ impl<'a> Machine<'a> {
             production_session: None,
             lock_session: None,
             rewind_checked: None,
+            pass: None,
             _table_lock: table_lock,
             dump: None,
         }
@@ -341,6 +354,20 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// The plan as it applies to the table being worked on: the run's own, or in a run of
+    /// several, the current pass's.
+    fn tplan(&self) -> Plan {
+        match self.pass {
+            Some(i) => self.state.plan.for_table(&self.state.tables[i].table),
+            None => self.state.plan.clone(),
+        }
+    }
+
+    /// True while the table being written references itself or a table merged after it.
+    fn checks_off(&self) -> bool {
+        self.pass.is_some_and(|i| self.state.tables[i].checks_off)
+    }
+
     fn access_open(&self) -> bool {
         let r = &self.state.resources;
         r.security_group.is_some()
@@ -419,6 +446,16 @@ impl<'a> Machine<'a> {
             confirmed_clean,
         }
     }
+}
+
+/// A production session for the copy's writes: with the foreign key checks off (`checks_off`)
+/// while the table being written references itself or a table merged after it.
+async fn production_for_writes(db: &dyn Connector, endpoint: &Endpoint, checks_off: bool) -> Result<Box<dyn Session>> {
+    let mut session = db.connect(Side::Production, endpoint).await?;
+    if checks_off {
+        session.set_foreign_key_checks(false).await?;
+    }
+    Ok(session)
 }
 
 /// Asks a server whether `--where` is valid SQL for the table (before anything is written).

@@ -35,7 +35,7 @@ impl Machine<'_> {
         endpoint: &Endpoint,
         schema: &TableSchema,
     ) -> Result<usize> {
-        let plan = self.state.plan.clone();
+        let plan = self.tplan();
         let mut restored = self.deps.db.connect(self.restored_side(), endpoint).await?;
         let production_limit = match self.lock_session.as_mut() {
             Some(s) => s.max_allowed_packet().await?,

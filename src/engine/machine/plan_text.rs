@@ -5,7 +5,13 @@ use crate::ports::Instance;
 use crate::state::Dependent;
 
 /// The whole plan on one screen: what will be created, opened and written, and where.
-pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool, dependents: &[Dependent]) -> String {
+pub fn plan_text(
+    plan: &Plan,
+    source: &Instance,
+    table_missing: bool,
+    dependents: &[Dependent],
+    passes: &[crate::state::TablePass],
+) -> String {
     let class = plan
         .instance_class
         .as_deref()
@@ -138,12 +144,31 @@ pub fn plan_text(plan: &Plan, source: &Instance, table_missing: bool, dependents
         )),
         (None, _) => {}
     }
-    let changed: Vec<Dependent> = dependents.iter().filter(|d| d.changed_by_delete()).cloned().collect();
-    if !changed.is_empty() {
+    if !passes.is_empty() {
         lines.push(format!(
-            "  NOT RESTORED    tables that reference `{}` (a delete there changed them; this run restores `{}` \
-             only, each of them needs its own run with the same --time):",
-            plan.table, plan.table
+            "  tables          {} tables from the same copy, merged parents first, each in {} mode with its own \
+             checkpoint:",
+            passes.len(),
+            plan.mode.name()
+        ));
+        for line in super::tables::passes_text(passes) {
+            lines.push(format!("                  {line}"));
+        }
+    }
+    let changed: Vec<Dependent> = dependents
+        .iter()
+        .filter(|d| d.changed_by_delete() && !passes.iter().any(|p| p.table == d.table))
+        .cloned()
+        .collect();
+    if !changed.is_empty() {
+        let restored = match passes.is_empty() {
+            true => format!("`{}` only", plan.table),
+            false => "the tables above only".to_string(),
+        };
+        lines.push(format!(
+            "  NOT RESTORED    tables that reference the restored ones (a delete there changed them; this run restores \
+             {restored}; --with-dependents brings back those in `{}`, --table database.table any other):",
+            plan.table.database
         ));
         for line in super::dependents::dependents_text(&changed) {
             lines.push(format!("                  {line}"));

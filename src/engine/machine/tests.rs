@@ -67,6 +67,8 @@ impl World {
             parallel: 1,
             source: Default::default(),
             before: None,
+            also: Vec::new(),
+            with_dependents: false,
         }
     }
 

@@ -101,6 +101,13 @@ impl Machine<'_> {
             table: plan.table.table.clone(),
         };
         let schema = session.table_schema(&plan.table).await?;
+        if schema.is_none() && plan.is_multi() {
+            return Err(Error::InvalidInput(format!(
+                "`{}` does not exist in production: bring it back alone first (its definition comes from the \
+                 restored copy, with --recreate-table), then the other tables",
+                plan.table
+            )));
+        }
         match &schema {
             // A side table is made like the production table, so that one must exist.
             None if plan.drill.is_some() => return Err(not_found()),
@@ -175,6 +182,10 @@ impl Machine<'_> {
             ));
         }
         self.check_dependents(session.as_mut()).await?;
+        let schemas = match plan.is_multi() {
+            true => self.check_tables(session.as_mut()).await?,
+            false => Vec::new(),
+        };
         if let (true, Some(asof), Some(_)) = (plan.is_binlog(), &plan.asof, &schema) {
             if !self.state.finished(Step::Restore) {
                 let checked = self
@@ -202,12 +213,23 @@ impl Machine<'_> {
         // What a statement may carry: the copy's chunks are held within it, and a restored row
         // past it is refused before the first write.
         let packet = super::packets::size_text(session.max_allowed_packet().await?);
-        let lock = production_lock_name(&plan);
-        if !session.try_advisory_lock(&lock).await? {
-            return Err(Error::ProductionBusy {
-                table: plan.table.to_string(),
-                lock,
-            });
+        // One lock per table written: a run of several tables holds each one's.
+        let mut written = vec![plan.clone()];
+        written.extend(
+            self.state
+                .tables
+                .iter()
+                .filter(|p| p.table != plan.table)
+                .map(|p| plan.for_table(&p.table)),
+        );
+        for each in &written {
+            let lock = production_lock_name(each);
+            if !session.try_advisory_lock(&lock).await? {
+                return Err(Error::ProductionBusy {
+                    table: each.table.to_string(),
+                    lock,
+                });
+            }
         }
         self.lock_session = Some(session);
         self.finish(&format!(
@@ -224,6 +246,7 @@ impl Machine<'_> {
             instance,
             production,
             schema,
+            schemas,
         })
     }
 
@@ -248,7 +271,13 @@ impl Machine<'_> {
         };
         self.deps.ui.note(&format!(
             "{heading}{}",
-            plan_text(plan, &source.instance, source.schema.is_none(), &self.state.dependents)
+            plan_text(
+                plan,
+                &source.instance,
+                source.schema.is_none(),
+                &self.state.dependents,
+                &self.state.tables
+            )
         ));
         if !self.deps.prompter.confirm("Proceed?")? {
             return Err(Error::Declined);
@@ -296,6 +325,7 @@ impl Machine<'_> {
                     &source.instance,
                     source.schema.is_none(),
                     &self.state.dependents,
+                    &self.state.tables,
                 );
                 let sources = self.sources(&source.instance).await;
                 Ok(format!("{text}\n{}", super::plan_text::sources_text(&sources)))

@@ -111,6 +111,49 @@ pub fn input_errors(req: &Request, now: DateTime<Utc>, skip_missing: bool) -> Ve
             req.mode.name()
         )));
     }
+    if !req.also.is_empty() || req.with_dependents {
+        let flag = if req.also.is_empty() {
+            "--with-dependents"
+        } else {
+            "--table given more than once"
+        };
+        let refusals = [
+            (req.drill.is_some(), "a drill (rehearse one table at a time)"),
+            (req.mode == Mode::SideTable, "--mode side-table (run it once per table)"),
+            (
+                req.mode == Mode::ReplaceAll,
+                "--mode replace-all (its deletes would cascade to the other tables: replace one table at a time)",
+            ),
+            (
+                req.where_predicate.is_some(),
+                "--where (a condition is on one table's columns)",
+            ),
+            (
+                req.dump_file.is_some(),
+                "--dump-file or --dump-only (the file holds one table's rows)",
+            ),
+            (
+                req.source == crate::plan::SourceKind::Binlog,
+                "--source binlog (what a cascade deleted or set to NULL is not in the binlog: only the restored copy \
+                 has it, so use --source pitr, the default)",
+            ),
+        ];
+        for (refused, what) in refusals {
+            if refused {
+                errors.push(Error::InvalidInput(format!("{flag} does not go with {what}")));
+            }
+        }
+        for t in &req.also {
+            let t = crate::plan::table_ref(&req.database, t);
+            if t.table.is_empty() || t.table.len() > 64 || t.database.len() > 64 || t.table.contains('\0') {
+                errors.push(Error::InvalidInput(format!(
+                    "--table `{t}` is not a MySQL identifier (1 to 64 characters, no NUL)"
+                )));
+            } else if t.database == req.database && t.table == req.table {
+                errors.push(Error::InvalidInput(format!("--table `{}` is given twice", req.table)));
+            }
+        }
+    }
     if let Some(path) = &req.dump_file {
         let flag = if req.dump_only { "--dump-only" } else { "--dump-file" };
         let parent = path

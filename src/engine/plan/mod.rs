@@ -109,6 +109,12 @@ pub struct Request {
     pub source: SourceKind,
     /// `--before`, located: `FILE:POS` where the transaction begins (`time` is its second).
     pub before: Option<String>,
+    /// `--table` given again: more tables brought back by the same run, from the same copy,
+    /// each `table` (in `--database`) or `database.table`.
+    pub also: Vec<String>,
+    /// `--with-dependents`: also the tables a delete on these changes through foreign keys
+    /// (ON DELETE CASCADE or SET NULL), in the same database.
+    pub with_dependents: bool,
 }
 
 /// How the table as it was at the point is obtained.
@@ -217,6 +223,12 @@ pub struct Plan {
     /// at this `FILE:POS`; `restore_time` is that transaction's second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
+    /// The other tables named with `--table`, brought back by the same run from the same copy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<TableRef>,
+    /// `--with-dependents`: the tables the accident changed through foreign keys come back too.
+    #[serde(default)]
+    pub with_dependents: bool,
 }
 
 /// What a restore of a DB cluster needs to know of its source, found in validation and kept
@@ -312,6 +324,8 @@ impl Plan {
             cluster: None,
             source_kind: req.source,
             before: req.before.clone(),
+            also: req.also.iter().map(|t| table_ref(&req.database, t)).collect(),
+            with_dependents: req.with_dependents,
             asof,
             drill: req.drill.as_ref().map(|d| Drill {
                 target: TableRef {
@@ -338,6 +352,28 @@ impl Plan {
             }
             plan
         })
+    }
+
+    /// True for a run of several tables: `--table` given more than once, or
+    /// `--with-dependents`.
+    pub fn is_multi(&self) -> bool {
+        !self.also.is_empty() || self.with_dependents
+    }
+
+    /// The plan as it applies to one table of a run of several: the same copy, time and
+    /// mode, another table.
+    pub fn for_table(&self, table: &TableRef) -> Plan {
+        Plan {
+            table: table.clone(),
+            ..self.clone()
+        }
+    }
+
+    /// Every table the operator named, the first `--table` first.
+    pub fn named_tables(&self) -> Vec<TableRef> {
+        std::iter::once(self.table.clone())
+            .chain(self.also.iter().cloned())
+            .collect()
     }
 
     /// How rows are merged into the table written: a side table (drill, side-table mode) is
@@ -413,6 +449,28 @@ impl Plan {
     /// True once the copy has outlived its `expires-at`.
     pub fn expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|t| now > t)
+    }
+}
+
+/// A table named by a further `--table`: `name` in `database`, or `db.name` in another
+/// database (a name that holds a dot is given in backticks: `` `odd.name` ``).
+pub fn table_ref(database: &str, given: &str) -> TableRef {
+    let given = given.trim();
+    if let Some(quoted) = given.strip_prefix('`').and_then(|g| g.strip_suffix('`')) {
+        return TableRef {
+            database: database.into(),
+            table: quoted.replace("``", "`"),
+        };
+    }
+    match given.split_once('.') {
+        Some((db, table)) if !db.is_empty() && !table.is_empty() => TableRef {
+            database: db.into(),
+            table: table.into(),
+        },
+        _ => TableRef {
+            database: database.into(),
+            table: given.into(),
+        },
     }
 }
 
