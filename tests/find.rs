@@ -98,6 +98,17 @@ async fn find_names_the_sandbox_accident_at_its_second_and_its_position() {
         .collect();
     assert!(later.iter().any(|t| t["updated"] == 1), "{later:?}");
     assert!(later.iter().any(|t| t["inserted"] == 5), "{later:?}");
+    // The second accident (scripts/sql/billing-second-accident.sql): every fifth USD row
+    // overwritten, listed with its count, the DELETE still the damage.
+    let overwritten: u64 = count(
+        &sb.restored,
+        "SELECT COUNT(*) FROM shop.billing WHERE currency = 'USD' AND id % 5 = 0",
+    )
+    .await;
+    assert!(
+        later.iter().any(|t| t["updated"].as_u64() == Some(overwritten)),
+        "no transaction updated the {overwritten} rows of the second accident: {later:?}"
+    );
 
     // The text says the same, with the position to copy.
     let state = tempfile::tempdir().unwrap();
