@@ -101,10 +101,14 @@ async fn find_names_the_sandbox_accident_at_its_second_and_its_position() {
     // The second accident (scripts/sql/billing-second-accident.sql): every fifth USD row
     // overwritten, listed with its count, the DELETE still the damage.
     let overwritten: u64 = count(
-        &sb.restored,
-        "SELECT COUNT(*) FROM shop.billing WHERE currency = 'USD' AND id % 5 = 0",
+        &sb.production,
+        "SELECT COUNT(*) FROM shop.billing WHERE description = 'overwritten by the second accident'",
     )
     .await;
+    assert!(
+        overwritten > 1000,
+        "the second accident is in the sandbox: {overwritten}"
+    );
     assert!(
         later.iter().any(|t| t["updated"].as_u64() == Some(overwritten)),
         "no transaction updated the {overwritten} rows of the second accident: {later:?}"

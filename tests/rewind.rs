@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{command, compare_rows, describe, expected_after, restore_args, unique_table, Sandbox, Twin};
+use common::{command, compare_rows, describe, env_var, expected_after, restore_args, unique_table, Sandbox, Twin};
 use mysql_async::prelude::Queryable;
 
 async fn asof_tables(sb: &Sandbox, table: &str) -> Vec<String> {
@@ -301,6 +301,38 @@ async fn a_time_older_than_the_binlogs_is_refused() {
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
     refused(&sb, &t, &time, "the binlogs of that time are purged").await;
+    Sandbox::exec(&sb.production, &format!("DROP TABLE `{t}`")).await;
+}
+
+/// A user who may not read the binlog (the sandbox's writer user: no REPLICATION SLAVE, no
+/// BINLOG MONITOR) is refused in validation, before any write, with the grant to give.
+#[tokio::test]
+async fn a_user_who_may_not_read_the_binlog_is_refused_before_any_write() {
+    let sb = Sandbox::connect().await;
+    let t = unique_table("rw_nobinlog");
+    Sandbox::exec(
+        &sb.production,
+        &format!(
+            "CREATE TABLE `{t}` (id BIGINT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO `{t}` SELECT seq FROM seq_1_to_20"
+        ),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    Sandbox::exec(&sb.production, &format!("DELETE FROM `{t}` WHERE id <= 5")).await;
+    let (user, password) = (env_var("SANDBOX_WRITER_USER"), env_var("SANDBOX_WRITER_PASSWORD"));
+    refused_as(
+        &sb,
+        &t,
+        &time,
+        ("may not read", "may not read"),
+        &[
+            ("RDS_TABLE_RESTORE_DB_USER", user.as_str()),
+            ("RDS_TABLE_RESTORE_DB_PASSWORD", password.as_str()),
+        ],
+    )
+    .await;
     Sandbox::exec(&sb.production, &format!("DROP TABLE `{t}`")).await;
 }
 

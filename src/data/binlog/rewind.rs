@@ -58,7 +58,7 @@ pub async fn check(
     to: DateTime<Utc>,
     before: Option<&Position>,
 ) -> Result<Checked> {
-    let (mut log, columns, key) = prepare(reader, table, asof, to, before).await?;
+    let (mut log, columns, key) = prepare(reader, table, asof, to, before).await.map_err(or_pitr)?;
     let after = read_from(&mut log, to, before);
     // The staging tables once, created and dropped: a missing privilege or a key they cannot
     // hold refuses here, not after the copy.
@@ -113,6 +113,18 @@ pub async fn check(
         key,
         scan,
     })
+}
+
+/// A refusal shared with `find` (a missing privilege) names its own fix; for a rewind, the
+/// instance restore is the other way, and the message says so.
+fn or_pitr(e: Error) -> Error {
+    match e {
+        Error::BinlogUnusable { what, fix } if !fix.contains("--source pitr") => Error::BinlogUnusable {
+            what,
+            fix: format!("{fix}; or use the instance restore (`--source pitr`, the default)"),
+        },
+        other => other,
+    }
 }
 
 /// The checks that need no read of the binlog's events: the server's settings, how far back
