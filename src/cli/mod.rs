@@ -294,8 +294,11 @@ pub struct RestoreArgs {
     #[arg(long, env = "RDS_TABLE_RESTORE_RECREATE_TABLE")]
     pub recreate_table: bool,
     /// Writers copying disjoint key ranges at once, each with its own connections and
-    /// checkpoint (not with --dump-file; a table without a primary key uses one).
-    #[arg(long, default_value_t = 1, value_name = "N", env = "RDS_TABLE_RESTORE_PARALLEL")]
+    /// checkpoint: `auto` (the default) chooses from the round trip it measures to both servers
+    /// (2 on a fast link, where the servers' CPUs are the limit; more over a slow one, where each
+    /// writer waits on the network) and says what it chose; or a number, 1 to 16. One with
+    /// --dump-file, and for a table without a primary key.
+    #[arg(long, default_value = "auto", value_name = "auto|N", value_parser = parse_parallel, env = "RDS_TABLE_RESTORE_PARALLEL")]
     pub parallel: usize,
     /// Restore only the rows matching this condition (one SQL predicate on the table's columns,
     /// checked on both servers before anything is written).
@@ -385,6 +388,18 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .map_err(|_| format!("`{s}` is not a size: write bytes, or a number with KiB, MiB or GiB (8MiB)"))?;
     n.checked_mul(1 << shift)
         .ok_or_else(|| format!("`{s}` is too large a size"))
+}
+
+/// `--parallel`: `auto` (0) or a number of writers.
+fn parse_parallel(s: &str) -> Result<usize, String> {
+    match s.trim() {
+        "auto" => Ok(0),
+        n => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=16).contains(n))
+            .ok_or_else(|| format!("`{s}` is neither `auto` nor a number of writers from 1 to 16")),
+    }
 }
 
 /// `HOST:PORT`, with IPv6 hosts in brackets.

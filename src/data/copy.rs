@@ -23,6 +23,10 @@ pub struct CopyJob<'a> {
     /// How long a chunk's transaction should hold its locks in production: the application
     /// waits on them.
     pub max_lock: std::time::Duration,
+    /// What a chunk's transaction waits on the link whatever its size: its statements' round
+    /// trips to production. Over a VPN or a tunnel that alone can pass `max_lock`, and smaller
+    /// chunks would not shorten it, so only the time beyond it counts against `max_lock`.
+    pub lock_floor: std::time::Duration,
     /// `--where`, applied to the restored rows.
     pub filter: Option<&'a str>,
     /// `--dump-only`: find the missing rows and write them to the dump file, never to production.
@@ -46,6 +50,7 @@ impl<'a> CopyJob<'a> {
             chunk_size: plan.chunk_size,
             chunk_bytes: plan.chunk_bytes,
             max_lock: std::time::Duration::from_millis(plan.max_lock_ms),
+            lock_floor: std::time::Duration::ZERO,
             filter: plan.where_predicate.as_deref(),
             dry: plan.dump_only,
             merge: plan.merge(),
@@ -211,8 +216,10 @@ fn next_limit(job: &CopyJob<'_>, rows: Option<&[Row]>, cap: usize) -> usize {
 
 /// The rows a chunk may hold after one that held its locks for `held`: half as many when it
 /// took longer than `--max-lock-ms` (the application was waiting on it), twice as many, up to
-/// `--chunk-size`, when it took less than a quarter of it.
+/// `--chunk-size`, when it took less than a quarter of it. The link's own round trips
+/// (`lock_floor`) are not counted: no chunk size makes them shorter.
 fn adapt_cap(job: &CopyJob<'_>, cap: usize, rows: usize, held: std::time::Duration) -> usize {
+    let held = held.saturating_sub(job.lock_floor);
     if held > job.max_lock {
         (rows.min(cap) / 2).max(1)
     } else if held < job.max_lock / 4 {
@@ -527,6 +534,7 @@ mod tests {
             chunk_size: 1000,
             chunk_bytes: 1 << 20,
             max_lock: Duration::from_millis(100),
+            lock_floor: Duration::ZERO,
             filter: None,
             dry: false,
             merge: Merge::MissingRows,
@@ -563,6 +571,14 @@ mod tests {
             1000,
             "up to --chunk-size, not past it"
         );
+        // Over a 40 ms link a chunk's six round trips take 240 ms whatever its size: only the
+        // time beyond them counts.
+        let far = CopyJob {
+            lock_floor: Duration::from_millis(240),
+            ..job
+        };
+        assert_eq!(adapt_cap(&far, 1000, 1000, Duration::from_millis(300)), 1000);
+        assert_eq!(adapt_cap(&far, 1000, 1000, Duration::from_millis(400)), 500);
     }
 
     #[test]

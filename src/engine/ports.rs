@@ -504,6 +504,11 @@ pub trait Session: Send {
         batch_bytes: usize,
         out: tokio::sync::mpsc::Sender<Vec<Row>>,
     ) -> Result<()>;
+    /// The link's round trip to this server, the shortest of a few empty statements: what each
+    /// statement costs in waiting (`--parallel auto`). Zero where it cannot be measured.
+    async fn link_round_trip(&mut self) -> Result<std::time::Duration> {
+        Ok(std::time::Duration::ZERO)
+    }
     /// Turns the foreign key checks of this session (not the server's) on or off: off while
     /// the rows of a table that references itself, or a later table of the run, are written
     /// in key order (a row may come before the row it references).

@@ -27,6 +27,21 @@ impl Drop for CuttingProxy {
 
 impl CuttingProxy {
     pub async fn start(upstream_port: u16, after_bytes: u64, cuts: u64) -> CuttingProxy {
+        CuttingProxy::start_with_delay(upstream_port, after_bytes, cuts, std::time::Duration::ZERO).await
+    }
+
+    /// A proxy that holds what the server sends for `delay` before passing it on: a link whose
+    /// round trip is at least `delay` (a VPN, a tunnel), for the choices the tool makes by it.
+    pub async fn delayed(upstream_port: u16, delay: std::time::Duration) -> CuttingProxy {
+        CuttingProxy::start_with_delay(upstream_port, u64::MAX, 0, delay).await
+    }
+
+    async fn start_with_delay(
+        upstream_port: u16,
+        after_bytes: u64,
+        cuts: u64,
+        delay: std::time::Duration,
+    ) -> CuttingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let cuts_done = Arc::new(AtomicU64::new(0));
@@ -45,7 +60,8 @@ impl CuttingProxy {
                     };
                     // Decide at connect time whether this connection will be cut.
                     let cut = done.load(Ordering::SeqCst) < cuts;
-                    pipe(client, server, if cut { Some(after_bytes) } else { None }, done, down).await;
+                    let limit = if cut { Some(after_bytes) } else { None };
+                    pipe(client, server, limit, done, down, delay).await;
                 });
             }
         });
@@ -59,7 +75,14 @@ impl CuttingProxy {
     }
 }
 
-async fn pipe(client: TcpStream, server: TcpStream, limit: Option<u64>, done: Arc<AtomicU64>, down: Arc<AtomicU64>) {
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    limit: Option<u64>,
+    done: Arc<AtomicU64>,
+    down: Arc<AtomicU64>,
+    delay: std::time::Duration,
+) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let up = tokio::spawn(async move {
@@ -72,6 +95,9 @@ async fn pipe(client: TcpStream, server: TcpStream, limit: Option<u64>, done: Ar
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if cw.write_all(&buf[..n]).await.is_err() {
             break;
         }

@@ -570,6 +570,10 @@ impl Session for MysqlSession {
         }
     }
 
+    async fn link_round_trip(&mut self) -> Result<Duration> {
+        self.round_trip().await
+    }
+
     async fn set_foreign_key_checks(&mut self, on: bool) -> Result<()> {
         let sql = format!("SET SESSION foreign_key_checks = {}", u8::from(on));
         self.conn.query_drop(sql).await.map_err(|e| self.db_err(e))

@@ -152,8 +152,12 @@ impl Machine<'_> {
                 else {
                     return Err(Error::Interrupted);
                 };
+                // The link, measured once per connection: what each statement waits on it.
+                let to_restored = restored.link_round_trip().await?;
+                let to_production = production.link_round_trip().await?;
                 let job = CopyJob {
                     chunk_bytes,
+                    lock_floor: to_production * ROUND_TRIPS_PER_CHUNK,
                     ..CopyJob::of(&plan, &schema)
                 };
                 if merge != Merge::MissingRows && m.state.progress(pass).planned.is_none() {
@@ -179,9 +183,29 @@ impl Machine<'_> {
                     let estimate = restored.estimate_rows(plan.restored_table()).await.unwrap_or(None);
                     m.deps.ui.copy_started(estimate);
                 }
-                let writers = match schema.key.is_empty() || plan.dump_file.is_some() {
-                    true => 1,
-                    false => plan.parallel.max(1),
+                let progress = m.state.progress(pass);
+                let writers = match (schema.key.is_empty() || plan.dump_file.is_some(), plan.parallel) {
+                    (true, _) => 1,
+                    // `auto`, chosen once: a run that already split keeps its writers, one that
+                    // checkpointed with one writer keeps one.
+                    (false, 0) if !progress.workers.is_empty() => progress.workers.len(),
+                    (false, 0) if progress.chunks > 0 => 1,
+                    (false, 0) => {
+                        let n = auto_writers(to_restored.max(to_production));
+                        m.deps.ui.note(&format!(
+                            "--parallel auto: {n} writers (round trip {:.1} ms to the restored copy, {:.1} ms to \
+                             production: {})",
+                            to_restored.as_secs_f64() * 1000.0,
+                            to_production.as_secs_f64() * 1000.0,
+                            if n <= 2 {
+                                "a fast link, where the servers' CPUs are the limit"
+                            } else {
+                                "a slow link, where each writer waits on round trips"
+                            }
+                        ));
+                        n
+                    }
+                    (false, n) => n,
                 };
                 if writers > 1 || !m.state.progress(pass).workers.is_empty() {
                     if m.state.progress(pass).workers.is_empty() {
@@ -358,7 +382,12 @@ impl Machine<'_> {
                 else {
                     return Err(Error::Interrupted);
                 };
-                let job = CopyJob::of(&plan, &schema);
+                // Ranges of at least VERIFY_RANGE_ROWS: a checksum moves no rows, so a bigger
+                // range costs the servers no more and the link fewer round trips.
+                let job = CopyJob {
+                    chunk_size: plan.chunk_size.max(VERIFY_RANGE_ROWS),
+                    ..CopyJob::of(&plan, &schema)
+                };
                 let v = verify(
                     restored.as_mut(),
                     production.as_mut(),
@@ -459,6 +488,29 @@ impl Machine<'_> {
         self.state.resources.side_table_dropped = true;
         self.save()?;
         Ok(format!("side table {side} dropped"))
+    }
+}
+
+/// The fewest rows a range of the final verification holds. Each range is one checksum query
+/// per server, which returns two numbers whatever its size: over a link of 40 ms, 1M rows in
+/// ranges of 1,000 (the default chunk) wait 40 s on round trips alone, in ranges of 10,000 four.
+/// A range whose checksums differ is compared by per-row hashes: 10,000 keys and 32 bytes each.
+const VERIFY_RANGE_ROWS: usize = 10_000;
+
+/// The statements of one chunk's transaction in production, each a round trip: begin, the
+/// locking read, the insert (LOAD DATA's request and its data), the proof's read, commit.
+const ROUND_TRIPS_PER_CHUNK: u32 = 6;
+
+/// `--parallel auto`: how many writers for a link whose slower round trip is `rtt`. On a fast
+/// link (under 2 ms: the same host, the same VPC) two, which scripts/bench found best on two
+/// cores, where the servers' CPUs are the limit; over a VPN or a tunnel each writer spends most
+/// of a chunk waiting for round trips (a chunk takes five or six), so more writers keep the link
+/// busy: four up to 10 ms, eight beyond.
+pub(super) fn auto_writers(rtt: Duration) -> usize {
+    match rtt.as_micros() {
+        0..2_000 => 2,
+        2_000..10_000 => 4,
+        _ => 8,
     }
 }
 
@@ -594,4 +646,18 @@ pub(super) fn compare_schemas(restored: &TableSchema, production: &TableSchema) 
         return Err(Error::SchemaMismatch("the primary keys differ".into()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_writers_grow_with_the_round_trip() {
+        let ms = |n: u64| Duration::from_micros(n * 1000);
+        assert_eq!(auto_writers(Duration::from_micros(80)), 2, "loopback");
+        assert_eq!(auto_writers(ms(1)), 2, "the same VPC");
+        assert_eq!(auto_writers(ms(5)), 4, "a nearby tunnel");
+        assert_eq!(auto_writers(ms(40)), 8, "a VPN across a continent");
+    }
 }

@@ -73,9 +73,9 @@ pub fn input_errors(req: &Request, now: DateTime<Utc>, skip_missing: bool) -> Ve
             None
         }
     };
-    if req.parallel == 0 || req.parallel > 16 {
+    if req.parallel > 16 {
         errors.push(Error::InvalidInput(
-            "--parallel must be between 1 and 16 writers".into(),
+            "--parallel must be auto or between 1 and 16 writers".into(),
         ));
     }
     if req.parallel > 1 && req.dump_file.is_some() {

@@ -103,7 +103,7 @@ pub struct Request {
     /// `--recreate-table`: if the table is gone from production (DROP TABLE), create it from
     /// the restored copy's `SHOW CREATE TABLE` without asking.
     pub recreate_table: bool,
-    /// `--parallel`: writers on disjoint key ranges.
+    /// `--parallel`: writers on disjoint key ranges; 0 for `auto`.
     pub parallel: usize,
     /// `--source`: how the table as it was is obtained.
     pub source: SourceKind,
@@ -767,7 +767,7 @@ mod tests {
         r.time = "ten past nine".into();
         r.client_cidr = Some("203.0.113.7/40".into());
         r.chunk_size = 0;
-        r.parallel = 0;
+        r.parallel = 17;
         let errors = input_errors(&r, now(), false);
         assert_eq!(errors.len(), 4, "{errors:?}");
         r.time = String::new();
