@@ -402,24 +402,18 @@ async fn read_proven(
     after: Option<&[Value]>,
     limit: usize,
 ) -> Result<(Vec<Row>, Option<ChunkProof>)> {
-    let rows = restored
-        .read_chunk(job.source, job.schema, within(after, job.end), job.filter, limit)
-        .await?;
     if job.dry {
+        let rows = restored
+            .read_chunk(job.source, job.schema, within(after, job.end), job.filter, limit)
+            .await?;
         return Ok((rows, None));
     }
-    let Some(last) = rows.last() else {
-        // Nothing to write; a replace-all's last chunk still proves its deletes.
-        return Ok((rows, Some(ChunkProof::new())));
-    };
-    let last: Vec<Value> = job.schema.key_of(last).into_iter().cloned().collect();
-    let range = KeyRange {
-        after,
-        upto: Some(&last),
-    };
-    let proof = restored
-        .row_hashes(job.source, job.schema, range, job.filter)
-        .await?
+    // The rows and their hashes together (an empty chunk gives an empty proof: a replace-all's
+    // last chunk still proves its deletes).
+    let (rows, hashes) = restored
+        .read_chunk_hashed(job.source, job.schema, within(after, job.end), job.filter, limit)
+        .await?;
+    let proof = hashes
         .into_iter()
         .map(|(key, hash)| (encode_values(key.iter()), hash))
         .collect();

@@ -482,6 +482,29 @@ pub trait Session: Send {
         dry: bool,
         proof: Option<&ChunkProof>,
     ) -> Result<ChunkOutcome>;
+    /// `read_chunk` and, for the rows it returns, `row_hashes`: the chunk and what its
+    /// transaction in production must prove it wrote. A server does both in one statement (one
+    /// round trip, one pass over the rows); this default asks twice.
+    async fn read_chunk_hashed(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        range: KeyRange<'_>,
+        filter: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Row>, Vec<(Row, String)>)> {
+        let rows = self.read_chunk(table, schema, range, filter, limit).await?;
+        let Some(last) = rows.last() else {
+            return Ok((rows, Vec::new()));
+        };
+        let last: Vec<Value> = schema.key_of(last).into_iter().cloned().collect();
+        let chunk = KeyRange {
+            after: range.after,
+            upto: Some(&last),
+        };
+        let hashes = self.row_hashes(table, schema, chunk, filter).await?;
+        Ok((rows, hashes))
+    }
     /// The server's hash of each row in `range` (matching `filter`), with its key: the same
     /// canonical form as [`Session::range_checksum`], one row at a time.
     async fn row_hashes(

@@ -699,6 +699,17 @@ impl Session for MysqlSession {
         })
     }
 
+    async fn read_chunk_hashed(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        range: KeyRange<'_>,
+        filter: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Row>, Vec<(Row, String)>)> {
+        self.read_hashed(table, schema, range, filter, limit).await
+    }
+
     async fn row_hashes(
         &mut self,
         table: &TableRef,
