@@ -57,6 +57,32 @@ impl MysqlSession {
         Ok(best)
     }
 
+    /// Opens an explicit transaction rather than mysql_async's wrapper: LOAD DATA LOCAL needs the
+    /// connection itself for its data handler. [`MysqlSession::end`] closes it.
+    async fn begin(&mut self) -> Result<()> {
+        self.conn
+            .query_drop("START TRANSACTION")
+            .await
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// Closes the transaction [`MysqlSession::begin`] opened, with what its body gave: committed
+    /// when it succeeded and `commit` says so, else rolled back. A body's error is the result.
+    async fn end<T>(&mut self, done: Result<T>, commit: bool) -> Result<T> {
+        match done {
+            Ok(value) => {
+                let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+                self.conn.query_drop(sql).await.map_err(|e| self.db_err(e))?;
+                Ok(value)
+            }
+            Err(e) => {
+                // A lost connection is rolled back by the server; otherwise roll back here.
+                let _ = self.conn.query_drop("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
     /// Fails a chunk whose statement did not do exactly what was expected.
     fn check(&self, table: &TableRef, what: &str, affected: u64, expected: u64) -> Result<()> {
         if affected == expected {
@@ -419,37 +445,7 @@ impl Session for MysqlSession {
     }
 
     async fn referencing(&mut self, table: &TableRef) -> Result<Vec<ForeignKey>> {
-        // UNIQUE_CONSTRAINT_SCHEMA is the referenced table's database (MySQL 8 and MariaDB).
-        type Found = (String, String, String, String, String, String);
-        let rows: Vec<Found> = self
-            .conn
-            .exec(
-                "SELECT rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME, rc.DELETE_RULE, \
-                 GROUP_CONCAT(k.COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR '\\0'), \
-                 GROUP_CONCAT(k.REFERENCED_COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR '\\0') \
-                 FROM information_schema.REFERENTIAL_CONSTRAINTS rc \
-                 JOIN information_schema.KEY_COLUMN_USAGE k ON k.CONSTRAINT_SCHEMA = rc.CONSTRAINT_SCHEMA \
-                 AND k.TABLE_NAME = rc.TABLE_NAME AND k.CONSTRAINT_NAME = rc.CONSTRAINT_NAME \
-                 WHERE rc.UNIQUE_CONSTRAINT_SCHEMA = ? AND rc.REFERENCED_TABLE_NAME = ? \
-                 GROUP BY rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME, rc.DELETE_RULE \
-                 ORDER BY rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME",
-                (&table.database, &table.table),
-            )
-            .await
-            .map_err(|e| self.db_err(e))?;
-        let split = |s: String| s.split('\0').map(str::to_string).collect();
-        Ok(rows
-            .into_iter()
-            .map(
-                |(database, child, constraint, on_delete, columns, referenced)| ForeignKey {
-                    child: TableRef { database, table: child },
-                    constraint,
-                    columns: split(columns),
-                    referenced: split(referenced),
-                    on_delete,
-                },
-            )
-            .collect())
+        self.foreign_keys_referencing(table).await
     }
 
     async fn count_rows(&mut self, table: &TableRef, null_in: &[String]) -> Result<u64> {
@@ -543,31 +539,15 @@ impl Session for MysqlSession {
         dry: bool,
         proof: Option<&ChunkProof>,
     ) -> Result<ChunkOutcome> {
-        // An explicit transaction rather than mysql_async's wrapper: LOAD DATA LOCAL needs the
-        // connection itself for its data handler.
-        self.conn
-            .query_drop("START TRANSACTION")
-            .await
-            .map_err(|e| self.db_err(e))?;
-        match self
+        self.begin().await?;
+        let done = self
             .merge_in_transaction(table, schema, rows, range, merge, dry, proof)
-            .await
-        {
-            Ok(outcome) => {
-                if dry {
-                    self.conn.query_drop("ROLLBACK").await.map_err(|e| self.db_err(e))?;
-                } else {
-                    crate::crash_point!("copy-chunk-before-commit");
-                    self.conn.query_drop("COMMIT").await.map_err(|e| self.db_err(e))?;
-                }
-                Ok(outcome)
-            }
-            Err(e) => {
-                // A lost connection is rolled back by the server; otherwise roll back here.
-                let _ = self.conn.query_drop("ROLLBACK").await;
-                Err(e)
-            }
+            .await;
+        if done.is_ok() && !dry {
+            crate::crash_point!("copy-chunk-before-commit");
         }
+        // A dry run only finds what it would do: rolled back, like a failed chunk.
+        self.end(done, !dry).await
     }
 
     async fn link_round_trip(&mut self) -> Result<Duration> {
@@ -598,24 +578,7 @@ impl Session for MysqlSession {
         range: KeyRange<'_>,
         rows: &[Row],
     ) -> Result<ReferencesOutcome> {
-        self.conn
-            .query_drop("START TRANSACTION")
-            .await
-            .map_err(|e| self.db_err(e))?;
-        match self
-            .restore_references_in_transaction(table, schema, refs, range, rows)
-            .await
-        {
-            Ok(outcome) => {
-                crate::crash_point!("references-chunk-before-commit");
-                self.conn.query_drop("COMMIT").await.map_err(|e| self.db_err(e))?;
-                Ok(outcome)
-            }
-            Err(e) => {
-                let _ = self.conn.query_drop("ROLLBACK").await;
-                Err(e)
-            }
-        }
+        self.restore_references_chunk(table, schema, refs, range, rows).await
     }
 
     async fn dangling_references(&mut self, table: &TableRef, refs: &References) -> Result<u64> {

@@ -1,9 +1,9 @@
-//! Setting back the references an `ON DELETE SET NULL` cleared: the accident on a parent
-//! left the child's rows in place with NULL where they pointed at it. The restored copy holds
-//! the values; production gets them back only where it still holds NULL (a row the application
-//! re-pointed since keeps its new value) and only where the referenced row exists again, which
-//! the server's own foreign key check decides (so its collation and its locks apply, not a
-//! comparison of bytes here).
+//! Foreign keys: which ones reference a table, and setting back the references an
+//! `ON DELETE SET NULL` cleared. The accident on a parent left the child's rows in place with
+//! NULL where they pointed at it. The restored copy holds the values; production gets them back
+//! only where it still holds NULL (a row the application re-pointed since keeps its new value)
+//! and only where the referenced row exists again, which the server's own foreign key check
+//! decides (so its collation and its locks apply, not a comparison of bytes here).
 
 use std::collections::HashMap;
 
@@ -13,19 +13,24 @@ use mysql_async::Params;
 use super::sql::{key_columns, key_equals, qualified, quote_ident, range_where, rows_of};
 use super::{db_error, MysqlSession};
 use crate::error::{Error, Result};
-use crate::ports::{KeyRange, References, ReferencesOutcome, Row, TableRef, TableSchema, Value};
+use crate::ports::{ForeignKey, KeyRange, References, ReferencesOutcome, Row, TableRef, TableSchema, Value};
 use crate::rowcodec::encode_values;
 
 /// MySQL's error for a row whose foreign key finds no parent (ER_NO_REFERENCED_ROW_2).
 const NO_REFERENCED_ROW: u16 = 1452;
 
+/// Each of `columns`, quoted, put in `template` at `{}`, joined by `sep`: `a IS NULL AND b IS NULL`.
+fn each(columns: &[String], template: &str, sep: &str) -> String {
+    columns
+        .iter()
+        .map(|c| template.replace("{}", &quote_ident(c)))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
 /// `a IS NOT NULL AND b IS NOT NULL`: a reference with a value in every column.
 fn all_set(refs: &References) -> String {
-    refs.columns
-        .iter()
-        .map(|c| format!("{} IS NOT NULL", quote_ident(c)))
-        .collect::<Vec<_>>()
-        .join(" AND ")
+    each(&refs.columns, "{} IS NOT NULL", " AND ")
 }
 
 /// The key's columns, then the reference's.
@@ -38,6 +43,42 @@ fn key_and_refs(schema: &TableSchema, refs: &References) -> String {
 }
 
 impl MysqlSession {
+    /// The foreign keys of other tables (or of `table` itself) that reference `table`, with
+    /// their columns and the referenced ones in order (`Session::referencing`).
+    pub(super) async fn foreign_keys_referencing(&mut self, table: &TableRef) -> Result<Vec<ForeignKey>> {
+        // UNIQUE_CONSTRAINT_SCHEMA is the referenced table's database (MySQL 8 and MariaDB).
+        type Found = (String, String, String, String, String, String);
+        let rows: Vec<Found> = self
+            .conn
+            .exec(
+                "SELECT rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME, rc.DELETE_RULE, \
+                 GROUP_CONCAT(k.COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR '\\0'), \
+                 GROUP_CONCAT(k.REFERENCED_COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR '\\0') \
+                 FROM information_schema.REFERENTIAL_CONSTRAINTS rc \
+                 JOIN information_schema.KEY_COLUMN_USAGE k ON k.CONSTRAINT_SCHEMA = rc.CONSTRAINT_SCHEMA \
+                 AND k.TABLE_NAME = rc.TABLE_NAME AND k.CONSTRAINT_NAME = rc.CONSTRAINT_NAME \
+                 WHERE rc.UNIQUE_CONSTRAINT_SCHEMA = ? AND rc.REFERENCED_TABLE_NAME = ? \
+                 GROUP BY rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME, rc.DELETE_RULE \
+                 ORDER BY rc.CONSTRAINT_SCHEMA, rc.TABLE_NAME, rc.CONSTRAINT_NAME",
+                (&table.database, &table.table),
+            )
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let split = |s: String| s.split('\0').map(str::to_string).collect();
+        Ok(rows
+            .into_iter()
+            .map(
+                |(database, child, constraint, on_delete, columns, referenced)| ForeignKey {
+                    child: TableRef { database, table: child },
+                    constraint,
+                    columns: split(columns),
+                    referenced: split(referenced),
+                    on_delete,
+                },
+            )
+            .collect())
+    }
+
     pub(super) async fn read_reference_chunk(
         &mut self,
         table: &TableRef,
@@ -94,7 +135,26 @@ impl MysqlSession {
             .collect())
     }
 
-    pub(super) async fn restore_references_in_transaction(
+    /// One chunk of references set back, in a transaction of its own (`Session::restore_references`).
+    pub(super) async fn restore_references_chunk(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        refs: &References,
+        range: KeyRange<'_>,
+        rows: &[Row],
+    ) -> Result<ReferencesOutcome> {
+        self.begin().await?;
+        let done = self
+            .restore_references_in_transaction(table, schema, refs, range, rows)
+            .await;
+        if done.is_ok() {
+            crate::crash_point!("references-chunk-before-commit");
+        }
+        self.end(done, true).await
+    }
+
+    async fn restore_references_in_transaction(
         &mut self,
         table: &TableRef,
         schema: &TableSchema,
@@ -115,18 +175,8 @@ impl MysqlSession {
                 Some(_) => outcome.kept += 1,
             }
         }
-        let assignments = refs
-            .columns
-            .iter()
-            .map(|c| format!("{} = ?", quote_ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let still_null = refs
-            .columns
-            .iter()
-            .map(|c| format!("{} IS NULL", quote_ident(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let assignments = each(&refs.columns, "{} = ?", ", ");
+        let still_null = each(&refs.columns, "{} IS NULL", " AND ");
         let sql = format!(
             "UPDATE {} SET {assignments} WHERE {} AND {still_null}",
             qualified(table),
@@ -178,12 +228,7 @@ impl MysqlSession {
             .map(|(c, p)| format!("p.{} = c.{}", quote_ident(p), quote_ident(c)))
             .collect::<Vec<_>>()
             .join(" AND ");
-        let set = refs
-            .columns
-            .iter()
-            .map(|c| format!("c.{} IS NOT NULL", quote_ident(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let set = each(&refs.columns, "c.{} IS NOT NULL", " AND ");
         let sql = format!(
             "SELECT COUNT(*) FROM {} c WHERE {set} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {matches})",
             qualified(table),
