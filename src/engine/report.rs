@@ -142,17 +142,10 @@ impl Report {
     pub fn from_state(state: &RunState, state_file: &std::path::Path) -> Report {
         let total = (state.updated_at - state.created_at).num_milliseconds() as f64 / 1000.0;
         // A run of several tables: the counts are the sums of its tables'.
-        let mut copy = state.copy.clone();
-        if !state.tables.is_empty() {
-            let all: Vec<&crate::state::CopyProgress> = state.tables.iter().map(|p| &p.copy).collect();
-            copy.rows_read = all.iter().map(|c| c.rows_read).sum();
-            copy.chunks = all.iter().map(|c| c.chunks).sum();
-            copy.inserted = all.iter().map(|c| c.inserted).sum();
-            copy.already_present = all.iter().map(|c| c.already_present).sum();
-            copy.present_differing = all.iter().map(|c| c.present_differing).sum();
-            copy.updated = all.iter().map(|c| c.updated).sum();
-            copy.deleted = all.iter().map(|c| c.deleted).sum();
-        }
+        let copy = match state.tables.is_empty() {
+            true => state.copy.clone(),
+            false => crate::state::CopyProgress::total(state.tables.iter().map(|p| &p.copy)),
+        };
         let tables = state
             .tables
             .iter()

@@ -193,16 +193,35 @@ impl CopyProgress {
         if self.workers.is_empty() {
             return;
         }
-        let w = &self.workers;
-        self.chunks = w.iter().map(|w| w.copy.chunks).sum();
-        self.rows_read = w.iter().map(|w| w.copy.rows_read).sum();
-        self.inserted = w.iter().map(|w| w.copy.inserted).sum();
-        self.already_present = w.iter().map(|w| w.copy.already_present).sum();
-        self.present_differing = w.iter().map(|w| w.copy.present_differing).sum();
-        self.updated = w.iter().map(|w| w.copy.updated).sum();
-        self.deleted = w.iter().map(|w| w.copy.deleted).sum();
-        self.proven = w.iter().map(|w| w.copy.proven).sum();
-        self.done = w.iter().all(|w| w.copy.done);
+        let total = CopyProgress::total(self.workers.iter().map(|w| &w.copy));
+        let (last_key, planned, workers) = (self.last_key.take(), self.planned, std::mem::take(&mut self.workers));
+        *self = CopyProgress {
+            last_key,
+            planned,
+            workers,
+            ..total
+        };
+    }
+
+    /// The counts of several copies added up (the writers of one table, or the tables of one
+    /// run); done when all are.
+    pub fn total<'a>(parts: impl Iterator<Item = &'a CopyProgress>) -> CopyProgress {
+        let mut t = CopyProgress {
+            done: true,
+            ..Default::default()
+        };
+        for p in parts {
+            t.chunks += p.chunks;
+            t.rows_read += p.rows_read;
+            t.inserted += p.inserted;
+            t.already_present += p.already_present;
+            t.present_differing += p.present_differing;
+            t.updated += p.updated;
+            t.deleted += p.deleted;
+            t.proven += p.proven;
+            t.done &= p.done;
+        }
+        t
     }
 }
 

@@ -363,15 +363,14 @@ impl Machine<'_> {
         }
         self.begin(Step::Verify, "every restored row against production, by key")?;
         let v = self.verify_table(source, endpoint).await?;
-        self.state.verification = Some(v.clone());
-        self.save()?;
         if !v.passed {
             return Err(v.failure());
         }
         self.finish(&v.summary())
     }
 
-    /// The final pass over one table (the run's, or the current pass's): its verification.
+    /// The final pass over one table (the run's, or the current pass's): its verification, recorded in
+    /// the state (the run's, or the pass's) and saved before it is returned.
     pub(super) async fn verify_table(&mut self, source: &Source, endpoint: &Endpoint) -> Result<Verification> {
         let schema = self.data_schema(source, endpoint).await?;
         self.with_reconnects(source, endpoint, |m| {

@@ -396,35 +396,30 @@ impl Machine<'_> {
         if written_unchecked.is_empty() {
             return;
         }
-        let keys: Vec<References> = self
+        // Every foreign key of such a table, each with the child it belongs to.
+        let keys: Vec<(TableRef, References)> = self
             .state
             .dependents
             .iter()
             .filter(|d| written_unchecked.contains(&d.table) && !d.referenced_columns.is_empty())
-            .map(references_of)
+            .map(|d| (d.table.clone(), references_of(d)))
             .collect();
         let mut session = match self.deps.db.connect(Side::Production, &source.production).await {
             Ok(s) => s,
             Err(e) => return self.deps.ui.warn(&format!("dangling references were not counted: {e}")),
         };
-        for (refs, child) in keys.iter().zip(
-            self.state
-                .dependents
-                .iter()
-                .filter(|d| written_unchecked.contains(&d.table) && !d.referenced_columns.is_empty()),
-        ) {
-            match session.dangling_references(&child.table, refs).await {
+        for (child, refs) in &keys {
+            match session.dangling_references(child, refs).await {
                 Ok(0) => {}
                 Ok(n) => self.deps.ui.warn(&format!(
-                    "{n} rows of `{}` reference ({}) rows of `{}` that production does not have",
-                    child.table,
+                    "{n} rows of `{child}` reference ({}) rows of `{}` that production does not have",
                     refs.columns.join(", "),
                     refs.parent
                 )),
-                Err(e) => self.deps.ui.warn(&format!(
-                    "dangling references of `{}` were not counted: {e}",
-                    child.table
-                )),
+                Err(e) => self
+                    .deps
+                    .ui
+                    .warn(&format!("dangling references of `{child}` were not counted: {e}")),
             }
         }
     }
@@ -452,10 +447,8 @@ impl Machine<'_> {
                 None => {
                     self.check_cancel()?;
                     self.enter_pass(Some(i));
-                    let v = self.verify_table(&source.for_pass(i), endpoint).await?;
-                    self.state.tables[i].verification = Some(v.clone());
-                    self.save()?;
-                    v
+                    // Recorded in the table's pass and saved by verify_table.
+                    self.verify_table(&source.for_pass(i), endpoint).await?
                 }
             };
             if pass.table == primary {
