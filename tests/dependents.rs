@@ -30,6 +30,14 @@ fn schema(p: &str) -> String {
     )
 }
 
+/// The plan wraps at 80 columns: its text as single-spaced words, to compare lines with.
+fn words(stdout: &[u8]) -> String {
+    String::from_utf8_lossy(stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 async fn count(pool: &mysql_async::Pool, sql: &str) -> u64 {
     let mut c = pool.get_conn().await.unwrap();
     c.query_first(sql).await.unwrap().unwrap()
@@ -74,11 +82,7 @@ async fn the_plan_and_the_run_say_what_a_cascade_took_with_the_table_counted_on_
     let state = tempfile::tempdir().unwrap();
     let out = command(state.path()).args(args("plan")).output().await.unwrap();
     assert!(out.status.success(), "{}", describe(&out));
-    // The plan wraps at 80 columns: compared as words.
-    let plan = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let plan = words(&out.stdout);
     for shown in [
         "NOT RESTORED".to_string(),
         format!("`shop.{p}_orders` (customer_id) references `shop.{p}` ON DELETE CASCADE"),
@@ -334,10 +338,7 @@ async fn with_dependents_one_run_brings_back_what_the_cascades_took_parents_firs
     // The plan names every table of the run in the order it is merged, and what is done to each.
     let out = writer(command(state.path())).args(args("plan")).output().await.unwrap();
     assert!(out.status.success(), "{}", describe(&out));
-    let plan = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let plan = words(&out.stdout);
     for shown in [
         format!("1. `shop.{c}` (named): its missing rows, then the references (referrer_id) set back"),
         format!("`shop.{c}_notes` (SET NULL from shop.{c}): the references (customer_id) set back"),

@@ -627,19 +627,20 @@ mod tests {
             ],
             ..Default::default()
         };
+        // Everything given but the table (and the mode, which is always asked).
+        let given = || Choices {
+            instance: Some("prod-db".into()),
+            time: Some("30 minutes ago".into()),
+            database: Some("shop".into()),
+            client_cidr: Some("203.0.113.7/32".into()),
+            ..Default::default()
+        };
         for (answer, expected) in [("yes", Some(true)), ("no", Some(false))] {
             let asker = Scripted {
                 answers: Mutex::new(vec!["billing", answer, "missing-rows"]),
                 said: Mutex::new(vec![]),
             };
-            let given = Choices {
-                instance: Some("prod-db".into()),
-                time: Some("30 minutes ago".into()),
-                database: Some("shop".into()),
-                client_cidr: Some("203.0.113.7/32".into()),
-                ..Default::default()
-            };
-            let c = fill(given, &rds, &db, None, &asker, Utc::now()).await.unwrap();
+            let c = fill(given(), &rds, &db, None, &asker, Utc::now()).await.unwrap();
             assert_eq!(c.with_dependents, expected, "{answer}");
             let said = asker.said.lock().unwrap().join("\n");
             assert!(
@@ -653,18 +654,11 @@ mod tests {
             answers: Mutex::new(vec!["billing", "missing-rows"]),
             said: Mutex::new(vec![]),
         };
-        let given = Choices {
-            instance: Some("prod-db".into()),
-            time: Some("30 minutes ago".into()),
-            database: Some("shop".into()),
-            client_cidr: Some("203.0.113.7/32".into()),
-            ..Default::default()
-        };
         let plain = FakeDb {
             schema: Some(crate::testing::schema()),
             ..Default::default()
         };
-        let c = fill(given, &rds, &plain, None, &asker, Utc::now()).await.unwrap();
+        let c = fill(given(), &rds, &plain, None, &asker, Utc::now()).await.unwrap();
         assert_eq!(c.with_dependents, None);
     }
 
