@@ -452,6 +452,42 @@ async fn a_crash_between_two_tables_resumes_with_the_finished_table_left_alone()
     }
 }
 
+/// A crash while the SET NULL references are set back (a chunk written but not committed, and
+/// one committed and checkpointed), then `resume`: every table ends as an uninterrupted run
+/// leaves it, the application's re-pointed references kept.
+#[tokio::test]
+async fn a_crash_while_references_are_set_back_resumes_to_the_same_end() {
+    let sb = Sandbox::connect().await;
+    for point in [
+        "references-chunk-before-commit=return",
+        "references-chunk-after-checkpoint=return",
+    ] {
+        let c = unique_table("famr");
+        let time = family_with_accident(&sb, &c).await;
+        let state = tempfile::tempdir().unwrap();
+        let out = writer(command(state.path()))
+            .args(common::restore_args(&c, &time))
+            .args(["--with-dependents", "--yes", "--chunk-size", "7"])
+            .env("FAILPOINTS", point)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(86), "{point}: {}", describe(&out));
+        let run = common::run_id_of(&common::state_files(state.path())[0]);
+        let out = writer(command(state.path()))
+            .args(["resume", &run, "--yes"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{point}: {}", describe(&out));
+        assert_family_restored(&sb, &c).await;
+        assert_eq!(sb.tool_resources(&c).await, (vec![], vec![]), "{point}");
+        for pool in [&sb.production, &sb.restored] {
+            Sandbox::exec(pool, &drop_family(&c)).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn two_named_tables_are_merged_parents_first_and_the_report_names_the_dependent_left_out() {
     let sb = Sandbox::connect().await;
