@@ -358,7 +358,27 @@ async fn a_crash_after_the_as_of_table_is_built_rebuilds_it_on_resume_and_abort_
     let owned = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let out = crash(owned(&args), state.path().to_path_buf()).await;
     assert_eq!(out.status.code(), Some(86), "{}", describe(&out));
-    assert_eq!(asof_tables(&sb, &table).await.len(), 1, "built before the crash");
+    let built = asof_tables(&sb, &table).await;
+    assert_eq!(built.len(), 1, "built before the crash");
+    // It holds the keys the accident changed, each as it was (the restored server's row), and
+    // no other: the rest of the table is in production as it was.
+    let mut c = sb.production.get_conn().await.unwrap();
+    c.query_drop("SET SESSION time_zone = '+00:00'").await.unwrap();
+    let asof: Vec<mysql_async::Row> = c
+        .exec(
+            format!("SELECT * FROM rds_table_restore.`{}` ORDER BY id", built[0]),
+            (),
+        )
+        .await
+        .unwrap();
+    drop(c);
+    let asof: Vec<Vec<mysql_async::Value>> = asof.into_iter().map(|r| r.unwrap()).collect();
+    let changed: Vec<Vec<mysql_async::Value>> = restored.iter().filter(|r| !before.contains(r)).cloned().collect();
+    assert!(!changed.is_empty() && changed.len() < restored.len());
+    assert_eq!(
+        asof, changed,
+        "the as-of table holds the changed keys as they were, alone"
+    );
     resume_ends_exact(&sb, state.path(), &table, &before, &restored).await;
 
     // Abort: it connects to no database, so it says the as-of table is left, and where.

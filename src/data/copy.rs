@@ -38,6 +38,10 @@ pub struct CopyJob<'a> {
     pub end: Option<&'a [Value]>,
     /// Stop after this many chunks (not done): how parallel writers take their first turns.
     pub max_chunks: Option<u64>,
+    /// Production is verified at the keys `source` holds alone: it holds only the keys changed
+    /// after the point (the binlog rewind's as-of table, [`crate::plan::Plan::asof_changed_keys_only`]),
+    /// and production's other rows are as they were then.
+    pub changed_keys_only: bool,
 }
 
 impl<'a> CopyJob<'a> {
@@ -57,6 +61,7 @@ impl<'a> CopyJob<'a> {
             start: None,
             end: None,
             max_chunks: None,
+            changed_keys_only: plan.asof_changed_keys_only(),
         }
     }
 }
@@ -535,6 +540,7 @@ mod tests {
             start: None,
             end: None,
             max_chunks: None,
+            changed_keys_only: false,
         }
     }
 

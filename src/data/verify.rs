@@ -187,6 +187,15 @@ pub async fn verify(
     if job.schema.key.is_empty() {
         return verify_keyless(restored, production, job).await;
     }
+    // With the changed keys alone on the restored side, production is compared at those keys:
+    // its other rows are as they were at the point, and are not the restore's business.
+    let only = job
+        .changed_keys_only
+        .then(|| crate::mysql::keys_in(job.schema, job.source));
+    let production_filter = match (job.filter, only.as_deref()) {
+        (Some(f), Some(o)) => Some(format!("({f}) AND {o}")),
+        (f, o) => f.or(o).map(str::to_string),
+    };
     let (mut restored_digest, mut production_digest) = (Sha256::new(), Sha256::new());
     let mut after: Option<Row> = None;
     let mut next = restored
@@ -221,7 +230,7 @@ pub async fn verify(
         };
         let (r, p) = tokio::join!(
             restored_side,
-            production.range_checksum(job.target, job.schema, range, job.filter)
+            production.range_checksum(job.target, job.schema, range, production_filter.as_deref())
         );
         let ((r, following), p) = (r?, p?);
         next = following;
@@ -239,7 +248,9 @@ pub async fn verify(
             // row, whatever the rows' width. Production is read without the filter: a restored
             // row whose production version no longer matches `--where` is there, and differs.
             let restored_rows = restored.row_hashes(job.source, job.schema, range, job.filter).await?;
-            let production_rows = production.row_hashes(job.target, job.schema, range, None).await?;
+            let production_rows = production
+                .row_hashes(job.target, job.schema, range, only.as_deref())
+                .await?;
             compare(&mut v, job, &restored_rows, production_rows);
         }
         ui.copy_progress(v.restored_rows, 0);

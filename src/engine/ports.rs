@@ -600,17 +600,13 @@ pub trait Session: Send {
 pub trait Connector: Send + Sync {
     async fn connect(&self, side: crate::error::Side, rds_endpoint: &Endpoint) -> Result<Box<dyn Session>>;
 
-    /// The binlog rewind (`--source binlog`): builds `asof`, a new table in production, as
-    /// `table` was at `to` (or, with `before`, a `FILE:POS` where a transaction begins, just
-    /// before it), from production's rows and binlog. With `check_only`, only the read-only
+    /// The binlog rewind (`--source binlog`): builds the request's `asof`, a new table in
+    /// production, from production's rows and binlog. With `check_only`, only the read-only
     /// checks that can refuse it. A connector that reads no binlog refuses.
     async fn rewind(
         &self,
         _production: &Endpoint,
-        _table: &TableRef,
-        _asof: &TableRef,
-        _to: DateTime<Utc>,
-        _before: Option<&str>,
+        _request: &RewindRequest<'_>,
         _check_only: bool,
     ) -> Result<RewindOutcome> {
         Err(crate::error::Error::BinlogUnusable {
@@ -618,6 +614,27 @@ pub trait Connector: Send + Sync {
             fix: "use the instance restore (`--source pitr`, the default)".into(),
         })
     }
+}
+
+/// What a binlog rewind is asked to build.
+#[derive(Debug, Clone, Copy)]
+pub struct RewindRequest<'a> {
+    pub table: &'a TableRef,
+    /// The new table in production that receives the rows as they were.
+    pub asof: &'a TableRef,
+    /// The second the table is rewound to; with `before` (a `FILE:POS` where a transaction
+    /// begins), to just before that transaction instead.
+    pub to: DateTime<Utc>,
+    pub before: Option<&'a str>,
+    /// Where the first transaction after the point begins, as an earlier read of the same
+    /// point found it ([`RewindOutcome::first_at`]): the read starts there instead of at the
+    /// start of its binlog file, which can hold a gigabyte of older events.
+    pub from: Option<&'a str>,
+    /// Only the keys changed after the point, each as it was then (or left out: it did not
+    /// exist). Enough for a merge that keeps the rows it is not given (missing-rows and
+    /// overwrite): every other row is in production as it was at the point. A merge that
+    /// removes rows (replace-all) or a side table needs the whole table.
+    pub changed_keys_only: bool,
 }
 
 /// What a binlog rewind did (or, checking only, would undo).
@@ -633,6 +650,10 @@ pub struct RewindOutcome {
     pub rows: u64,
     /// Where the binlog read ended.
     pub end: String,
+    /// Where the first transaction after the point begins (empty: none after it).
+    pub first_at: String,
+    /// The as-of table holds the changed keys alone ([`RewindRequest::changed_keys_only`]).
+    pub changed_keys_only: bool,
 }
 
 #[cfg(test)]

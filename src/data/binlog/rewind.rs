@@ -23,7 +23,7 @@ use super::reader::{db_err, BinlogReader, ImageSink, Images, ServerLog, StopAt};
 use super::{Before, Change, Position, Scan, TableTxn};
 use crate::error::{Error, Result};
 use crate::mysql::quote_ident;
-use crate::ports::{RewindOutcome, Row, TableRef};
+use crate::ports::{RewindOutcome, RewindRequest, Row, TableRef};
 
 /// Rows per statement when putting values back.
 const BATCH_ROWS: usize = 500;
@@ -206,7 +206,8 @@ async fn prepare(
     Ok((log, columns, key))
 }
 
-/// Builds `asof` (new) as `table` was at `to`. Runs the checks again first.
+/// Builds the request's as-of table (new): the table as it was at the point, or, with
+/// `changed_keys_only`, the keys changed after it alone. Runs the checks again first.
 ///
 /// The first change of each key after the point is staged in two temporary tables of the
 /// rewind's session (in ROW format they are not written to the binlog): the keys, each with
@@ -217,17 +218,25 @@ async fn prepare(
 /// table's), so a case-insensitive key changed only in case is one key, as in the table.
 /// The as-of table is then set right in two statements, all rewound keys at once, so a unique
 /// secondary key that moved between rows after the point never sees two holders.
+///
+/// The whole table is first copied as it is now, and the rewound keys replace their rows in the
+/// copy; with `changed_keys_only` there is no copy, and the as-of table receives the staged
+/// before-images alone: the rewind then costs what the accident changed, not the table's size.
 pub async fn rewind(
     reader: &BinlogReader<'_>,
-    table: &TableRef,
-    asof: &TableRef,
-    to: DateTime<Utc>,
+    request: &RewindRequest<'_>,
     before: Option<&Position>,
+    from: Option<Position>,
 ) -> Result<RewindOutcome> {
+    let (table, asof, to) = (request.table, request.asof, request.to);
     // Validation made every check just before (on every resume too): what the build needs of
     // them is read again, the events are read once, below, and still refuse a statement.
     let (mut log, columns, key) = prepare(reader, table, asof, to, before).await?;
-    let from = read_from(&mut log, to, before);
+    let since = read_from(&mut log, to, before);
+    if let (None, Some(at)) = (before, from) {
+        // Validation's read found where the first transaction after the point begins.
+        log.resume_at = Some((since, at));
+    }
     let staging = Staging::new(asof, &columns, &key);
     let (t, a) = (qualified(table), qualified(asof));
 
@@ -235,10 +244,12 @@ pub async fn rewind(
     exec(&mut conn, &format!("DROP TABLE IF EXISTS {a}")).await?;
     exec(&mut conn, &format!("CREATE TABLE {a} LIKE {t}")).await?;
     staging.create(&mut conn, table).await?;
-    exec(&mut conn, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
     let cols = staging.cols.join(", ");
-    exec(&mut conn, &format!("INSERT INTO {a} ({cols}) SELECT {cols} FROM {t}")).await?;
-    exec(&mut conn, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+    if !request.changed_keys_only {
+        exec(&mut conn, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
+        exec(&mut conn, &format!("INSERT INTO {a} ({cols}) SELECT {cols} FROM {t}")).await?;
+        exec(&mut conn, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+    }
 
     // The first change of each key after the point, read from the binlog to its end (past the
     // copy just taken), staged as it comes.
@@ -253,7 +264,7 @@ pub async fn rewind(
         .scan_with(
             &log,
             table,
-            from,
+            since,
             None,
             &|_, _, _| {},
             Some(Images {
@@ -272,8 +283,10 @@ pub async fn rewind(
         .map_err(db_err)?;
     // Names in full, not aliases: MariaDB resolves a multi-table DELETE's alias in the
     // session's default database, which this session has none of.
-    let on = staging.join_on(&a, &staging.keys);
-    exec(&mut conn, &format!("DELETE {a} FROM {a} JOIN {} ON {on}", staging.keys)).await?;
+    if !request.changed_keys_only {
+        let on = staging.join_on(&a, &staging.keys);
+        exec(&mut conn, &format!("DELETE {a} FROM {a} JOIN {} ON {on}", staging.keys)).await?;
+    }
     let picked: Vec<String> = staging.cols.iter().map(|c| format!("r.{c}")).collect();
     exec(
         &mut conn,
@@ -298,6 +311,8 @@ pub async fn rewind(
         changes: scan.txns.iter().map(|t| t.deleted + t.updated + t.inserted).sum(),
         rows: rows.unwrap_or(0),
         end: scan.end.map(|p| p.to_string()).unwrap_or_default(),
+        first_at: scan.first_at.map(|p| p.to_string()).unwrap_or_default(),
+        changed_keys_only: request.changed_keys_only,
     })
 }
 

@@ -190,10 +190,7 @@ impl Connector for MysqlConnector {
     async fn rewind(
         &self,
         production: &Endpoint,
-        table: &TableRef,
-        asof: &TableRef,
-        to: chrono::DateTime<chrono::Utc>,
-        before: Option<&str>,
+        request: &crate::ports::RewindRequest<'_>,
         check_only: bool,
     ) -> Result<crate::ports::RewindOutcome> {
         use crate::binlog::{reader::BinlogReader, rewind, Position};
@@ -201,15 +198,19 @@ impl Connector for MysqlConnector {
             connector: self,
             endpoint: production.clone(),
         };
-        let before = before
-            .map(|b| {
+        let position = |p: Option<&str>, what: &str| {
+            p.map(|b| {
                 Position::parse(b).ok_or_else(|| {
                     crate::error::Error::InvalidInput(format!(
-                        "the run's --before `{b}` is not FILE:POS (was the state file edited?)"
+                        "the run's {what} `{b}` is not FILE:POS (was the state file edited?)"
                     ))
                 })
             })
-            .transpose()?;
+            .transpose()
+        };
+        let before = position(request.before, "--before")?;
+        let from = position(request.from, "binlog position")?;
+        let (table, asof, to) = (request.table, request.asof, request.to);
         if check_only {
             let checked = rewind::check(&reader, table, asof, to, before.as_ref()).await?;
             return Ok(crate::ports::RewindOutcome {
@@ -223,9 +224,11 @@ impl Connector for MysqlConnector {
                     .sum(),
                 rows: 0,
                 end: checked.scan.end.map(|p| p.to_string()).unwrap_or_default(),
+                first_at: checked.scan.first_at.map(|p| p.to_string()).unwrap_or_default(),
+                changed_keys_only: request.changed_keys_only,
             });
         }
-        rewind::rewind(&reader, table, asof, to, before.as_ref()).await
+        rewind::rewind(&reader, request, before.as_ref(), from).await
     }
 }
 

@@ -27,8 +27,8 @@ mod sql;
 mod write;
 
 pub use connect::*;
-pub use sql::quote_ident;
 use sql::*;
+pub use sql::{keys_in, quote_ident};
 
 /// MySQL's limit on placeholders in one prepared statement.
 const MAX_PLACEHOLDERS: usize = 65_535;

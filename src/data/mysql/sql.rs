@@ -29,6 +29,17 @@ pub(super) fn key_columns(schema: &TableSchema) -> Vec<String> {
         .collect()
 }
 
+/// The predicate on a table that keeps the rows whose key `other` (a table of the same
+/// server with the same key columns) also holds: a semi-join the server runs by the key.
+pub fn keys_in(schema: &TableSchema, other: &TableRef) -> String {
+    let cols = key_columns(schema).join(", ");
+    format!(
+        "({cols}) IN (SELECT {cols} FROM {}.{})",
+        quote_ident(&other.database),
+        quote_ident(&other.table)
+    )
+}
+
 #[derive(Clone, Copy)]
 pub(super) enum Bound {
     After,

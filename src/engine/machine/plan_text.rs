@@ -107,14 +107,21 @@ pub fn plan_text(
         // No instance: what replaces the restore, isolation and access lines.
         let write = lines.pop();
         lines.truncate(2);
-        lines.push(format!(
-            "  rewind          through production's binlog: `{asof}` is built in production from the table's rows \
-             now and the before-images of every change {} (no instance, nothing created in AWS)",
-            match &plan.before {
-                Some(at) => format!("from {at} on"),
-                None => format!("after {}", rfc3339(plan.restore_time)),
-            }
-        ));
+        let after = match &plan.before {
+            Some(at) => format!("from {at} on"),
+            None => format!("after {}", rfc3339(plan.restore_time)),
+        };
+        lines.push(match plan.asof_changed_keys_only() {
+            true => format!(
+                "  rewind          through production's binlog: `{asof}` is built in production from the \
+                 before-images of every change {after}: the keys changed since, as they were then (every other row \
+                 is as it was); no instance, nothing created in AWS"
+            ),
+            false => format!(
+                "  rewind          through production's binlog: `{asof}` is built in production from the table's \
+                 rows now and the before-images of every change {after} (no instance, nothing created in AWS)"
+            ),
+        });
         lines.extend(write);
     }
     if table_missing {
@@ -266,6 +273,15 @@ pub fn sources_text(s: &Sources) -> String {
         Err(why) => format!("  sources         --source pitr: not possible: {why}"),
     };
     let binlog = match &s.binlog {
+        Ok(found) if found.changed_keys_only => format!(
+            "                  --source binlog{}: no instance, nothing in AWS: the keys of {} row changes of {} \
+             transactions since the point, as they were then, then the same merge and verification of those keys \
+             alone: {}",
+            chosen(true),
+            thousands(found.changes),
+            thousands(found.transactions),
+            duration(3 * found.changes / COPY_ROWS_PER_SEC)
+        ),
         Ok(found) => format!(
             "                  --source binlog{}: no instance, nothing in AWS: {about_rows} copied inside production, {} row \
              changes of {} transactions since the point put back, then the same merge and verification: {}",
@@ -341,6 +357,18 @@ mod tests {
         // 1M / 60,000 + 250,000 / 50,000 + 40 = 16 + 5 + 40.
         assert!(text.contains("about 61 s"), "{text}");
         assert!(!text.contains("--source binlog (this plan)"), "{text}");
+        // The changed keys alone: what they cost, whatever the table's size.
+        let mut s = sources(false, Ok(250_000));
+        if let Ok(found) = s.binlog.as_mut() {
+            found.changed_keys_only = true;
+        }
+        let text = flat(&sources_text(&s));
+        assert!(
+            text.contains("the keys of 250,000 row changes of 2 transactions"),
+            "{text}"
+        );
+        // 3 x 250,000 / 50,000: staged, copied, verified.
+        assert!(text.contains("those keys alone: about 15 s"), "{text}");
     }
 
     #[test]

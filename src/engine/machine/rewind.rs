@@ -77,27 +77,38 @@ impl Machine<'_> {
             self.state.resources.asof_table = Some(asof.clone());
             self.save()?;
         }
-        let outcome = self
-            .deps
-            .db
-            .rewind(
-                &source.production,
-                &plan.table,
-                &asof,
-                plan.restore_time,
-                plan.before.as_deref(),
-                false,
-            )
-            .await?;
+        // Validation's read, made just before in this process, found where the changes begin.
+        let from = self
+            .rewind_checked
+            .as_ref()
+            .map(|c| c.first_at.clone())
+            .filter(|p| !p.is_empty());
+        let request = crate::ports::RewindRequest {
+            table: &plan.table,
+            asof: &asof,
+            to: plan.restore_time,
+            before: plan.before.as_deref(),
+            from: from.as_deref(),
+            changed_keys_only: plan.asof_changed_keys_only(),
+        };
+        let outcome = self.deps.db.rewind(&source.production, &request, false).await?;
         self.state.resources.asof_table_dropped = false;
         crash_point!("rewind-after-build");
+        let at = rfc3339(plan.restore_time);
+        let holds = match outcome.changed_keys_only {
+            true => format!(
+                "the {} rows of the {} keys changed since, as they were at {at} (every other row is in `{}` as it \
+                 was then)",
+                outcome.rows, outcome.keys_rewound, plan.table
+            ),
+            false => format!(
+                "the table as of {at}: {} rows, {} keys put back",
+                outcome.rows, outcome.keys_rewound
+            ),
+        };
         self.finish(&format!(
-            "`{asof}` holds the table as of {}: {} rows, {} keys put back from {} transactions since (binlog read to {})",
-            rfc3339(plan.restore_time),
-            outcome.rows,
-            outcome.keys_rewound,
-            outcome.transactions,
-            outcome.end
+            "`{asof}` holds {holds}, from {} transactions since (binlog read to {})",
+            outcome.transactions, outcome.end
         ))
     }
 

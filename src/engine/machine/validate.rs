@@ -193,10 +193,14 @@ impl Machine<'_> {
                     .db
                     .rewind(
                         &production,
-                        &plan.table,
-                        asof,
-                        plan.restore_time,
-                        plan.before.as_deref(),
+                        &crate::ports::RewindRequest {
+                            table: &plan.table,
+                            asof,
+                            to: plan.restore_time,
+                            before: plan.before.as_deref(),
+                            from: None,
+                            changed_keys_only: plan.asof_changed_keys_only(),
+                        },
                         true,
                     )
                     .await?;
@@ -397,7 +401,19 @@ impl Machine<'_> {
                 };
                 self.deps
                     .db
-                    .rewind(production, &plan.table, &asof, plan.restore_time, None, true)
+                    .rewind(
+                        production,
+                        &crate::ports::RewindRequest {
+                            table: &plan.table,
+                            asof: &asof,
+                            to: plan.restore_time,
+                            before: None,
+                            from: None,
+                            // As `--source binlog` would with the same mode.
+                            changed_keys_only: plan.drill.is_none() && plan.merge() != crate::ports::Merge::ReplaceAll,
+                        },
+                        true,
+                    )
                     .await
                     .map_err(why)
             }

@@ -395,6 +395,14 @@ impl Plan {
         self.source_kind == SourceKind::Binlog
     }
 
+    /// True when the binlog rewind's as-of table holds the keys changed after the point
+    /// alone: the merge keeps every row it is not given (missing-rows, overwrite, with or
+    /// without `--where`), and every row no change touched is in production as it was then.
+    /// A side table or a drill needs the whole table, and replace-all would delete the rest.
+    pub fn asof_changed_keys_only(&self) -> bool {
+        self.is_binlog() && self.drill.is_none() && self.merge() != crate::ports::Merge::ReplaceAll
+    }
+
     /// Where the restored rows are written: the real table, or the drill's side table.
     pub fn target_table(&self) -> &TableRef {
         self.drill.as_ref().map(|d| &d.target).unwrap_or(&self.table)
