@@ -6,6 +6,7 @@
 //! itself is in [`reader`]. Nothing here writes anything, anywhere.
 
 pub mod decode;
+mod events;
 pub mod reader;
 pub mod rewind;
 mod statement;
