@@ -650,8 +650,8 @@ pub struct RewindOutcome {
     pub rows: u64,
     /// Where the binlog read ended.
     pub end: String,
-    /// Where the first transaction after the point begins (empty: none after it).
-    pub first_at: String,
+    /// Where the first transaction after the point begins (none after it: `None`).
+    pub first_at: Option<String>,
     /// The as-of table holds the changed keys alone ([`RewindRequest::changed_keys_only`]).
     pub changed_keys_only: bool,
 }

@@ -22,7 +22,7 @@ use super::decode::ColumnDef;
 use super::reader::{db_err, BinlogReader, ImageSink, Images, ServerLog, StopAt};
 use super::{Before, Change, Position, Scan, TableTxn};
 use crate::error::{Error, Result};
-use crate::mysql::quote_ident;
+use crate::mysql::{qualified, quote_ident};
 use crate::ports::{RewindOutcome, RewindRequest, Row, TableRef};
 
 /// Rows per statement when putting values back.
@@ -311,7 +311,7 @@ pub async fn rewind(
         changes: scan.txns.iter().map(|t| t.deleted + t.updated + t.inserted).sum(),
         rows: rows.unwrap_or(0),
         end: scan.end.map(|p| p.to_string()).unwrap_or_default(),
-        first_at: scan.first_at.map(|p| p.to_string()).unwrap_or_default(),
+        first_at: scan.first_at.map(|p| p.to_string()),
         changed_keys_only: request.changed_keys_only,
     })
 }
@@ -417,10 +417,6 @@ fn crossing(t: &super::TableTxn) -> Error {
         t.start,
         t.time.to_rfc3339()
     ))
-}
-
-fn qualified(t: &TableRef) -> String {
-    format!("{}.{}", quote_ident(&t.database), quote_ident(&t.table))
 }
 
 async fn exec(conn: &mut Conn, sql: &str) -> Result<()> {

@@ -224,7 +224,7 @@ impl Connector for MysqlConnector {
                     .sum(),
                 rows: 0,
                 end: checked.scan.end.map(|p| p.to_string()).unwrap_or_default(),
-                first_at: checked.scan.first_at.map(|p| p.to_string()).unwrap_or_default(),
+                first_at: checked.scan.first_at.map(|p| p.to_string()),
                 changed_keys_only: request.changed_keys_only,
             });
         }

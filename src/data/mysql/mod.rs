@@ -28,7 +28,7 @@ mod write;
 
 pub use connect::*;
 use sql::*;
-pub use sql::{keys_in, quote_ident};
+pub use sql::{keys_in, qualified, quote_ident};
 
 /// MySQL's limit on placeholders in one prepared statement.
 const MAX_PLACEHOLDERS: usize = 65_535;

@@ -8,7 +8,7 @@ pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-pub(super) fn qualified(t: &TableRef) -> String {
+pub fn qualified(t: &TableRef) -> String {
     format!("{}.{}", quote_ident(&t.database), quote_ident(&t.table))
 }
 
@@ -33,11 +33,7 @@ pub(super) fn key_columns(schema: &TableSchema) -> Vec<String> {
 /// server with the same key columns) also holds: a semi-join the server runs by the key.
 pub fn keys_in(schema: &TableSchema, other: &TableRef) -> String {
     let cols = key_columns(schema).join(", ");
-    format!(
-        "({cols}) IN (SELECT {cols} FROM {}.{})",
-        quote_ident(&other.database),
-        quote_ident(&other.table)
-    )
+    format!("({cols}) IN (SELECT {cols} FROM {})", qualified(other))
 }
 
 #[derive(Clone, Copy)]

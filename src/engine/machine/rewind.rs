@@ -78,11 +78,7 @@ impl Machine<'_> {
             self.save()?;
         }
         // Validation's read, made just before in this process, found where the changes begin.
-        let from = self
-            .rewind_checked
-            .as_ref()
-            .map(|c| c.first_at.clone())
-            .filter(|p| !p.is_empty());
+        let from = self.rewind_checked.as_ref().and_then(|c| c.first_at.clone());
         let request = crate::ports::RewindRequest {
             table: &plan.table,
             asof: &asof,

@@ -410,7 +410,7 @@ impl Machine<'_> {
                             before: None,
                             from: None,
                             // As `--source binlog` would with the same mode.
-                            changed_keys_only: plan.drill.is_none() && plan.merge() != crate::ports::Merge::ReplaceAll,
+                            changed_keys_only: !plan.rewind_needs_whole_table(),
                         },
                         true,
                     )

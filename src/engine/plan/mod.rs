@@ -400,7 +400,13 @@ impl Plan {
     /// without `--where`), and every row no change touched is in production as it was then.
     /// A side table or a drill needs the whole table, and replace-all would delete the rest.
     pub fn asof_changed_keys_only(&self) -> bool {
-        self.is_binlog() && self.drill.is_none() && self.merge() != crate::ports::Merge::ReplaceAll
+        self.is_binlog() && !self.rewind_needs_whole_table()
+    }
+
+    /// True when a binlog rewind for this plan's mode would need the whole table as it was
+    /// (a side table, a drill, replace-all), whichever source the plan chose.
+    pub fn rewind_needs_whole_table(&self) -> bool {
+        self.drill.is_some() || self.merge() == crate::ports::Merge::ReplaceAll
     }
 
     /// Where the restored rows are written: the real table, or the drill's side table.
