@@ -665,11 +665,10 @@ impl Session for FakeSession {
         &mut self,
         _t: &TableRef,
         _s: &TableSchema,
-        after: Option<&[Value]>,
+        range: KeyRange<'_>,
         _filter: Option<&str>,
         size: usize,
     ) -> Result<Option<(Row, bool)>> {
-        let range = KeyRange { after, upto: None };
         let t = lock(&self.table);
         let keys: Vec<i64> = t.range(bounds(range)).take(size).map(|(&k, _)| k).collect();
         Ok(keys.last().map(|&k| (vec![Value::Int(k)], keys.len() == size)))

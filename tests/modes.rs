@@ -420,6 +420,67 @@ async fn parallel_writers_crashed_mid_copy_resume_each_from_their_own_checkpoint
     sb.drop_table(&table).await;
 }
 
+/// Verification takes the writers' key ranges side by side, each on its own sessions: a row the
+/// application deletes in each range after the copy is found in each, and every restored row is
+/// counted once (a range skipped or taken twice fails the count).
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn verification_takes_each_writers_range_and_finds_what_changed_in_every_one() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("billing_verify_parts");
+    let time = sb.seed_with_accident(&table, 9_000).await;
+    let before = Sandbox::rows(&sb.production, &table).await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let state = tempfile::tempdir().unwrap();
+    // The copy ends; the run stops just after verification computed, before it is recorded.
+    let crashed = writer(state.path())
+        .args(args(&table, &time, "missing-rows"))
+        .args(["--yes", "--parallel", "3"])
+        .env("FAILPOINTS", "verify-after-call=return")
+        .output()
+        .unwrap();
+    assert_eq!(
+        crashed.status.code(),
+        Some(rds_table_restore::CRASH_EXIT_CODE),
+        "{}",
+        common::describe(&crashed)
+    );
+    let run = common::state_files(state.path())[0].clone();
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&run).unwrap()).unwrap();
+    assert_eq!(saved["copy"]["workers"].as_array().map(Vec::len), Some(3), "{saved}");
+    // The application deletes one restored EUR row in each writer's third of the keys.
+    let taken = [1_001, 4_501, 8_001];
+    for id in taken {
+        Sandbox::exec(&sb.production, &format!("DELETE FROM shop.`{table}` WHERE id = {id}")).await;
+    }
+    let out = writer(state.path())
+        .args(["resume", &common::run_id_of(&run), "--yes", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    let v = &common::summary(&out.stdout)["verification"];
+    assert_eq!(v["passed"], true, "{v}");
+    assert_eq!(v["restored_rows"], restored.len() as u64, "{v}");
+    assert_eq!(v["missing"], 3, "{v}");
+    assert_eq!(v["changed_by_others"], 3, "{v}");
+    // One range per writer: the table is smaller than one verification range.
+    assert_eq!(v["chunks"], 3, "{v}");
+    let sampled: Vec<&str> = v["sample_changed_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k.as_str())
+        .collect();
+    for id in taken {
+        assert!(sampled.contains(&id.to_string().as_str()), "{id} not in {sampled:?}");
+    }
+    let mut expected = common::expected_after(&before, &restored);
+    expected.retain(|r| !taken.contains(&id_of(r)));
+    common::compare_rows(&Sandbox::rows(&sb.production, &table).await, &expected).unwrap();
+    assert_nothing_left_in_aws(&sb, &table).await;
+    sb.drop_table(&table).await;
+}
+
 #[tokio::test]
 async fn a_table_altered_since_is_refused_by_the_merge_modes_and_taken_by_side_table_with_its_old_schema() {
     let sb = Sandbox::connect().await;

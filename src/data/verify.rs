@@ -167,6 +167,24 @@ impl Verification {
     }
 }
 
+/// A part of the key space, verified on its own pair of sessions: after `start` up to `end`
+/// (`None`: from the first key, to the last).
+pub struct Part<'s> {
+    pub restored: &'s mut dyn Session,
+    pub production: &'s mut dyn Session,
+    pub start: Option<Row>,
+    pub end: Option<Row>,
+}
+
+/// What one part found: its counts and samples, and the servers' checksums of its ranges in
+/// key order (the run's digests take every part's in turn).
+struct PartFound {
+    v: Verification,
+    restored_sums: Vec<String>,
+    production_sums: Vec<String>,
+}
+
+/// The whole table on one pair of sessions.
 pub async fn verify(
     restored: &mut dyn Session,
     production: &mut dyn Session,
@@ -175,16 +193,37 @@ pub async fn verify(
     ui: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<Verification> {
+    let part = Part {
+        restored,
+        production,
+        start: None,
+        end: None,
+    };
+    verify_parts(vec![part], job, copy, ui, cancel).await
+}
+
+/// The table in parts, all at once (the copy's writers' key ranges, each on its own sessions):
+/// over a slow link each range's checksums wait on round trips, so one part after another
+/// would leave the link and both servers idle most of the time. The parts must cover the
+/// table in key order, without gaps: the last one runs to the end.
+pub async fn verify_parts(
+    parts: Vec<Part<'_>>,
+    job: &CopyJob<'_>,
+    copy: &CopyProgress,
+    ui: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<Verification> {
     use sha2::{Digest, Sha256};
-    let mut v = Verification {
-        kept_differing_at_copy: if job.merge == Merge::MissingRows {
-            copy.present_differing
-        } else {
-            0
-        },
-        ..Default::default()
+    let kept_differing_at_copy = if job.merge == Merge::MissingRows {
+        copy.present_differing
+    } else {
+        0
     };
     if job.schema.key.is_empty() {
+        let mut parts = parts;
+        let Part {
+            restored, production, ..
+        } = parts.remove(0);
         return verify_keyless(restored, production, job).await;
     }
     // With the changed keys alone on the restored side, production is compared at those keys:
@@ -196,88 +235,30 @@ pub async fn verify(
         (Some(f), Some(o)) => Some(format!("({f}) AND {o}")),
         (f, o) => f.or(o).map(str::to_string),
     };
+    let shown = std::sync::atomic::AtomicU64::new(0);
+    let checks = Checks {
+        job,
+        only: only.as_deref(),
+        production_filter: production_filter.as_deref(),
+        ui,
+        cancel,
+        shown: &shown,
+    };
+    let found = futures_util::future::join_all(parts.into_iter().map(|part| checks.part(part))).await;
     let (mut restored_digest, mut production_digest) = (Sha256::new(), Sha256::new());
-    let mut after: Option<Row> = None;
-    let mut next = restored
-        .chunk_end(job.source, job.schema, None, job.filter, job.chunk_size)
-        .await?;
-    loop {
-        if cancel.load(Ordering::SeqCst) {
-            return Err(Error::Interrupted);
+    let mut v = Verification {
+        kept_differing_at_copy,
+        ..Default::default()
+    };
+    for found in found {
+        let found = found?;
+        for sum in &found.restored_sums {
+            restored_digest.update(sum);
         }
-        let Some((end, full)) = next.take() else {
-            break;
-        };
-        let range = KeyRange {
-            after: after.as_deref(),
-            upto: Some(&end),
-        };
-        // Both servers compute at once; the restored one also finds where the next range ends
-        // while production is still summing this one.
-        let restored_side = async {
-            let sum = restored
-                .range_checksum(job.source, job.schema, range, job.filter)
-                .await?;
-            let next = match full {
-                true => {
-                    restored
-                        .chunk_end(job.source, job.schema, Some(&end), job.filter, job.chunk_size)
-                        .await?
-                }
-                false => None,
-            };
-            Ok::<_, Error>((sum, next))
-        };
-        let (r, p) = tokio::join!(
-            restored_side,
-            production.range_checksum(job.target, job.schema, range, production_filter.as_deref())
-        );
-        let ((r, following), p) = (r?, p?);
-        next = following;
-        for (digest, sum) in [(&mut restored_digest, &r), (&mut production_digest, &p)] {
-            digest.update(format!("{}:{};", sum.rows, sum.hash));
+        for sum in &found.production_sums {
+            production_digest.update(sum);
         }
-        v.chunks += 1;
-        if r == p {
-            v.chunks_matching += 1;
-            v.restored_rows += r.rows;
-            v.present_in_production += r.rows;
-            v.identical += r.rows;
-        } else {
-            // Row by row, by each row's hash as its server computes it: a key and 32 bytes per
-            // row, whatever the rows' width. Production is read without the filter: a restored
-            // row whose production version no longer matches `--where` is there, and differs.
-            let restored_rows = restored.row_hashes(job.source, job.schema, range, job.filter).await?;
-            let production_rows = production
-                .row_hashes(job.target, job.schema, range, only.as_deref())
-                .await?;
-            compare(&mut v, job, &restored_rows, production_rows);
-        }
-        ui.copy_progress(v.restored_rows, 0);
-        after = Some(end);
-        if !full {
-            break;
-        }
-    }
-    if job.merge == Merge::ReplaceAll {
-        // Past the restored table's last key (all of it, for an empty restored table).
-        let tail = KeyRange {
-            after: after.as_deref(),
-            upto: None,
-        };
-        let p = production.range_checksum(job.target, job.schema, tail, None).await?;
-        production_digest.update(format!("{}:{};", p.rows, p.hash));
-        if p.rows > 0 {
-            v.extra += p.rows;
-            let sample = production
-                .read_chunk(job.target, job.schema, tail, None, SAMPLE)
-                .await?;
-            for row in &sample {
-                if v.sample_extra_keys.len() < SAMPLE {
-                    v.sample_extra_keys.push(display_key(&job.schema.key_of(row)));
-                }
-            }
-        }
+        v.add(found.v);
     }
     v.restored_checksum = hex::encode(restored_digest.finalize());
     v.production_checksum = hex::encode(production_digest.finalize());
@@ -301,6 +282,159 @@ pub async fn verify(
     v.sample_changed_keys = changed;
     v.passed = v.read_by_copy == v.restored_rows;
     Ok(v)
+}
+
+impl Verification {
+    /// Adds what another part found (its counts, and its samples while there is room).
+    fn add(&mut self, other: Verification) {
+        self.restored_rows += other.restored_rows;
+        self.present_in_production += other.present_in_production;
+        self.identical += other.identical;
+        self.differing += other.differing;
+        self.missing += other.missing;
+        self.extra += other.extra;
+        self.chunks += other.chunks;
+        self.chunks_matching += other.chunks_matching;
+        for (mine, theirs) in [
+            (&mut self.sample_missing_keys, other.sample_missing_keys),
+            (&mut self.sample_differing_keys, other.sample_differing_keys),
+            (&mut self.sample_extra_keys, other.sample_extra_keys),
+        ] {
+            let room = SAMPLE.saturating_sub(mine.len());
+            mine.extend(theirs.into_iter().take(room));
+        }
+    }
+}
+
+/// What every part shares.
+struct Checks<'a> {
+    job: &'a CopyJob<'a>,
+    only: Option<&'a str>,
+    production_filter: Option<&'a str>,
+    ui: &'a dyn Progress,
+    cancel: &'a AtomicBool,
+    /// Restored rows verified so far, all parts together, for the progress line.
+    shown: &'a std::sync::atomic::AtomicU64,
+}
+
+impl Checks<'_> {
+    /// One part, range after range: each server checksums the range, and a range whose sums
+    /// differ is compared row by row.
+    async fn part(&self, part: Part<'_>) -> Result<PartFound> {
+        let job = self.job;
+        let Part {
+            restored,
+            production,
+            start,
+            end: part_end,
+        } = part;
+        let mut v = Verification::default();
+        let (mut restored_sums, mut production_sums) = (Vec::new(), Vec::new());
+        let mut after: Option<Row> = start;
+        let mut next = restored
+            .chunk_end(
+                job.source,
+                job.schema,
+                KeyRange {
+                    after: after.as_deref(),
+                    upto: part_end.as_deref(),
+                },
+                job.filter,
+                job.chunk_size,
+            )
+            .await?;
+        loop {
+            if self.cancel.load(Ordering::SeqCst) {
+                return Err(Error::Interrupted);
+            }
+            let Some((end, full)) = next.take() else {
+                break;
+            };
+            let range = KeyRange {
+                after: after.as_deref(),
+                upto: Some(&end),
+            };
+            // Both servers compute at once; the restored one also finds where the next range
+            // ends while production is still summing this one.
+            let restored_side = async {
+                let sum = restored
+                    .range_checksum(job.source, job.schema, range, job.filter)
+                    .await?;
+                let next = match full {
+                    true => {
+                        restored
+                            .chunk_end(
+                                job.source,
+                                job.schema,
+                                KeyRange {
+                                    after: Some(&end),
+                                    upto: part_end.as_deref(),
+                                },
+                                job.filter,
+                                job.chunk_size,
+                            )
+                            .await?
+                    }
+                    false => None,
+                };
+                Ok::<_, Error>((sum, next))
+            };
+            let (r, p) = tokio::join!(
+                restored_side,
+                production.range_checksum(job.target, job.schema, range, self.production_filter)
+            );
+            let ((r, following), p) = (r?, p?);
+            next = following;
+            restored_sums.push(format!("{}:{};", r.rows, r.hash));
+            production_sums.push(format!("{}:{};", p.rows, p.hash));
+            v.chunks += 1;
+            if r == p {
+                v.chunks_matching += 1;
+                v.restored_rows += r.rows;
+                v.present_in_production += r.rows;
+                v.identical += r.rows;
+            } else {
+                // Row by row, by each row's hash as its server computes it: a key and 32 bytes
+                // per row, whatever the rows' width. Production is read without the filter: a
+                // restored row whose production version no longer matches `--where` is there,
+                // and differs.
+                let restored_rows = restored.row_hashes(job.source, job.schema, range, job.filter).await?;
+                let production_rows = production.row_hashes(job.target, job.schema, range, self.only).await?;
+                compare(&mut v, job, &restored_rows, production_rows);
+            }
+            let shown = self.shown.fetch_add(r.rows, Ordering::SeqCst) + r.rows;
+            self.ui.copy_progress(shown, 0);
+            after = Some(end);
+            if !full {
+                break;
+            }
+        }
+        if job.merge == Merge::ReplaceAll && part_end.is_none() {
+            // Past the restored table's last key (all of it, for an empty restored table).
+            let tail = KeyRange {
+                after: after.as_deref(),
+                upto: None,
+            };
+            let p = production.range_checksum(job.target, job.schema, tail, None).await?;
+            production_sums.push(format!("{}:{};", p.rows, p.hash));
+            if p.rows > 0 {
+                v.extra += p.rows;
+                let sample = production
+                    .read_chunk(job.target, job.schema, tail, None, SAMPLE)
+                    .await?;
+                for row in &sample {
+                    if v.sample_extra_keys.len() < SAMPLE {
+                        v.sample_extra_keys.push(display_key(&job.schema.key_of(row)));
+                    }
+                }
+            }
+        }
+        Ok(PartFound {
+            v,
+            restored_sums,
+            production_sums,
+        })
+    }
 }
 
 /// Row-by-row comparison of one key range whose checksums differ, each row given as its key

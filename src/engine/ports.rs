@@ -581,14 +581,14 @@ pub trait Session: Send {
         range: KeyRange<'_>,
         filter: Option<&str>,
     ) -> Result<RangeChecksum>;
-    /// The key of the `size`-th row after `after` (matching `filter`), with `true`; or, when
-    /// fewer rows are left, the key of the last one with `false`; `None` when none is left.
+    /// The key of the `size`-th row of `range` (matching `filter`), with `true`; or, when fewer
+    /// rows are left in it, the key of the last one with `false`; `None` when none is left.
     /// The verification's chunk boundaries, found without reading the rows.
     async fn chunk_end(
         &mut self,
         table: &TableRef,
         schema: &TableSchema,
-        after: Option<&[Value]>,
+        range: KeyRange<'_>,
         filter: Option<&str>,
         size: usize,
     ) -> Result<Option<(Row, bool)>>;

@@ -40,7 +40,7 @@ use crate::plan::{rfc3339, Mode, OnFailure, Plan, TAG_RUN_ID};
 use crate::ports::{Connector, Ec2, Endpoint, Instance, Merge, Rds, Session, TableSchema};
 use crate::progress::{Progress, Prompter};
 use crate::state::{list_runs, Connection, Outcome, RunState, StateStore, Step, StepRecord, StepStatus};
-use crate::verify::verify;
+use crate::verify::{verify_parts, Part};
 
 /// How many times the copy reconnects after a lost connection before it gives up.
 const RECONNECTS: u32 = 8;
