@@ -420,6 +420,44 @@ async fn parallel_writers_crashed_mid_copy_resume_each_from_their_own_checkpoint
     sb.drop_table(&table).await;
 }
 
+/// Parallel writers share `--chunk-bytes`: four writers under 256 KiB take 64 KiB each, so their
+/// chunks are a quarter of what one writer's would be (with a budget each: 23 chunks in all).
+#[tokio::test]
+async fn parallel_writers_share_the_chunk_byte_budget() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("billing_budget");
+    let time = sb.seed_with_accident(&table, 9_000).await;
+    let before = Sandbox::rows(&sb.production, &table).await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    let state = tempfile::tempdir().unwrap();
+    let mut args = common::restore_args(&table, &time);
+    args.extend([
+        "--chunk-size",
+        "1000",
+        "--chunk-bytes",
+        "256KiB",
+        "--parallel",
+        "4",
+        "--yes",
+    ]);
+    let out = writer(state.path()).args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    common::compare_rows(
+        &Sandbox::rows(&sb.production, &table).await,
+        &common::expected_after(&before, &restored),
+    )
+    .unwrap();
+    let run = common::state_files(state.path())[0].clone();
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&run).unwrap()).unwrap();
+    let workers = saved["copy"]["workers"].as_array().expect("writers in the state file");
+    assert_eq!(workers.len(), 4);
+    let chunks: u64 = workers.iter().map(|w| w["copy"]["chunks"].as_u64().unwrap()).sum();
+    // 9,000 rows of about 440 bytes in memory: 64 KiB holds about 150 of them.
+    assert!(chunks >= 50, "{chunks} chunks: the writers did not share the budget");
+    assert_nothing_left_in_aws(&sb, &table).await;
+    sb.drop_table(&table).await;
+}
+
 /// Verification takes the writers' key ranges side by side, each on its own sessions: a row the
 /// application deletes in each range after the copy is found in each, and every restored row is
 /// counted once (a range skipped or taken twice fails the count).

@@ -342,6 +342,7 @@ pub struct RestoreArgs {
     /// Bytes of restored rows per chunk at most (a row wider than this goes alone): keeps memory
     /// and every packet small when rows are wide (documents, PDFs). `8MiB`, `512KiB`, `16M` or
     /// plain bytes; lowered to half of the servers' `max_allowed_packet` when that is smaller.
+    /// Parallel writers share it (each takes an equal part, 64KiB at least).
     #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size, env = "RDS_TABLE_RESTORE_CHUNK_BYTES")]
     pub chunk_bytes: usize,
     /// The longest a chunk's transaction should hold its row locks in production, in

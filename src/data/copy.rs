@@ -215,7 +215,7 @@ fn next_limit(job: &CopyJob<'_>, rows: Option<&[Row]>, cap: usize) -> usize {
     let Some(rows) = rows else {
         return 1;
     };
-    let widest = rows.iter().map(|r| row_bytes(r)).max().unwrap_or(1);
+    let widest = rows.iter().map(|r| row_memory(r)).max().unwrap_or(1);
     (job.chunk_bytes.max(1) / widest).clamp(1, cap.clamp(1, job.chunk_size.max(1)))
 }
 
@@ -232,6 +232,13 @@ fn adapt_cap(job: &CopyJob<'_>, cap: usize, rows: usize, held: std::time::Durati
     } else {
         cap
     }
+}
+
+/// What a row costs the tool while its chunk is in flight: its bytes, and each value's own
+/// size. A narrow row's values weigh more than its bytes (the sandbox's `billing`: about 150
+/// bytes of data in 9 values of 32 bytes each), and the chunk budget is the tool's memory.
+fn row_memory(row: &[Value]) -> usize {
+    row_bytes(row) + std::mem::size_of_val(row)
 }
 
 /// About what a row holds in memory: its bytes, and 8 for each other value.

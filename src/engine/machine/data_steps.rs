@@ -555,13 +555,20 @@ pub(super) async fn run_writer(
     first_only: bool,
 ) -> Result<()> {
     let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
-    let w = lock().0.progress(pass).workers[i].clone();
+    let (w, writers) = {
+        let state = lock();
+        let workers = &state.0.progress(pass).workers;
+        (workers[i].clone(), workers.len())
+    };
     let start = w.start.as_deref().map(crate::copy::decode_key).transpose()?;
     let end = w.end.as_deref().map(crate::copy::decode_key).transpose()?;
     let job = CopyJob {
         start: start.as_deref(),
         end: end.as_deref(),
         max_chunks: first_only.then_some(1),
+        // The writers share the byte budget: what the tool holds in flight does not grow with
+        // their number (8 writers over a slow link held 8 budgets before).
+        chunk_bytes: writer_budget(job.chunk_bytes, writers),
         ..*job
     };
     let mut checkpoint = |progress: &crate::state::CopyProgress| {
@@ -588,6 +595,14 @@ pub(super) async fn run_writer(
     .await
     .map(|_| ())
 }
+
+/// One writer's share of the chunk byte budget: an equal part, but never under `--chunk-bytes`'
+/// own floor (64 KiB), so a narrow table's chunks are not cut to a few rows.
+pub(super) fn writer_budget(chunk_bytes: usize, writers: usize) -> usize {
+    (chunk_bytes / writers.max(1)).max(MIN_WRITER_BYTES.min(chunk_bytes))
+}
+
+const MIN_WRITER_BYTES: usize = 64 << 10;
 
 /// The key ranges verification takes side by side: the copy's writers' ranges, or the whole
 /// table (one writer, or none recorded).
@@ -715,5 +730,17 @@ mod tests {
         assert_eq!(auto_writers(ms(1)), 2, "the same VPC");
         assert_eq!(auto_writers(ms(5)), 4, "a nearby tunnel");
         assert_eq!(auto_writers(ms(40)), 8, "a VPN across a continent");
+    }
+
+    #[test]
+    fn writers_share_the_byte_budget_down_to_its_floor() {
+        assert_eq!(writer_budget(8 << 20, 1), 8 << 20);
+        assert_eq!(writer_budget(8 << 20, 8), 1 << 20);
+        assert_eq!(writer_budget(256 << 10, 8), 64 << 10, "never under 64 KiB");
+        assert_eq!(
+            writer_budget(32 << 10, 8),
+            32 << 10,
+            "nor over a smaller budget (half a packet limit)"
+        );
     }
 }
