@@ -184,24 +184,6 @@ struct PartFound {
     production_sums: Vec<String>,
 }
 
-/// The whole table on one pair of sessions.
-pub async fn verify(
-    restored: &mut dyn Session,
-    production: &mut dyn Session,
-    job: &CopyJob<'_>,
-    copy: &CopyProgress,
-    ui: &dyn Progress,
-    cancel: &AtomicBool,
-) -> Result<Verification> {
-    let part = Part {
-        restored,
-        production,
-        start: None,
-        end: None,
-    };
-    verify_parts(vec![part], job, copy, ui, cancel).await
-}
-
 /// The table in parts, all at once (the copy's writers' key ranges, each on its own sessions):
 /// over a slow link each range's checksums wait on round trips, so one part after another
 /// would leave the link and both servers idle most of the time. The parts must cover the
