@@ -27,9 +27,14 @@ fn args<'a>(table: &'a str, time: &'a str, mode: &'a str) -> Vec<&'a str> {
     args
 }
 
-/// Runs the tool with a crash point armed, checks it crashed there, resumes the run and
-/// returns the resumed run's JSON summary.
-fn crash_then_resume(state: &std::path::Path, args: &[&str], extra: &[&str], failpoint: &str) -> serde_json::Value {
+/// Runs the tool with a crash point armed, checks it crashed there, and returns the run's state
+/// file with what it holds.
+fn crash(
+    state: &std::path::Path,
+    args: &[&str],
+    extra: &[&str],
+    failpoint: &str,
+) -> (std::path::PathBuf, serde_json::Value) {
     let crashed = writer(state)
         .args(args)
         .args(extra)
@@ -43,13 +48,25 @@ fn crash_then_resume(state: &std::path::Path, args: &[&str], extra: &[&str], fai
         common::describe(&crashed)
     );
     let run = common::state_files(state)[0].clone();
-    let run_id = common::run_id_of(&run);
+    let saved = serde_json::from_str(&std::fs::read_to_string(&run).unwrap()).unwrap();
+    (run, saved)
+}
+
+/// Resumes the run of a state file to its end and returns its JSON summary.
+fn resume(state: &std::path::Path, run: &std::path::Path) -> serde_json::Value {
     let out = writer(state)
-        .args(["resume", &run_id, "--yes", "--output", "json"])
+        .args(["resume", &common::run_id_of(run), "--yes", "--output", "json"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", common::describe(&out));
     common::summary(&out.stdout)
+}
+
+/// Runs the tool with a crash point armed, checks it crashed there, resumes the run and
+/// returns the resumed run's JSON summary.
+fn crash_then_resume(state: &std::path::Path, args: &[&str], extra: &[&str], failpoint: &str) -> serde_json::Value {
+    let (run, _) = crash(state, args, extra, failpoint);
+    resume(state, &run)
 }
 
 fn id_of(row: &[Value]) -> i64 {
@@ -382,33 +399,19 @@ async fn parallel_writers_crashed_mid_copy_resume_each_from_their_own_checkpoint
     let before = Sandbox::rows(&sb.production, &table).await;
     let restored = Sandbox::rows(&sb.restored, &table).await;
     let state = tempfile::tempdir().unwrap();
-    let crashed = writer(state.path())
-        .args(args(&table, &time, "missing-rows"))
-        .args(["--yes", "--parallel", "3"])
-        .env("FAILPOINTS", "copy-chunk-after-checkpoint=4*off->return")
-        .output()
-        .unwrap();
-    assert_eq!(
-        crashed.status.code(),
-        Some(rds_table_restore::CRASH_EXIT_CODE),
-        "{}",
-        common::describe(&crashed)
+    let (run, saved) = crash(
+        state.path(),
+        &args(&table, &time, "missing-rows"),
+        &["--yes", "--parallel", "3"],
+        "copy-chunk-after-checkpoint=4*off->return",
     );
-    let run = common::state_files(state.path())[0].clone();
-    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&run).unwrap()).unwrap();
     let workers = saved["copy"]["workers"].as_array().expect("writers in the state file");
     assert_eq!(workers.len(), 3);
     assert!(
         workers.iter().all(|w| w["copy"]["done"] == false),
         "the crash came mid-copy"
     );
-    let run_id = common::run_id_of(&run);
-    let out = writer(state.path())
-        .args(["resume", &run_id, "--yes", "--output", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::describe(&out));
-    let summary = common::summary(&out.stdout);
+    let summary = resume(state.path(), &run);
     common::compare_rows(
         &Sandbox::rows(&sb.production, &table).await,
         &common::expected_after(&before, &restored),
@@ -471,32 +474,20 @@ async fn verification_takes_each_writers_range_and_finds_what_changed_in_every_o
     let restored = Sandbox::rows(&sb.restored, &table).await;
     let state = tempfile::tempdir().unwrap();
     // The copy ends; the run stops just after verification computed, before it is recorded.
-    let crashed = writer(state.path())
-        .args(args(&table, &time, "missing-rows"))
-        .args(["--yes", "--parallel", "3"])
-        .env("FAILPOINTS", "verify-after-call=return")
-        .output()
-        .unwrap();
-    assert_eq!(
-        crashed.status.code(),
-        Some(rds_table_restore::CRASH_EXIT_CODE),
-        "{}",
-        common::describe(&crashed)
+    let (run, saved) = crash(
+        state.path(),
+        &args(&table, &time, "missing-rows"),
+        &["--yes", "--parallel", "3"],
+        "verify-after-call=return",
     );
-    let run = common::state_files(state.path())[0].clone();
-    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&run).unwrap()).unwrap();
     assert_eq!(saved["copy"]["workers"].as_array().map(Vec::len), Some(3), "{saved}");
     // The application deletes one restored EUR row in each writer's third of the keys.
     let taken = [1_001, 4_501, 8_001];
     for id in taken {
         Sandbox::exec(&sb.production, &format!("DELETE FROM shop.`{table}` WHERE id = {id}")).await;
     }
-    let out = writer(state.path())
-        .args(["resume", &common::run_id_of(&run), "--yes", "--output", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::describe(&out));
-    let v = &common::summary(&out.stdout)["verification"];
+    let summary = resume(state.path(), &run);
+    let v = &summary["verification"];
     assert_eq!(v["passed"], true, "{v}");
     assert_eq!(v["restored_rows"], restored.len() as u64, "{v}");
     assert_eq!(v["missing"], 3, "{v}");
