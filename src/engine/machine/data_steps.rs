@@ -215,18 +215,10 @@ impl Machine<'_> {
                         m.state.updated_at = Utc::now();
                         m.store.save(&m.state)?;
                     }
-                    // The first writer uses the run's sessions; each other one opens its own,
-                    // all at once: over a 40 ms link each TLS session takes about 0.3 s to open,
-                    // and one after another 14 of them took 4 s.
-                    let db = m.deps.db;
-                    let (restored_at, production_at) = (&restored_at, &production_at);
-                    let mut extra = futures_util::future::try_join_all((1..m.state.progress(pass).workers.len()).map(|_| async move {
-                        tokio::try_join!(
-                            db.connect(restored_side, restored_at),
-                            production_for_writes(db, production_at, checks_off)
-                        )
-                    }))
-                    .await?;
+                    // The first writer uses the run's sessions; each other one opens its own.
+                    let others = m.state.progress(pass).workers.len() - 1;
+                    let mut extra =
+                        open_pairs(m.deps.db, others, restored_side, &restored_at, &production_at, checks_off).await?;
                     let mut pairs: Vec<(&mut dyn Session, &mut dyn Session)> = vec![(restored.as_mut(), production.as_mut())];
                     pairs.extend(extra.iter_mut().map(|(r, p)| (r.as_mut(), p.as_mut())));
                     let (ui, cancel) = (m.deps.ui, &m.cancel);
@@ -401,13 +393,15 @@ impl Machine<'_> {
                 // others open theirs all at once.
                 let progress = m.state.progress(m.pass);
                 let bounds = verify_bounds(&progress.workers)?;
-                let (db, restored_at, production_at) = (m.deps.db, &endpoints.0, &endpoints.1);
-                let mut extra = futures_util::future::try_join_all(bounds.iter().skip(1).map(|_| async move {
-                    tokio::try_join!(
-                        db.connect(restored_side, restored_at),
-                        db.connect(Side::Production, production_at)
-                    )
-                }))
+                let (restored_at, production_at) = &endpoints;
+                let mut extra = open_pairs(
+                    m.deps.db,
+                    bounds.len() - 1,
+                    restored_side,
+                    restored_at,
+                    production_at,
+                    false,
+                )
                 .await?;
                 let sessions = std::iter::once((restored.as_mut(), production.as_mut()))
                     .chain(extra.iter_mut().map(|(r, p)| (r.as_mut(), p.as_mut())));
@@ -594,6 +588,25 @@ pub(super) async fn run_writer(
     )
     .await
     .map(|_| ())
+}
+
+/// `n` more pairs of sessions (restored, production), all opened at once: over a 40 ms link a
+/// TLS session takes about 0.3 s to open, and one after another 14 of them took 4 s.
+async fn open_pairs(
+    db: &dyn Connector,
+    n: usize,
+    restored_side: Side,
+    restored_at: &Endpoint,
+    production_at: &Endpoint,
+    checks_off: bool,
+) -> Result<Vec<(Box<dyn Session>, Box<dyn Session>)>> {
+    futures_util::future::try_join_all((0..n).map(|_| async move {
+        tokio::try_join!(
+            db.connect(restored_side, restored_at),
+            production_for_writes(db, production_at, checks_off)
+        )
+    }))
+    .await
 }
 
 /// One writer's share of the chunk byte budget: an equal part, but never under `--chunk-bytes`'
