@@ -270,7 +270,7 @@ fn chunk_range<'k>(
 }
 
 /// The keys after `after` up to `end`.
-fn within<'k>(after: Option<&'k [Value]>, end: Option<&'k [Value]>) -> KeyRange<'k> {
+pub(crate) fn within<'k>(after: Option<&'k [Value]>, end: Option<&'k [Value]>) -> KeyRange<'k> {
     KeyRange { after, upto: end }
 }
 

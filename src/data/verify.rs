@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::copy::CopyJob;
+use crate::copy::{within, CopyJob};
 use crate::error::{Error, Result};
 use crate::ports::{KeyRange, Merge, Row, Session, Value};
 use crate::progress::Progress;
@@ -317,10 +317,7 @@ impl Checks<'_> {
             .chunk_end(
                 job.source,
                 job.schema,
-                KeyRange {
-                    after: after.as_deref(),
-                    upto: part_end.as_deref(),
-                },
+                within(after.as_deref(), part_end.as_deref()),
                 job.filter,
                 job.chunk_size,
             )
@@ -348,10 +345,7 @@ impl Checks<'_> {
                             .chunk_end(
                                 job.source,
                                 job.schema,
-                                KeyRange {
-                                    after: Some(&end),
-                                    upto: part_end.as_deref(),
-                                },
+                                within(Some(&end), part_end.as_deref()),
                                 job.filter,
                                 job.chunk_size,
                             )
