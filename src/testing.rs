@@ -533,7 +533,7 @@ impl Session for FakeSession {
         range: KeyRange<'_>,
         merge: Merge,
         dry: bool,
-        proof: Option<&ChunkProof>,
+        proof: &ChunkProof,
     ) -> Result<ChunkOutcome> {
         if self
             .db
@@ -572,14 +572,12 @@ impl Session for FakeSession {
         if self.db.lose_inserts {
             // A writer that says it inserted what it did not: the proof must catch it.
             o.inserted = o.missing.len() as u64;
-            if let Some(proof) = proof {
-                if let Some(&i) = o.missing.first() {
-                    if proof.contains_key(&fake_key(&rows[i])) {
-                        return Err(Error::VerificationFailed(format!(
-                            "the row with key {} was written but production does not show it",
-                            key_int(&rows[i])
-                        )));
-                    }
+            if let Some(&i) = o.missing.first() {
+                if proof.get(i).is_some_and(|p| p.ident == fake_key(&rows[i])) {
+                    return Err(Error::VerificationFailed(format!(
+                        "the row with key {} was written but production does not show it",
+                        key_int(&rows[i])
+                    )));
                 }
             }
             return Ok(o);
@@ -598,14 +596,14 @@ impl Session for FakeSession {
             t.insert(key_int(&rows[i]), rows[i].clone());
             o.inserted += 1;
         }
-        if let Some(proof) = proof {
+        if !proof.is_empty() {
             let mut affected = o.missing.clone();
             if merge != Merge::MissingRows {
                 affected.extend(&o.differing);
             }
             for &i in &affected {
                 let written = t.get(&key_int(&rows[i])).map(fake_hash);
-                if proof.get(&fake_key(&rows[i])) != written.as_ref() {
+                if proof.get(i).map(|p| &p.hash) != written.as_ref() {
                     return Err(Error::VerificationFailed(format!("row {} differs", key_int(&rows[i]))));
                 }
             }

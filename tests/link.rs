@@ -79,3 +79,54 @@ async fn parallel_auto_runs_two_writers_on_loopback_and_more_over_a_slow_link() 
     assert!(err.contains("--parallel auto: 4 writers"), "{err}");
     sb.drop_table(&table).await;
 }
+
+/// A chunk's transaction in production waits on three round trips: the locking read with the
+/// LOAD's request for its file, the file's lines, the check with the commit. Counted on the wire,
+/// as the client's turns through a proxy in front of production, over two runs of the same
+/// table in chunks of two sizes: the difference in turns over the difference in chunks, so
+/// whatever a run does besides its chunks (validation, locks, verification) cancels out.
+#[tokio::test]
+async fn a_chunk_waits_on_three_round_trips_to_production() {
+    use std::sync::atomic::Ordering;
+    let sb = Sandbox::connect().await;
+    let mut runs = Vec::new();
+    for size in ["100", "40"] {
+        let proxy = CuttingProxy::start(port_of("RDS_TABLE_RESTORE_PRODUCTION_ENDPOINT"), u64::MAX, 0).await;
+        let (table, time) = deleted_table(&sb, 3000).await;
+        let state = tempfile::tempdir().unwrap();
+        let out = command(state.path())
+            .args(restore_args(&table, &time))
+            .args(["--yes", "--parallel", "1", "--chunk-size", size])
+            .env(
+                "RDS_TABLE_RESTORE_PRODUCTION_ENDPOINT",
+                format!("127.0.0.1:{}", proxy.port),
+            )
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        assert_eq!(
+            Sandbox::rows(&sb.production, &table).await,
+            Sandbox::rows(&sb.restored, &table).await,
+            "production holds exactly the restored rows"
+        );
+        let run = common::state_files(state.path())[0].clone();
+        let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&run).unwrap()).unwrap();
+        let chunks = saved["copy"]["chunks"]
+            .as_u64()
+            .expect("the copy's chunks in the state file");
+        runs.push((chunks, proxy.turns.load(Ordering::SeqCst)));
+        sb.drop_table(&table).await;
+    }
+    let ((few, few_turns), (many, many_turns)) = (runs[0], runs[1]);
+    assert!(
+        many >= few + 30,
+        "chunks of 40 rows make more chunks than of 100: {runs:?}"
+    );
+    let per_chunk = (many_turns - few_turns) as f64 / (many - few) as f64;
+    eprintln!("round trips per chunk: {per_chunk:.3} ({runs:?})");
+    assert!(
+        (2.9..=3.2).contains(&per_chunk),
+        "{per_chunk:.2} round trips per chunk ({few} chunks: {few_turns} turns; {many} chunks: {many_turns} turns)"
+    );
+}

@@ -128,6 +128,48 @@ async fn overwrite_sets_changed_rows_back_and_keeps_rows_written_since() {
     sb.drop_table(&table).await;
 }
 
+/// A FLOAT's own text keeps six digits, so 1.0000001 and 1 read the same in it: overwrite must
+/// still find the row changed since the point, set it back bit for bit, and its chunk's check
+/// must see the value it wrote.
+#[tokio::test]
+async fn overwrite_sets_back_a_float_changed_past_its_sixth_digit() {
+    let sb = Sandbox::connect().await;
+    let table = unique_table("float_overwrite");
+    let create = format!(
+        "CREATE TABLE shop.`{table}` (id INT PRIMARY KEY, f FLOAT NOT NULL, g FLOAT) ENGINE=InnoDB; \
+         INSERT INTO shop.`{table}` VALUES (1, 1, 2.5), (2, 3.25, NULL), (3, 7, 0.001)"
+    );
+    Sandbox::exec(&sb.production, &create).await;
+    Sandbox::exec(&sb.restored, &create).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    Sandbox::exec(
+        &sb.production,
+        &format!("UPDATE shop.`{table}` SET f = 1.0000001 WHERE id = 1"),
+    )
+    .await;
+    let restored = Sandbox::rows(&sb.restored, &table).await;
+    assert_ne!(
+        Sandbox::rows(&sb.production, &table).await,
+        restored,
+        "the change is real"
+    );
+    let state = tempfile::tempdir().unwrap();
+    let out = writer(state.path())
+        .args(args(&table, &time, "overwrite"))
+        .args(["--yes", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    assert_eq!(Sandbox::rows(&sb.production, &table).await, restored);
+    let summary = common::summary(&out.stdout);
+    assert_eq!(summary["rows_updated"], 1, "{summary}");
+    assert_eq!(summary["verification"]["passed"], true);
+    assert_nothing_left_in_aws(&sb, &table).await;
+    sb.drop_table(&table).await;
+}
+
 #[tokio::test]
 async fn replace_all_needs_the_table_named_then_makes_production_equal_to_the_restored_table() {
     let sb = Sandbox::connect().await;

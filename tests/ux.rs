@@ -460,6 +460,7 @@ async fn a_verification_mismatch_exits_5() {
     let sb = Sandbox::connect().await;
     let table = unique_table("mismatch");
     let time = sb.seed_with_accident(&table, 500).await;
+    let before = Sandbox::rows(&sb.production, &table).await;
     // A trigger on production alters what is inserted: the restored rows do not arrive as they left.
     Sandbox::exec(
         &sb.production,
@@ -487,6 +488,15 @@ async fn a_verification_mismatch_exits_5() {
     assert_eq!(out.status.code(), Some(5), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("verification failed"), "{}", describe(&out));
+    assert!(
+        err.contains("reads back in production with other values than on the restored server"),
+        "the row is named: {err}"
+    );
+    assert_eq!(
+        Sandbox::rows(&sb.production, &table).await,
+        before,
+        "the chunk whose check failed was rolled back, not committed"
+    );
     assert!(
         err.contains("has triggers that fire on the rows this run inserts")
             && err.contains(&format!("BEFORE INSERT {table}_t")),

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::error::{Error, Result};
 use crate::ports::{ChunkOutcome, ChunkProof, KeyRange, Merge, Row, Session, TableRef, TableSchema, Value};
 use crate::progress::Progress;
-use crate::rowcodec::{encode_values, StoredValue};
+use crate::rowcodec::StoredValue;
 use crate::state::CopyProgress;
 
 pub struct CopyJob<'a> {
@@ -337,7 +337,7 @@ pub async fn copy_rows(
             loop {
                 let started = std::time::Instant::now();
                 match production
-                    .merge_chunk(job.target, job.schema, &rows, range, job.merge, job.dry, proof.as_ref())
+                    .merge_chunk(job.target, job.schema, &rows, range, job.merge, job.dry, &proof)
                     .await
                     .map(|outcome| (outcome, started.elapsed()))
                 {
@@ -406,30 +406,18 @@ pub async fn copy_rows(
     Ok(progress)
 }
 
-/// Reads the chunk after `after` and, unless the copy is dry, the restored server's hash of
-/// each of its rows: what the chunk's transaction must prove it wrote before it commits.
+/// Reads the chunk after `after` with each row's canonical key and hash, as the restored
+/// server computes them: how the chunk's transaction in production matches its rows, and what
+/// it must prove it wrote before it commits (a dry run matches them the same way).
 async fn read_proven(
     restored: &mut dyn Session,
     job: &CopyJob<'_>,
     after: Option<&[Value]>,
     limit: usize,
-) -> Result<(Vec<Row>, Option<ChunkProof>)> {
-    if job.dry {
-        let rows = restored
-            .read_chunk(job.source, job.schema, within(after, job.end), job.filter, limit)
-            .await?;
-        return Ok((rows, None));
-    }
-    // The rows and their hashes together (an empty chunk gives an empty proof: a replace-all's
-    // last chunk still proves its deletes).
-    let (rows, hashes) = restored
+) -> Result<(Vec<Row>, ChunkProof)> {
+    restored
         .read_chunk_hashed(job.source, job.schema, within(after, job.end), job.filter, limit)
-        .await?;
-    let proof = hashes
-        .into_iter()
-        .map(|(key, hash)| (encode_values(key.iter()), hash))
-        .collect();
-    Ok((rows, Some(proof)))
+        .await
 }
 
 /// Counts what the copy would change, without locking or writing anything: what overwrite
@@ -451,14 +439,14 @@ pub async fn count_changes(
             after: after.as_deref(),
             upto: None,
         };
-        let rows = restored
-            .read_chunk(job.source, job.schema, range, job.filter, limit)
+        let (rows, proof) = restored
+            .read_chunk_hashed(job.source, job.schema, range, job.filter, limit)
             .await?;
         let (key, last_chunk) = chunk_end(job, &rows, limit);
         limit = next_limit(job, Some(&rows), job.chunk_size);
         let range = chunk_range(job, after.as_deref(), key.as_deref(), last_chunk);
         let o = production
-            .merge_chunk(job.target, job.schema, &rows, range, job.merge, true, None)
+            .merge_chunk(job.target, job.schema, &rows, range, job.merge, true, &proof)
             .await?;
         counted.insert += o.missing.len() as u64;
         counted.update += o.differing.len() as u64;
@@ -503,7 +491,7 @@ async fn copy_keyless(
                     KeyRange::default(),
                     Merge::MissingRows,
                     job.dry,
-                    None,
+                    &Vec::new(),
                 )
                 .await?;
             if let Some(d) = dump.as_deref_mut() {
@@ -578,14 +566,14 @@ mod tests {
             1000,
             "up to --chunk-size, not past it"
         );
-        // Over a 40 ms link a chunk's six round trips take 240 ms whatever its size: only the
+        // Over a 40 ms link a chunk's three round trips take 120 ms whatever its size: only the
         // time beyond them counts.
         let far = CopyJob {
-            lock_floor: Duration::from_millis(240),
+            lock_floor: Duration::from_millis(120),
             ..job
         };
-        assert_eq!(adapt_cap(&far, 1000, 1000, Duration::from_millis(300)), 1000);
-        assert_eq!(adapt_cap(&far, 1000, 1000, Duration::from_millis(400)), 500);
+        assert_eq!(adapt_cap(&far, 1000, 1000, Duration::from_millis(200)), 1000);
+        assert_eq!(adapt_cap(&far, 1000, 1000, Duration::from_millis(300)), 500);
     }
 
     #[test]

@@ -384,11 +384,20 @@ pub struct ChunkOutcome {
     pub proven: u64,
 }
 
-/// The restored server's hash of each row of a chunk, by key (the key encoded as the copy
-/// encodes keys): what the chunk's writes must produce in production, proven before commit.
-/// The hash is the server's own over a canonical form of the row, so neither the tool's
-/// reading nor its writing of values is trusted.
-pub type ChunkProof = std::collections::HashMap<Vec<u8>, String>;
+/// The restored server's word on one row of a chunk: the row's key in the server's canonical
+/// form (which production's locking read gives for the same key, so the two are matched by
+/// bytes both servers wrote, not by the tool's reading of values) and the server's hash of the
+/// whole row, what the chunk's writes must produce in production.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowHash {
+    pub ident: Vec<u8>,
+    pub hash: String,
+}
+
+/// A chunk's [`RowHash`]es, one per row, in the chunk's order. The hash is the server's own
+/// over a canonical form of the row, so neither the tool's reading nor its writing of values is
+/// trusted. Empty for a table without a key.
+pub type ChunkProof = Vec<RowHash>;
 
 /// A checksum of the rows in a key range, computed by the server over a canonical form of each
 /// row (the pt-table-checksum idea): equal on both sides means the same rows, without moving
@@ -464,13 +473,14 @@ pub trait Session: Send {
     /// for this table.
     async fn count_where(&mut self, table: &TableRef, predicate: &str) -> Result<u64>;
     /// In one transaction: locks `range` in production (rows and gaps, `FOR UPDATE`), compares
-    /// it with `rows` (the restored rows of that range, in key order), applies `merge` and
-    /// commits: deletes (replace-all), then updates (overwrite, replace-all), then inserts.
-    /// A table without a key (only ever a new side table) takes every row as missing.
+    /// it with `rows` (the restored rows of that range, in key order, with `proof`, their
+    /// hashes), applies `merge` and commits. A table without a key (only ever a new side table)
+    /// takes every row as missing, and its `proof` is empty.
     /// With `dry`, only finds what it would do (no lock, no write), for counts and `--dump-only`.
-    /// With `proof`, before the commit, reads back in the same transaction the hash of every
-    /// row it inserted or updated (and that each deleted key is gone) and rolls back with
-    /// `VerificationFailed` unless each equals the restored server's.
+    /// Otherwise, before the commit and in the same transaction, the range must hold what the
+    /// writes were to make of it: every row inserted or updated with the restored server's
+    /// hash, every deleted key gone, every other row as the locking read found it; else the
+    /// chunk is rolled back with `VerificationFailed`, naming the row.
     #[allow(clippy::too_many_arguments)]
     async fn merge_chunk(
         &mut self,
@@ -480,11 +490,12 @@ pub trait Session: Send {
         range: KeyRange<'_>,
         merge: Merge,
         dry: bool,
-        proof: Option<&ChunkProof>,
+        proof: &ChunkProof,
     ) -> Result<ChunkOutcome>;
-    /// `read_chunk` and, for the rows it returns, `row_hashes`: the chunk and what its
+    /// `read_chunk` and, for the rows it returns, their [`RowHash`]es: the chunk and what its
     /// transaction in production must prove it wrote. A server does both in one statement (one
-    /// round trip, one pass over the rows); this default asks twice.
+    /// round trip, one pass over the rows); this default asks twice, and names a key by its
+    /// encoded values.
     async fn read_chunk_hashed(
         &mut self,
         table: &TableRef,
@@ -492,7 +503,7 @@ pub trait Session: Send {
         range: KeyRange<'_>,
         filter: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<Row>, Vec<(Row, String)>)> {
+    ) -> Result<(Vec<Row>, ChunkProof)> {
         let rows = self.read_chunk(table, schema, range, filter, limit).await?;
         let Some(last) = rows.last() else {
             return Ok((rows, Vec::new()));
@@ -502,8 +513,21 @@ pub trait Session: Send {
             after: range.after,
             upto: Some(&last),
         };
-        let hashes = self.row_hashes(table, schema, chunk, filter).await?;
-        Ok((rows, hashes))
+        let hashes: std::collections::HashMap<Vec<u8>, String> = self
+            .row_hashes(table, schema, chunk, filter)
+            .await?
+            .into_iter()
+            .map(|(key, hash)| (crate::rowcodec::encode_values(key.iter()), hash))
+            .collect();
+        let proof = rows
+            .iter()
+            .map(|row| {
+                let ident = crate::rowcodec::encode_values(schema.key_of(row));
+                let hash = hashes.get(&ident).cloned().unwrap_or_default();
+                RowHash { ident, hash }
+            })
+            .collect();
+        Ok((rows, proof))
     }
     /// The server's hash of each row in `range` (matching `filter`), with its key: the same
     /// canonical form as [`Session::range_checksum`], one row at a time.

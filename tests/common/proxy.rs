@@ -2,7 +2,8 @@
 //! mid-stream: each of the first `cuts` connections is dropped once the server has sent it more
 //! than `after_bytes`. TLS runs end to end through it, so the tool sees what a dropped VPN
 //! or an idle-timeout on a tunnel looks like. With no cuts it is a plain proxy that counts the
-//! bytes the server sends: what a run reads off the wire.
+//! bytes the server sends (what a run reads off the wire) and the client's turns: each time the
+//! client sends after the server has answered, a round trip the client waited on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,6 +17,8 @@ pub struct CuttingProxy {
     pub connections: Arc<AtomicU64>,
     /// Bytes from the server to the tool, over every connection.
     pub bytes_down: Arc<AtomicU64>,
+    /// The tool's turns, over every connection: sends that follow an answer from the server.
+    pub turns: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -47,13 +50,15 @@ impl CuttingProxy {
         let cuts_done = Arc::new(AtomicU64::new(0));
         let connections = Arc::new(AtomicU64::new(0));
         let bytes_down = Arc::new(AtomicU64::new(0));
+        let turns = Arc::new(AtomicU64::new(0));
         let (done, conns) = (cuts_done.clone(), connections.clone());
-        let down = bytes_down.clone();
+        let (down, turned) = (bytes_down.clone(), turns.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 conns.fetch_add(1, Ordering::SeqCst);
                 let done = done.clone();
                 let down = down.clone();
+                let turned = turned.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)).await else {
                         return;
@@ -61,7 +66,7 @@ impl CuttingProxy {
                     // Decide at connect time whether this connection will be cut.
                     let cut = done.load(Ordering::SeqCst) < cuts;
                     let limit = if cut { Some(after_bytes) } else { None };
-                    pipe(client, server, limit, done, down, delay).await;
+                    pipe(client, server, limit, Counters { done, down, turned }, delay).await;
                 });
             }
         });
@@ -70,23 +75,50 @@ impl CuttingProxy {
             cuts_done,
             connections,
             bytes_down,
+            turns,
             task,
         }
     }
+}
+
+/// What every connection adds to.
+struct Counters {
+    done: Arc<AtomicU64>,
+    down: Arc<AtomicU64>,
+    turned: Arc<AtomicU64>,
 }
 
 async fn pipe(
     client: TcpStream,
     server: TcpStream,
     limit: Option<u64>,
-    done: Arc<AtomicU64>,
-    down: Arc<AtomicU64>,
+    counters: Counters,
     delay: std::time::Duration,
 ) {
+    let Counters { done, down, turned } = counters;
+    // As the tool and the server themselves do: without it, Nagle's algorithm holds a short
+    // write until the last one is acknowledged, and the peer's delayed ACK makes that 40 ms, a
+    // wait no real link between them adds.
+    let _ = (client.set_nodelay(true), server.set_nodelay(true));
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
+    // Set before an answer is passed on, so the send it causes always finds it set.
+    let answered = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let heard = answered.clone();
     let up = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if heard.swap(false, Ordering::SeqCst) {
+                turned.fetch_add(1, Ordering::SeqCst);
+            }
+            if sw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
     });
     let mut buf = vec![0u8; 16 * 1024];
     let mut sent = 0u64;
@@ -98,6 +130,7 @@ async fn pipe(
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+        answered.store(true, Ordering::SeqCst);
         if cw.write_all(&buf[..n]).await.is_err() {
             break;
         }

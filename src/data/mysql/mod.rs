@@ -18,8 +18,8 @@ use crate::ports::{
     ChunkOutcome, ChunkProof, Column, Connector, Endpoint, ForeignKey, KeyRange, Merge, RangeChecksum, References,
     ReferencesOutcome, Row, Session, TableRef, TableSchema, Value,
 };
-use crate::rowcodec::encode_values;
 
+mod chunk;
 mod connect;
 mod proof;
 mod references;
@@ -94,122 +94,6 @@ impl MysqlSession {
                 "{what} {affected} rows of {table} where {expected} were expected (a concurrent change?); the chunk was rolled back"
             ),
         })
-    }
-
-    /// The body of `merge_chunk`, inside the transaction the caller opened and closes.
-    #[allow(clippy::too_many_arguments)]
-    async fn merge_in_transaction(
-        &mut self,
-        table: &TableRef,
-        schema: &TableSchema,
-        rows: &[Row],
-        range: KeyRange<'_>,
-        merge: Merge,
-        dry: bool,
-        proof: Option<&ChunkProof>,
-    ) -> Result<ChunkOutcome> {
-        let side = self.side;
-        let err = |e: mysql_async::Error| db_error(side, e);
-        let started = std::time::Instant::now();
-        // Locks the chunk's key range (rows and gaps), so no concurrent writer can slip a row
-        // in between this look-up and the writes below. Without a key there is nothing to
-        // match: the table is a new side table, and every row goes in.
-        let present = if schema.key.is_empty() {
-            Vec::new()
-        } else {
-            let (sql, params) = range_query(table, schema, range, None);
-            let lock = if dry { "" } else { " FOR UPDATE" };
-            let present: Vec<mysql_async::Row> = self
-                .conn
-                .exec(format!("{sql}{lock}"), Params::Positional(params))
-                .await
-                .map_err(err)?;
-            rows_of(present)
-        };
-        let locked = started.elapsed();
-        let index: HashMap<Vec<u8>, usize> = present
-            .iter()
-            .enumerate()
-            .map(|(j, row)| (encode_values(schema.key_of(row)), j))
-            .collect();
-        let mut matched = vec![false; present.len()];
-        let mut outcome = ChunkOutcome::default();
-        for (i, row) in rows.iter().enumerate() {
-            match index.get(&encode_values(schema.key_of(row))) {
-                Some(&j) => {
-                    matched[j] = true;
-                    outcome.already_present += 1;
-                    if present[j] != *row {
-                        outcome.differing.push(i);
-                    }
-                }
-                None => outcome.missing.push(i),
-            }
-        }
-        if merge == Merge::ReplaceAll {
-            // The rows of the range no restored row matched: the ones the restored table lacks.
-            outcome.extra = present
-                .iter()
-                .zip(&matched)
-                .filter(|(_, &m)| !m)
-                .map(|(row, _)| schema.key_of(row).into_iter().cloned().collect())
-                .collect();
-        }
-        if dry {
-            return Ok(outcome);
-        }
-        if !outcome.extra.is_empty() {
-            let sql = format!("DELETE FROM {} WHERE {}", qualified(table), key_equals(schema));
-            for key in &outcome.extra {
-                self.conn
-                    .exec_drop(sql.as_str(), Params::Positional(key.clone()))
-                    .await
-                    .map_err(err)?;
-                self.check(table, "deleted", self.conn.affected_rows(), 1)?;
-                outcome.deleted += 1;
-            }
-        }
-        if merge != Merge::MissingRows && !outcome.differing.is_empty() {
-            let values: Vec<usize> = (0..schema.columns.len()).filter(|i| !schema.key.contains(i)).collect();
-            let set: Vec<String> = values
-                .iter()
-                .map(|&i| format!("{} = ?", quote_ident(&schema.columns[i].name)))
-                .collect();
-            let sql = format!(
-                "UPDATE {} SET {} WHERE {}",
-                qualified(table),
-                set.join(", "),
-                key_equals(schema)
-            );
-            for &i in &outcome.differing {
-                let mut params = bind(&rows[i], &values);
-                params.extend(schema.key_of(&rows[i]).into_iter().cloned());
-                self.conn
-                    .exec_drop(sql.as_str(), Params::Positional(params))
-                    .await
-                    .map_err(err)?;
-                self.check(table, "updated", self.conn.affected_rows(), 1)?;
-                outcome.updated += 1;
-            }
-        }
-        let missing: Vec<&Row> = outcome.missing.iter().map(|&i| &rows[i]).collect();
-        self.insert_rows(table, schema, &missing).await?;
-        outcome.inserted = missing.len() as u64;
-        let written = started.elapsed();
-        if let (Some(proof), false) = (proof, schema.key.is_empty()) {
-            outcome.proven = self.prove(table, schema, rows, range, merge, &outcome, proof).await?;
-        }
-        // Where a chunk's time goes (the locking read, the writes, the proof), for `-v`: over a
-        // slow link each is a round trip at least.
-        tracing::debug!(
-            table = %table, rows = rows.len(), inserted = outcome.inserted,
-            updated = outcome.updated, deleted = outcome.deleted,
-            read_ms = locked.as_millis() as u64,
-            write_ms = (written - locked).as_millis() as u64,
-            proof_ms = (started.elapsed() - written).as_millis() as u64,
-            "chunk merged"
-        );
-        Ok(outcome)
     }
 }
 
@@ -546,17 +430,9 @@ impl Session for MysqlSession {
         range: KeyRange<'_>,
         merge: Merge,
         dry: bool,
-        proof: Option<&ChunkProof>,
+        proof: &ChunkProof,
     ) -> Result<ChunkOutcome> {
-        self.begin().await?;
-        let done = self
-            .merge_in_transaction(table, schema, rows, range, merge, dry, proof)
-            .await;
-        if done.is_ok() && !dry {
-            crate::crash_point!("copy-chunk-before-commit");
-        }
-        // A dry run only finds what it would do: rolled back, like a failed chunk.
-        self.end(done, !dry).await
+        self.merge(table, schema, rows, range, merge, dry, proof).await
     }
 
     async fn link_round_trip(&mut self) -> Result<Duration> {
@@ -646,11 +522,7 @@ impl Session for MysqlSession {
         // a sum does not depend on row order and, unlike XOR, two equal rows (possible in a
         // table without a key) do not cancel out. The count is compared as well.
         let sql = format!(
-            "SELECT COUNT(*), \
-             CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 1, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR), \
-             CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 16, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR), \
-             COUNT(*) - COUNT(h) \
-             FROM (SELECT MD5({}) AS h FROM {}{filter}) AS canonical",
+            "SELECT {CHECKSUM_COLUMNS} FROM (SELECT MD5({}) AS h FROM {}{filter}) AS canonical",
             canonical_row_sql(schema),
             qualified(table)
         );
@@ -678,7 +550,7 @@ impl Session for MysqlSession {
         range: KeyRange<'_>,
         filter: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<Row>, Vec<(Row, String)>)> {
+    ) -> Result<(Vec<Row>, ChunkProof)> {
         self.read_hashed(table, schema, range, filter, limit).await
     }
 
