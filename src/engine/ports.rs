@@ -399,6 +399,41 @@ pub struct RowHash {
 /// trusted. Empty for a table without a key.
 pub type ChunkProof = Vec<RowHash>;
 
+/// A chunk written in its own transaction whose check and commit have not been sent yet
+/// ([`Session::open_chunk`]): they go out with the next chunk's first statements, or alone
+/// ([`Session::close_chunk`]).
+#[derive(Debug)]
+pub struct HeldChunk {
+    pub outcome: ChunkOutcome,
+    /// What the session sends to check and commit it; `None` when the session committed the
+    /// chunk already (one that cannot hold a chunk open, or a chunk not to be held).
+    pub pending: Option<PendingCheck>,
+}
+
+/// What a held chunk's check needs, and what names the wrong row when it fails.
+#[derive(Debug, Clone)]
+pub struct PendingCheck {
+    /// The session's own statement that fails unless the range holds what the writes made.
+    pub statement: String,
+    /// Each restored row's key (values) and the restored server's hash of the row, in order.
+    pub keys: Vec<Row>,
+    pub hashes: Vec<String>,
+    /// The key range the chunk locked.
+    pub after: Option<Row>,
+    pub upto: Option<Row>,
+}
+
+/// What [`Session::open_chunk`] did.
+#[derive(Debug)]
+pub struct Opened {
+    /// When the chunk given to close was committed (the server's answer to its COMMIT);
+    /// `None` when none was given.
+    pub closed: Option<std::time::Instant>,
+    /// This chunk, held open or committed; or what stopped it (rolled back: nothing of it is in
+    /// production), after the one given to close was committed.
+    pub chunk: Result<HeldChunk>,
+}
+
 /// A checksum of the rows in a key range, computed by the server over a canonical form of each
 /// row (the pt-table-checksum idea): equal on both sides means the same rows, without moving
 /// them over the network.
@@ -492,6 +527,49 @@ pub trait Session: Send {
         dry: bool,
         proof: &ChunkProof,
     ) -> Result<ChunkOutcome>;
+    /// `merge_chunk` in two halves, so that a chunk's check and commit go out in one batch with
+    /// the next chunk's first statements: one round trip less per chunk over a slow link. First
+    /// checks and commits `close` (a chunk an earlier call held open; an error then means it was
+    /// not committed, and nothing of this call was done), then writes `rows` in a new
+    /// transaction, and with `hold` leaves its check and commit to the next call or to
+    /// [`Session::close_chunk`]. A session or a merge that cannot hold a chunk commits it here;
+    /// this default always does.
+    #[allow(clippy::too_many_arguments)]
+    async fn open_chunk(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        rows: &[Row],
+        range: KeyRange<'_>,
+        merge: Merge,
+        proof: &ChunkProof,
+        close: Option<HeldChunk>,
+        hold: bool,
+    ) -> Result<Opened> {
+        let _ = hold;
+        let closed = match close {
+            Some(held) => {
+                self.close_chunk(table, schema, held).await?;
+                Some(std::time::Instant::now())
+            }
+            None => None,
+        };
+        let chunk = self
+            .merge_chunk(table, schema, rows, range, merge, false, proof)
+            .await
+            .map(|outcome| HeldChunk { outcome, pending: None });
+        Ok(Opened { closed, chunk })
+    }
+    /// Checks and commits a chunk [`Session::open_chunk`] held open (rolled back, with
+    /// `VerificationFailed` naming the row, when its check fails).
+    async fn close_chunk(&mut self, _table: &TableRef, _schema: &TableSchema, held: HeldChunk) -> Result<()> {
+        match held.pending {
+            None => Ok(()),
+            Some(_) => Err(crate::error::Error::InvalidInput(
+                "this connection cannot hold a chunk open".into(),
+            )),
+        }
+    }
     /// `read_chunk` and, for the rows it returns, their [`RowHash`]es: the chunk and what its
     /// transaction in production must prove it wrote. A server does both in one statement (one
     /// round trip, one pass over the rows); this default asks twice, and names a key by its

@@ -29,7 +29,9 @@ use super::sql::*;
 use super::write::{load_statement, LoadLines};
 use super::{db_error, unhashable, MysqlSession, MAX_PLACEHOLDERS};
 use crate::error::{Error, Result};
-use crate::ports::{ChunkOutcome, ChunkProof, KeyRange, Merge, Row, TableRef, TableSchema, Value};
+use crate::ports::{
+    ChunkOutcome, ChunkProof, HeldChunk, KeyRange, Merge, Opened, PendingCheck, Row, TableRef, TableSchema, Value,
+};
 
 /// A production row of the chunk's range as the locking read found it.
 struct Present {
@@ -129,65 +131,15 @@ impl MysqlSession {
         merge: Merge,
         proof: &ChunkProof,
     ) -> Result<ChunkOutcome> {
-        let side = self.side;
         let started = std::time::Instant::now();
-        // Which restored row each canonical key names, and which of them the locking read finds:
-        // the LOAD's data, sent when the server asks for it, is the lines of the others.
-        let index: HashMap<&[u8], usize> = proof.iter().enumerate().map(|(i, p)| (p.ident.as_slice(), i)).collect();
         let batch_load = merge == Merge::MissingRows && self.loads(schema);
-        let taken = Arc::new(Mutex::new(vec![false; rows.len()]));
-        let mut batch = format!("START TRANSACTION; {}", present_query(table, schema, range, true));
-        if batch_load {
-            batch.push_str("; ");
-            batch.push_str(&load_statement(table, schema));
-            let lines = LoadLines::encode(schema, rows.iter());
-            let taken = taken.clone();
-            self.conn.set_infile_handler(async move {
-                let taken = taken.lock().unwrap_or_else(|e| e.into_inner());
-                let pieces = lines.pieces(|i| !taken[i]);
-                Ok(futures_util::stream::iter(pieces.into_iter().map(Ok)).boxed())
-            });
-        }
-        let mut present = Vec::new();
-        let mut loaded = None;
-        {
-            let mut result = self.conn.query_iter(batch).await.map_err(|e| db_error(side, e))?;
-            // START TRANSACTION's empty answer; then the locking read's rows. Reading past its
-            // last row takes the result on to the LOAD, whose handler runs then, with every
-            // row the read found marked.
-            result.next().await.map_err(|e| db_error(side, e))?;
-            while let Some(row) = result.next().await.map_err(|e| db_error(side, e))? {
-                let (ident, hash): (Vec<u8>, Option<String>) =
-                    mysql_async::from_row_opt(row).map_err(|e| Error::Db {
-                        side,
-                        detail: format!("the locking read of {table} gave an unexpected row: {e}"),
-                    })?;
-                if let Some(&i) = index.get(ident.as_slice()) {
-                    taken.lock().unwrap_or_else(|e| e.into_inner())[i] = true;
-                }
-                present.push((ident, hash));
-            }
-            if batch_load {
-                let counts = (result.affected_rows(), result.warnings());
-                // The LOAD's own answer: nothing more, or its error.
-                loaded = Some(result.next().await.map(|_| counts));
-            }
-        }
-        let present = self.hashed(table, present)?;
-        let locked = started.elapsed();
-        let mut found = matched(rows, proof, present, merge);
+        let (_, locked) = self
+            .lock_and_load(table, schema, rows, range, proof, merge, None, batch_load)
+            .await?;
+        let (mut found, loaded) = locked?;
         let missing: Vec<&Row> = found.outcome.missing.iter().map(|&i| &rows[i]).collect();
         match loaded {
-            Some(Ok((count, warnings))) => self.loaded(table, count, warnings, missing.len() as u64).await?,
-            Some(Err(e)) => {
-                let e = self.load_error(e);
-                if !(self.load_method == super::LoadMethod::Auto && Self::is_load_refused(&e)) {
-                    return Err(e);
-                }
-                // Refused by the server's settings: the same transaction goes on with INSERT.
-                self.fall_back(&e);
-                self.insert_rows(table, schema, &missing).await?;
-            }
+            Some(loaded) => self.after_load(table, schema, &missing, loaded).await?,
             None => {
                 if merge == Merge::ReplaceAll {
                     found.outcome.extra = self.extra_keys(table, schema, range, &found, true).await?;
@@ -200,42 +152,295 @@ impl MysqlSession {
                 self.insert_rows(table, schema, &missing).await?;
             }
         }
-        found.outcome.inserted = missing.len() as u64;
         let written = started.elapsed();
-        found.outcome.proven = match merge {
-            Merge::MissingRows => found.outcome.inserted,
-            _ => (rows.len() + found.outcome.extra.len()) as u64,
-        };
+        let (outcome, pending) = finish(table, schema, rows, range, merge, proof, found);
         crate::crash_point!("copy-chunk-before-commit");
-        let expected = expected_checksum(proof, &found, merge);
-        let check = format!("{}; COMMIT", check_statement(table, schema, range, &expected));
-        // The check's one row (its error comes in the row's place, after the columns), then the
-        // COMMIT's answer or its error.
-        let checked = match self.conn.query_iter(check).await {
-            Ok(result) => result.drop_result().await,
-            Err(e) => Err(e),
-        };
-        match checked {
-            Ok(()) => {}
-            Err(mysql_async::Error::Server(e)) if e.code == CHECK_FAILED => {
-                return Err(self
-                    .explain_failed_check(table, schema, rows, range, merge, &found.outcome, proof)
-                    .await)
-            }
-            Err(e) => return Err(db_error(side, e)),
-        }
+        self.check_and_commit(table, schema, &pending, &outcome, merge).await?;
         // Where a chunk's time goes, for `-v`: over a slow link each part is a round trip or
         // two (the locking read with the LOAD in missing-rows mode, the writes of the other
         // modes, the check with the commit).
         tracing::debug!(
-            table = %table, rows = rows.len(), inserted = found.outcome.inserted,
-            updated = found.outcome.updated, deleted = found.outcome.deleted,
-            read_ms = locked.as_millis() as u64,
-            write_ms = (written - locked).as_millis() as u64,
+            table = %table, rows = rows.len(), inserted = outcome.inserted,
+            updated = outcome.updated, deleted = outcome.deleted,
+            write_ms = written.as_millis() as u64,
             proof_ms = (started.elapsed() - written).as_millis() as u64,
             "chunk merged"
         );
-        Ok(found.outcome)
+        Ok(outcome)
+    }
+
+    /// `Session::open_chunk`: a chunk held open where it can be (missing-rows, written by LOAD
+    /// DATA); otherwise `close` is closed and the chunk merged and committed whole.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn open(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        rows: &[Row],
+        range: KeyRange<'_>,
+        merge: Merge,
+        proof: &ChunkProof,
+        close: Option<HeldChunk>,
+        hold: bool,
+    ) -> Result<Opened> {
+        if merge == Merge::MissingRows && !schema.key.is_empty() && self.loads(schema) && proof.len() == rows.len() {
+            return self.open_loaded(table, schema, rows, range, proof, close, hold).await;
+        }
+        let closed = match close {
+            Some(held) => {
+                self.close(table, schema, held).await?;
+                Some(std::time::Instant::now())
+            }
+            None => None,
+        };
+        let chunk = self
+            .merge(table, schema, rows, range, merge, false, proof)
+            .await
+            .map(|outcome| HeldChunk { outcome, pending: None });
+        Ok(Opened { closed, chunk })
+    }
+
+    /// `Session::close_chunk`: a held chunk's check and commit, or its rollback.
+    pub(super) async fn close(&mut self, table: &TableRef, schema: &TableSchema, held: HeldChunk) -> Result<()> {
+        let Some(pending) = held.pending else {
+            return Ok(());
+        };
+        crate::crash_point!("copy-chunk-before-commit");
+        let done = self
+            .check_and_commit(table, schema, &pending, &held.outcome, Merge::MissingRows)
+            .await;
+        if done.is_err() {
+            let _ = self.conn.query_drop("ROLLBACK").await;
+        }
+        done
+    }
+
+    /// `Session::open_chunk` in missing-rows mode with LOAD DATA: one batch checks and commits
+    /// `close` (when given), then begins this chunk's transaction, locks its range and loads the
+    /// rows the range lacks; the chunk's own check goes with the next call, or alone now unless
+    /// `hold`.
+    #[allow(clippy::too_many_arguments)]
+    async fn open_loaded(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        rows: &[Row],
+        range: KeyRange<'_>,
+        proof: &ChunkProof,
+        close: Option<HeldChunk>,
+        hold: bool,
+    ) -> Result<Opened> {
+        let started = std::time::Instant::now();
+        let closing = match &close {
+            Some(HeldChunk {
+                outcome,
+                pending: Some(pending),
+            }) => Some((pending, outcome)),
+            _ => None,
+        };
+        if closing.is_some() {
+            crate::crash_point!("copy-chunk-before-commit");
+        }
+        let batch = self
+            .lock_and_load(table, schema, rows, range, proof, Merge::MissingRows, closing, true)
+            .await;
+        let (closed, locked) = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                // Neither chunk is in production: the held one's check or commit failed, or the
+                // connection broke before its commit was answered.
+                let _ = self.conn.query_drop("ROLLBACK").await;
+                return Err(e);
+            }
+        };
+        let chunk = async {
+            let (found, loaded) = locked?;
+            let missing: Vec<&Row> = found.outcome.missing.iter().map(|&i| &rows[i]).collect();
+            if let Some(loaded) = loaded {
+                self.after_load(table, schema, &missing, loaded).await?;
+            }
+            let (outcome, pending) = finish(table, schema, rows, range, Merge::MissingRows, proof, found);
+            if hold {
+                return Ok(HeldChunk {
+                    outcome,
+                    pending: Some(pending),
+                });
+            }
+            crate::crash_point!("copy-chunk-before-commit");
+            self.check_and_commit(table, schema, &pending, &outcome, Merge::MissingRows)
+                .await?;
+            Ok(HeldChunk { outcome, pending: None })
+        }
+        .await;
+        if chunk.is_err() {
+            let _ = self.conn.query_drop("ROLLBACK").await;
+        }
+        tracing::debug!(
+            table = %table, rows = rows.len(), closed = closed.is_some(), held = hold,
+            ms = started.elapsed().as_millis() as u64,
+            "chunk written"
+        );
+        Ok(Opened { closed, chunk })
+    }
+
+    /// One batch: `closing`'s check and commit (a held chunk), then START TRANSACTION, the
+    /// locking read and, with `load`, the LOAD DATA LOCAL of the rows the read does not find.
+    /// An error of the closing part is the call's; once its commit is answered (when), this
+    /// chunk's own error comes inside.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    async fn lock_and_load(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        rows: &[Row],
+        range: KeyRange<'_>,
+        proof: &ChunkProof,
+        merge: Merge,
+        closing: Option<(&PendingCheck, &ChunkOutcome)>,
+        load: bool,
+    ) -> Result<(Option<std::time::Instant>, Result<(Found, Option<LoadResult>)>)> {
+        let side = self.side;
+        // Which restored row each canonical key names, and which of them the locking read finds:
+        // the LOAD's data, sent when the server asks for it, is the lines of the others.
+        let index: HashMap<&[u8], usize> = proof.iter().enumerate().map(|(i, p)| (p.ident.as_slice(), i)).collect();
+        let taken = Arc::new(Mutex::new(vec![false; rows.len()]));
+        let mut batch = String::new();
+        if let Some((pending, _)) = closing {
+            batch.push_str(&pending.statement);
+            batch.push_str("; COMMIT; ");
+        }
+        batch.push_str("START TRANSACTION; ");
+        batch.push_str(&present_query(table, schema, range, true));
+        if load {
+            batch.push_str("; ");
+            batch.push_str(&load_statement(table, schema));
+            let lines = LoadLines::encode(schema, rows.iter());
+            let taken = taken.clone();
+            self.conn.set_infile_handler(async move {
+                let taken = taken.lock().unwrap_or_else(|e| e.into_inner());
+                let pieces = lines.pieces(|i| !taken[i]);
+                Ok(futures_util::stream::iter(pieces.into_iter().map(Ok)).boxed())
+            });
+        }
+        let mut result = match self.conn.query_iter(batch).await {
+            Ok(result) => result,
+            Err(e) => {
+                return Err(match closing {
+                    Some((pending, outcome)) => self.check_failed(table, schema, pending, outcome, merge, e).await,
+                    None => db_error(side, e),
+                })
+            }
+        };
+        let mut closed = None;
+        if let Some((pending, outcome)) = closing {
+            // The check's one row (its error comes in the row's place), then the COMMIT's answer.
+            let checked = match next_set(&mut result).await {
+                Ok(()) => next_set(&mut result).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = checked {
+                drop(result);
+                return Err(self.check_failed(table, schema, pending, outcome, merge, e).await);
+            }
+            closed = Some(std::time::Instant::now());
+        }
+        let locked = async {
+            let mut present = Vec::new();
+            // START TRANSACTION's empty answer; then the locking read's rows. Reading past its
+            // last row takes the result on to the LOAD, whose handler runs then, with every
+            // row the read found marked.
+            next_set(&mut result).await.map_err(|e| db_error(side, e))?;
+            while let Some(row) = result.next().await.map_err(|e| db_error(side, e))? {
+                let (ident, hash): (Vec<u8>, Option<String>) =
+                    mysql_async::from_row_opt(row).map_err(|e| Error::Db {
+                        side,
+                        detail: format!("the locking read of {table} gave an unexpected row: {e}"),
+                    })?;
+                if let Some(&i) = index.get(ident.as_slice()) {
+                    taken.lock().unwrap_or_else(|e| e.into_inner())[i] = true;
+                }
+                present.push((ident, hash));
+            }
+            let loaded = if load {
+                let counts = (result.affected_rows(), result.warnings());
+                // The LOAD's own answer: nothing more, or its error.
+                Some(next_set(&mut result).await.map(|()| counts))
+            } else {
+                None
+            };
+            Ok::<_, Error>((present, loaded))
+        }
+        .await;
+        drop(result);
+        let locked = locked.and_then(|(present, loaded)| {
+            let present = self.hashed(table, present)?;
+            Ok((matched(rows, proof, present, merge), loaded))
+        });
+        Ok((closed, locked))
+    }
+
+    /// What the batch's LOAD answered: every missing row loaded and no warning; or, refused by
+    /// the server's settings under `--load-method auto`, the rows inserted by INSERT in the same
+    /// transaction.
+    async fn after_load(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        missing: &[&Row],
+        loaded: LoadResult,
+    ) -> Result<()> {
+        match loaded {
+            Ok((count, warnings)) => self.loaded(table, count, warnings, missing.len() as u64).await,
+            Err(e) => {
+                let e = self.load_error(e);
+                if !(self.load_method == super::LoadMethod::Auto && Self::is_load_refused(&e)) {
+                    return Err(e);
+                }
+                self.fall_back(&e);
+                self.insert_rows(table, schema, missing).await
+            }
+        }
+    }
+
+    /// Sends a chunk's check with the COMMIT, which runs only if the check passed.
+    pub(super) async fn check_and_commit(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        pending: &PendingCheck,
+        outcome: &ChunkOutcome,
+        merge: Merge,
+    ) -> Result<()> {
+        let batch = format!("{}; COMMIT", pending.statement);
+        // The check's one row (its error comes in the row's place, after the columns), then the
+        // COMMIT's answer or its error.
+        let checked = match self.conn.query_iter(batch).await {
+            Ok(result) => result.drop_result().await,
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.check_failed(table, schema, pending, outcome, merge, e).await),
+        }
+    }
+
+    /// The error of a chunk whose check or commit failed: a failed check explained row by row
+    /// (the transaction is still open, so its writes can be read), anything else as it came.
+    async fn check_failed(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        pending: &PendingCheck,
+        outcome: &ChunkOutcome,
+        merge: Merge,
+        e: mysql_async::Error,
+    ) -> Error {
+        match e {
+            mysql_async::Error::Server(e) if e.code == CHECK_FAILED => {
+                self.explain_failed_check(table, schema, pending, merge, outcome).await
+            }
+            e => db_error(self.side, e),
+        }
     }
 
     /// The locking read's rows with their hashes; a row the server could not hash (its
@@ -345,6 +550,48 @@ impl MysqlSession {
 /// The error a chunk's check raises: "Subquery returns more than 1 row" (ER_SUBQUERY_NO_1_ROW,
 /// the same code on MySQL and MariaDB).
 const CHECK_FAILED: u16 = 1242;
+
+/// What a batch's LOAD answered: the rows it loaded and its warnings, or its error.
+type LoadResult = std::result::Result<(u64, u16), mysql_async::Error>;
+
+/// Reads one result set of a batch to its end (which reads the next one's header, and runs a
+/// LOAD's file handler when the next is a LOAD): its rows are dropped.
+async fn next_set(
+    result: &mut mysql_async::QueryResult<'_, 'static, mysql_async::TextProtocol>,
+) -> std::result::Result<(), mysql_async::Error> {
+    while result.next().await?.is_some() {}
+    Ok(())
+}
+
+/// A chunk's outcome once its writes are done, and the check that must pass before its commit.
+fn finish(
+    table: &TableRef,
+    schema: &TableSchema,
+    rows: &[Row],
+    range: KeyRange<'_>,
+    merge: Merge,
+    proof: &ChunkProof,
+    found: Found,
+) -> (ChunkOutcome, PendingCheck) {
+    let expected = expected_checksum(proof, &found, merge);
+    let mut outcome = found.outcome;
+    outcome.inserted = outcome.missing.len() as u64;
+    outcome.proven = match merge {
+        Merge::MissingRows => outcome.inserted,
+        _ => (rows.len() + outcome.extra.len()) as u64,
+    };
+    let pending = PendingCheck {
+        statement: check_statement(table, schema, range, &expected),
+        keys: rows
+            .iter()
+            .map(|r| schema.key_of(r).into_iter().cloned().collect())
+            .collect(),
+        hashes: proof.iter().map(|p| p.hash.clone()).collect(),
+        after: range.after.map(<[Value]>::to_vec),
+        upto: range.upto.map(<[Value]>::to_vec),
+    };
+    (outcome, pending)
+}
 
 /// The chunk's restored rows matched, by canonical key, with what production holds in the range.
 fn matched(rows: &[Row], proof: &ChunkProof, present: Vec<Present>, merge: Merge) -> Found {

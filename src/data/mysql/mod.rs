@@ -15,8 +15,8 @@ use mysql_async::{Conn, OptsBuilder, Params, SslOpts, TxOpts};
 
 use crate::error::{Error, Result, Side};
 use crate::ports::{
-    ChunkOutcome, ChunkProof, Column, Connector, Endpoint, ForeignKey, KeyRange, Merge, RangeChecksum, References,
-    ReferencesOutcome, Row, Session, TableRef, TableSchema, Value,
+    ChunkOutcome, ChunkProof, Column, Connector, Endpoint, ForeignKey, HeldChunk, KeyRange, Merge, Opened,
+    RangeChecksum, References, ReferencesOutcome, Row, Session, TableRef, TableSchema, Value,
 };
 
 mod chunk;
@@ -433,6 +433,24 @@ impl Session for MysqlSession {
         proof: &ChunkProof,
     ) -> Result<ChunkOutcome> {
         self.merge(table, schema, rows, range, merge, dry, proof).await
+    }
+
+    async fn open_chunk(
+        &mut self,
+        table: &TableRef,
+        schema: &TableSchema,
+        rows: &[Row],
+        range: KeyRange<'_>,
+        merge: Merge,
+        proof: &ChunkProof,
+        close: Option<HeldChunk>,
+        hold: bool,
+    ) -> Result<Opened> {
+        self.open(table, schema, rows, range, merge, proof, close, hold).await
+    }
+
+    async fn close_chunk(&mut self, table: &TableRef, schema: &TableSchema, held: HeldChunk) -> Result<()> {
+        self.close(table, schema, held).await
     }
 
     async fn link_round_trip(&mut self) -> Result<Duration> {

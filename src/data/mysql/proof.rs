@@ -9,7 +9,9 @@ use mysql_async::Params;
 use super::sql::{canonical_key_sql, canonical_row_sql, column_list, key_columns, qualified, range_where};
 use super::{unhashable, MysqlSession};
 use crate::error::{Error, Result};
-use crate::ports::{ChunkOutcome, ChunkProof, KeyRange, Merge, Row, RowHash, Session, TableRef, TableSchema, Value};
+use crate::ports::{
+    ChunkOutcome, ChunkProof, KeyRange, Merge, PendingCheck, Row, RowHash, Session, TableRef, TableSchema, Value,
+};
 use crate::rowcodec::encode_values;
 
 impl MysqlSession {
@@ -63,17 +65,18 @@ impl MysqlSession {
     /// is locked, so only this chunk's writes are in it), against the restored server's hash
     /// of that row, and every key it deleted. What the application does after the commit cannot
     /// make a check fail, and nothing the tool read, encoded or wrote wrong can pass it.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn explain_failed_check(
         &mut self,
         table: &TableRef,
         schema: &TableSchema,
-        rows: &[Row],
-        range: KeyRange<'_>,
+        pending: &PendingCheck,
         merge: Merge,
         outcome: &ChunkOutcome,
-        proof: &ChunkProof,
     ) -> Error {
+        let range = KeyRange {
+            after: pending.after.as_deref(),
+            upto: pending.upto.as_deref(),
+        };
         let written: HashMap<Vec<u8>, String> = match self.row_hashes(table, schema, range, None).await {
             Ok(found) => found
                 .into_iter()
@@ -88,8 +91,8 @@ impl MysqlSession {
                 crate::rowcodec::display_key(key)
             ))
         };
-        for (i, row) in rows.iter().enumerate() {
-            let key = schema.key_of(row);
+        for (i, key) in pending.keys.iter().enumerate() {
+            let key: Vec<&Value> = key.iter().collect();
             // Every restored key of the chunk is in production once it commits, whatever the mode.
             let Some(got) = written.get(&encode_values(key.iter().copied())) else {
                 return wrong(&key, "is not in production at the end of its chunk's transaction");
@@ -99,7 +102,7 @@ impl MysqlSession {
             if merge == Merge::MissingRows && !inserted.contains(&i) {
                 continue;
             }
-            if proof.get(i).is_none_or(|want| want.hash != *got) {
+            if pending.hashes.get(i) != Some(got) {
                 return wrong(
                     &key,
                     "reads back in production with other values than on the restored server",

@@ -515,15 +515,16 @@ impl Machine<'_> {
 /// A range whose checksums differ is compared by per-row hashes: 10,000 keys and 32 bytes each.
 const VERIFY_RANGE_ROWS: usize = 10_000;
 
-/// The round trips of one chunk's transaction in production (missing-rows mode): the locking
-/// read with the LOAD's request for its file, the file, the check with the commit
+/// The round trips a chunk waits on in production from its first statement to its commit's
+/// answer (missing-rows mode): the locking read with the LOAD's request for its file, the file,
+/// then the check and commit, which go with the next chunk's first statements
 /// (`data/mysql/chunk.rs`). The other modes' updates and deletes add theirs.
 const ROUND_TRIPS_PER_CHUNK: u32 = 3;
 
 /// `--parallel auto`: how many writers for a link whose slower round trip is `rtt`. On a fast
 /// link (under 2 ms: the same host, the same VPC) two, which scripts/bench found best on two
 /// cores, where the servers' CPUs are the limit; over a VPN or a tunnel each writer spends most
-/// of a chunk waiting for round trips (three in production, one to the restored copy), so more
+/// of a chunk waiting for round trips (two or three in production, one to the restored copy), so more
 /// writers keep the link busy: four up to 10 ms, eight beyond.
 pub(super) fn auto_writers(rtt: Duration) -> usize {
     match rtt.as_micros() {

@@ -11,6 +11,12 @@ use crate::progress::Progress;
 use crate::rowcodec::StoredValue;
 use crate::state::CopyProgress;
 
+mod dump;
+mod turn;
+
+pub use dump::DumpFile;
+use turn::{after_of, write_chunk, ChunkMeta, Committed, InFlight, This};
+
 pub struct CopyJob<'a> {
     /// The table on the restored instance.
     pub source: &'a TableRef,
@@ -63,134 +69,6 @@ impl<'a> CopyJob<'a> {
             max_chunks: None,
             changed_keys_only: plan.asof_changed_keys_only(),
         }
-    }
-}
-
-/// `--dump-file` / `--dump-only`: the SQL the copy applies (or would apply), per chunk in the
-/// order it runs: a DELETE per row removed (replace-all), an UPDATE per row overwritten, one
-/// multi-row INSERT; written after the chunk commits, synced, readable by the owner only.
-/// Loading it with the `mysql` client gives the same rows, bit for bit (literals from
-/// `rowcodec::sql_literal`).
-pub struct DumpFile {
-    file: std::fs::File,
-    path: std::path::PathBuf,
-    insert: String,
-    /// `UPDATE ... SET` and `DELETE FROM ...`, before their columns and WHERE.
-    update: String,
-    delete: String,
-    schema: TableSchema,
-    kinds: Vec<crate::rowcodec::LiteralKind>,
-    pub rows: u64,
-}
-
-impl DumpFile {
-    /// Opens `path` for appending (a resumed run), or creates it with a header.
-    pub fn open(path: &std::path::Path, table: &TableRef, schema: &TableSchema, header: &str) -> Result<DumpFile> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let err = |e: std::io::Error| Error::State {
-            path: path.display().to_string(),
-            detail: e.to_string(),
-        };
-        let existed = path.exists();
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(err)?;
-        if !existed {
-            writeln!(file, "-- {header}").map_err(err)?;
-            writeln!(file, "SET time_zone = '+00:00';\nSET NAMES utf8mb4;").map_err(err)?;
-        }
-        let q = crate::mysql::quote_ident;
-        let cols: Vec<String> = schema.columns.iter().map(|c| q(&c.name)).collect();
-        Ok(DumpFile {
-            file,
-            path: path.to_path_buf(),
-            insert: format!(
-                "INSERT INTO {}.{} ({}) VALUES",
-                q(&table.database),
-                q(&table.table),
-                cols.join(", ")
-            ),
-            update: format!("UPDATE {}.{} SET ", q(&table.database), q(&table.table)),
-            delete: format!("DELETE FROM {}.{} WHERE ", q(&table.database), q(&table.table)),
-            schema: schema.clone(),
-            kinds: schema
-                .columns
-                .iter()
-                .map(|c| crate::rowcodec::LiteralKind::of(&c.column_type))
-                .collect(),
-            rows: 0,
-        })
-    }
-
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
-
-    fn literal(&self, column: usize, v: &Value) -> String {
-        crate::rowcodec::sql_literal(v, self.kinds[column])
-    }
-
-    /// `a = 1 AND b = 'x'` for a row's key.
-    fn key_condition(&self, key: &[&Value]) -> String {
-        let q = crate::mysql::quote_ident;
-        self.schema
-            .key
-            .iter()
-            .zip(key)
-            .map(|(&c, v)| format!("{} = {}", q(&self.schema.columns[c].name), self.literal(c, v)))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    }
-
-    /// The statements of one chunk, in the order the merge ran them.
-    fn write(&mut self, rows: &[crate::ports::Row], outcome: &ChunkOutcome, merge: Merge) -> Result<()> {
-        use std::io::Write;
-        let q = crate::mysql::quote_ident;
-        let mut text = String::new();
-        for key in &outcome.extra {
-            let key: Vec<&Value> = key.iter().collect();
-            text.push_str(&format!("{}{};\n", self.delete, self.key_condition(&key)));
-        }
-        if merge != Merge::MissingRows {
-            for &i in &outcome.differing {
-                let set: Vec<String> = (0..self.schema.columns.len())
-                    .filter(|c| !self.schema.key.contains(c))
-                    .map(|c| format!("{} = {}", q(&self.schema.columns[c].name), self.literal(c, &rows[i][c])))
-                    .collect();
-                let key = self.schema.key_of(&rows[i]);
-                text.push_str(&format!(
-                    "{}{} WHERE {};\n",
-                    self.update,
-                    set.join(", "),
-                    self.key_condition(&key)
-                ));
-            }
-        }
-        if !outcome.missing.is_empty() {
-            text.push_str(&self.insert);
-            for (n, &i) in outcome.missing.iter().enumerate() {
-                let values: Vec<String> = rows[i].iter().enumerate().map(|(c, v)| self.literal(c, v)).collect();
-                text.push_str(if n == 0 { "\n(" } else { ",\n(" });
-                text.push_str(&values.join(", "));
-                text.push(')');
-            }
-            text.push_str(";\n");
-        }
-        if text.is_empty() {
-            return Ok(());
-        }
-        let err = |e: std::io::Error| Error::State {
-            path: self.path.display().to_string(),
-            detail: e.to_string(),
-        };
-        self.file.write_all(text.as_bytes()).map_err(err)?;
-        self.file.sync_data().map_err(err)?;
-        self.rows += outcome.missing.len() as u64;
-        Ok(())
     }
 }
 
@@ -295,7 +173,7 @@ pub async fn copy_rows(
     job: &CopyJob<'_>,
     mut progress: CopyProgress,
     checkpoint: &mut (dyn FnMut(&CopyProgress) -> Result<()> + Send),
-    mut dump: Option<&mut DumpFile>,
+    dump: Option<&mut DumpFile>,
     ui: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<CopyProgress> {
@@ -311,96 +189,107 @@ pub async fn copy_rows(
     }
     // Reading the next chunk from the restored server overlaps writing this one into
     // production: the two sessions are independent, and the checkpoint still follows each
-    // commit in order.
+    // commit in order. In missing-rows mode a chunk is held open after its writes, and its check
+    // and commit go out with the next chunk's first statements (one round trip less per chunk),
+    // unless the next chunk is not read yet: no lock waits on the restored server.
     let mut limit = next_limit(job, None, job.chunk_size);
     let (mut rows, mut proof) = read_proven(restored, job, after.as_deref(), limit).await?;
     let mut taken = 0;
     // The rows a chunk may hold so that its locks are brief; the chunk read ahead was sized
     // before the last one finished, so a change shows one chunk later.
     let mut cap = job.chunk_size;
-    while !progress.done {
+    let may_hold = job.merge == Merge::MissingRows && !job.dry && dump.is_none();
+    let mut in_flight: Option<InFlight> = None;
+    let mut done = Committed {
+        progress: &mut progress,
+        after: &mut after,
+        cap: &mut cap,
+        checkpoint,
+        dump,
+        ui,
+        job,
+    };
+    while !done.progress.done {
         if cancel.load(Ordering::SeqCst) {
+            // The chunk held open is checked and committed first: production keeps every chunk
+            // written so far, each proven.
+            if let Some(held) = in_flight.take() {
+                production.close_chunk(job.target, job.schema, held.chunk).await?;
+                done.record(held.meta, std::time::Instant::now(), None)?;
+            }
             return Err(Error::Interrupted);
         }
         let (key, last_chunk) = chunk_end(job, &rows, limit);
-        let range = chunk_range(job, after.as_deref(), key.as_deref(), last_chunk);
-        let replace_all = job.merge == Merge::ReplaceAll;
-        let following = next_limit(job, Some(&rows), cap);
-        let write = async {
-            if rows.is_empty() && !(replace_all && last_chunk) {
-                return Ok(None);
-            }
-            // A deadlock or a lock wait timeout rolled the chunk back: run it again, a few
-            // times, with growing pauses (parallel writers meet this at their ranges' edges on
-            // a sparse table; an application's transactions can cause it too).
-            let mut conflicts = 0;
-            loop {
-                let started = std::time::Instant::now();
-                match production
-                    .merge_chunk(job.target, job.schema, &rows, range, job.merge, job.dry, &proof)
-                    .await
-                    .map(|outcome| (outcome, started.elapsed()))
-                {
-                    Err(Error::DbConflict { side, detail }) => {
-                        conflicts += 1;
-                        if conflicts > CONFLICT_RETRIES {
-                            return Err(Error::DbConflict { side, detail });
-                        }
-                        tracing::debug!(%detail, conflicts, "lock conflict; running the chunk again");
-                        // InnoDB finds a deadlock at once, so a short pause is enough; a random
-                        // part keeps two writers from meeting again in step.
-                        let pause = 5 * u64::from(conflicts) + u64::from(rand::random::<u8>() % 20);
-                        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-                    }
-                    other => return other.map(Some),
-                }
-            }
+        // After the last key written: the held chunk's, or the last committed.
+        let start = after_of(&in_flight, done.after).map(<[Value]>::to_vec);
+        let range = chunk_range(job, start.as_deref(), key.as_deref(), last_chunk);
+        let following = next_limit(job, Some(&rows), *done.cap);
+        let hold = may_hold && !last_chunk && job.max_chunks.is_none_or(|max| taken + 1 < max);
+        let meta = ChunkMeta {
+            key: key.clone(),
+            rows: rows.len(),
+            outcome: ChunkOutcome::default(),
+            opened: std::time::Instant::now(),
         };
+        let read_done = AtomicBool::new(false);
+        let write = write_chunk(
+            production,
+            job,
+            &rows,
+            &proof,
+            range,
+            last_chunk,
+            hold,
+            in_flight.take(),
+            meta,
+            &read_done,
+        );
         let read = async {
-            match (&key, last_chunk) {
+            let next = match (&key, last_chunk) {
                 (Some(k), false) => read_proven(restored, job, Some(k), following).await.map(Some),
                 _ => Ok(None),
+            };
+            read_done.store(true, Ordering::SeqCst);
+            next
+        };
+        let (mut step, next) = tokio::join!(write, read);
+        // What was committed is checkpointed before any error is raised.
+        if let Some((meta, at)) = step.closed {
+            let recording = std::time::Instant::now();
+            done.record(meta, at, None)?;
+            // The chunk held now does not count the time the checkpoint of the one before it
+            // took: no chunk size makes that shorter (as the link's round trips, `lock_floor`).
+            if let Some(This::Held(held)) = &mut step.this {
+                held.meta.opened += recording.elapsed();
+            }
+        }
+        match step.this {
+            Some(This::Committed(meta, at)) => done.record(meta, at, Some(&rows))?,
+            Some(This::Held(held)) => in_flight = Some(*held),
+            None => {}
+        }
+        if let Some(e) = step.error {
+            return Err(e);
+        }
+        let next = match next {
+            Ok(next) => next,
+            Err(e) => {
+                if let Some(held) = in_flight.take() {
+                    production.close_chunk(job.target, job.schema, held.chunk).await?;
+                    done.record(held.meta, std::time::Instant::now(), None)?;
+                }
+                return Err(e);
             }
         };
-        let (written, next) = tokio::join!(write, read);
-        // What was committed is checkpointed before any read error is raised.
-        if let Some((outcome, held)) = written? {
-            let before = cap;
-            cap = adapt_cap(job, cap, rows.len(), held);
-            if cap < before {
-                tracing::debug!(
-                    held_ms = held.as_millis() as u64,
-                    rows = rows.len(),
-                    cap,
-                    "chunk held its locks too long; smaller chunks"
-                );
-            }
-            if let Some(d) = dump.as_deref_mut() {
-                d.write(&rows, &outcome, job.merge)?;
-            }
-            crate::crash_point!("copy-chunk-after-commit");
-            if key.is_some() {
-                progress.last_key = key.as_ref().map(|k| k.iter().map(StoredValue::from).collect());
-                after = key;
-            }
-            progress.chunks += 1;
-            progress.rows_read += rows.len() as u64;
-            progress.inserted += outcome.inserted;
-            progress.already_present += outcome.already_present;
-            progress.present_differing += outcome.differing.len() as u64;
-            progress.updated += outcome.updated;
-            progress.deleted += outcome.deleted;
-            progress.proven += outcome.proven;
+        if last_chunk {
+            done.progress.done = true;
+            (done.checkpoint)(done.progress)?;
         }
-        progress.done = last_chunk;
-        checkpoint(&progress)?;
-        crate::crash_point!("copy-chunk-after-checkpoint");
-        ui.copy_progress(progress.rows_read, progress.inserted + progress.updated);
-        (rows, proof) = next?.unwrap_or_default();
+        (rows, proof) = next.unwrap_or_default();
         limit = following;
         taken += 1;
         if job.max_chunks.is_some_and(|max| taken >= max) {
-            return Ok(progress);
+            break;
         }
     }
     Ok(progress)
