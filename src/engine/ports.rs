@@ -408,6 +408,10 @@ pub struct HeldChunk {
     /// What the session sends to check and commit it; `None` when the session committed the
     /// chunk already (one that cannot hold a chunk open, or a chunk not to be held).
     pub pending: Option<PendingCheck>,
+    /// When the locking read's answer came: the chunk's locks are held from about half a round
+    /// trip before, until about half a round trip before its commit is answered, so the time
+    /// between the two is the server's. `None` where the session cannot tell.
+    pub locked_at: Option<std::time::Instant>,
 }
 
 /// What a held chunk's check needs, and what names the wrong row when it fails.
@@ -557,7 +561,11 @@ pub trait Session: Send {
         let chunk = self
             .merge_chunk(table, schema, rows, range, merge, false, proof)
             .await
-            .map(|outcome| HeldChunk { outcome, pending: None });
+            .map(|outcome| HeldChunk {
+                outcome,
+                pending: None,
+                locked_at: None,
+            });
         Ok(Opened { closed, chunk })
     }
     /// Checks and commits a chunk [`Session::open_chunk`] held open (rolled back, with

@@ -94,7 +94,11 @@ pub(super) async fn write_chunk(
                 .await;
             Ok(Opened {
                 closed: None,
-                chunk: found.map(|outcome| HeldChunk { outcome, pending: None }),
+                chunk: found.map(|outcome| HeldChunk {
+                    outcome,
+                    pending: None,
+                    locked_at: None,
+                }),
             })
         } else {
             production
@@ -143,16 +147,19 @@ pub(super) async fn write_chunk(
                 return step;
             }
             Ok(chunk) if chunk.pending.is_none() => {
+                meta.opened = chunk.locked_at.unwrap_or(meta.opened);
                 meta.outcome = chunk.outcome;
                 step.this = Some(This::Committed(meta, std::time::Instant::now()));
                 return step;
             }
             Ok(chunk) if read_done.load(Ordering::SeqCst) => {
+                meta.opened = chunk.locked_at.unwrap_or(meta.opened);
                 meta.outcome = chunk.outcome.clone();
                 step.this = Some(This::Held(Box::new(InFlight { chunk, meta })));
                 return step;
             }
             Ok(chunk) => {
+                meta.opened = chunk.locked_at.unwrap_or(meta.opened);
                 // The next chunk is not read yet: this one is closed now rather than hold its
                 // locks while the restored server answers.
                 let outcome = chunk.outcome.clone();

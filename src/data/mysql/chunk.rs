@@ -136,7 +136,7 @@ impl MysqlSession {
         let (_, locked) = self
             .lock_and_load(table, schema, rows, range, proof, merge, None, batch_load)
             .await?;
-        let (mut found, loaded) = locked?;
+        let (mut found, loaded, _) = locked?;
         let missing: Vec<&Row> = found.outcome.missing.iter().map(|&i| &rows[i]).collect();
         match loaded {
             Some(loaded) => self.after_load(table, schema, &missing, loaded).await?,
@@ -196,7 +196,11 @@ impl MysqlSession {
         let chunk = self
             .merge(table, schema, rows, range, merge, false, proof)
             .await
-            .map(|outcome| HeldChunk { outcome, pending: None });
+            .map(|outcome| HeldChunk {
+                outcome,
+                pending: None,
+                locked_at: None,
+            });
         Ok(Opened { closed, chunk })
     }
 
@@ -235,6 +239,7 @@ impl MysqlSession {
             Some(HeldChunk {
                 outcome,
                 pending: Some(pending),
+                ..
             }) => Some((pending, outcome)),
             _ => None,
         };
@@ -254,7 +259,7 @@ impl MysqlSession {
             }
         };
         let chunk = async {
-            let (found, loaded) = locked?;
+            let (found, loaded, locked_at) = locked?;
             let missing: Vec<&Row> = found.outcome.missing.iter().map(|&i| &rows[i]).collect();
             if let Some(loaded) = loaded {
                 self.after_load(table, schema, &missing, loaded).await?;
@@ -264,12 +269,17 @@ impl MysqlSession {
                 return Ok(HeldChunk {
                     outcome,
                     pending: Some(pending),
+                    locked_at: Some(locked_at),
                 });
             }
             crate::crash_point!("copy-chunk-before-commit");
             self.check_and_commit(table, schema, &pending, &outcome, Merge::MissingRows)
                 .await?;
-            Ok(HeldChunk { outcome, pending: None })
+            Ok(HeldChunk {
+                outcome,
+                pending: None,
+                locked_at: Some(locked_at),
+            })
         }
         .await;
         if chunk.is_err() {
@@ -298,7 +308,10 @@ impl MysqlSession {
         merge: Merge,
         closing: Option<(&PendingCheck, &ChunkOutcome)>,
         load: bool,
-    ) -> Result<(Option<std::time::Instant>, Result<(Found, Option<LoadResult>)>)> {
+    ) -> Result<(
+        Option<std::time::Instant>,
+        Result<(Found, Option<LoadResult>, std::time::Instant)>,
+    )> {
         let side = self.side;
         // Which restored row each canonical key names, and which of them the locking read finds:
         // the LOAD's data, sent when the server asks for it, is the lines of the others.
@@ -350,6 +363,9 @@ impl MysqlSession {
             // last row takes the result on to the LOAD, whose handler runs then, with every
             // row the read found marked.
             next_set(&mut result).await.map_err(|e| db_error(side, e))?;
+            // The locking read's header is in: it came with the read's rows, about half a round
+            // trip after the server took the locks.
+            let locked_at = std::time::Instant::now();
             while let Some(row) = result.next().await.map_err(|e| db_error(side, e))? {
                 let (ident, hash): (Vec<u8>, Option<String>) =
                     mysql_async::from_row_opt(row).map_err(|e| Error::Db {
@@ -368,13 +384,13 @@ impl MysqlSession {
             } else {
                 None
             };
-            Ok::<_, Error>((present, loaded))
+            Ok::<_, Error>((present, loaded, locked_at))
         }
         .await;
         drop(result);
-        let locked = locked.and_then(|(present, loaded)| {
+        let locked = locked.and_then(|(present, loaded, locked_at)| {
             let present = self.hashed(table, present)?;
-            Ok((matched(rows, proof, present, merge), loaded))
+            Ok((matched(rows, proof, present, merge), loaded, locked_at))
         });
         Ok((closed, locked))
     }

@@ -515,11 +515,11 @@ impl Machine<'_> {
 /// A range whose checksums differ is compared by per-row hashes: 10,000 keys and 32 bytes each.
 const VERIFY_RANGE_ROWS: usize = 10_000;
 
-/// The round trips a chunk waits on in production from its first statement to its commit's
-/// answer (missing-rows mode): the locking read with the LOAD's request for its file, the file,
-/// then the check and commit, which go with the next chunk's first statements
-/// (`data/mysql/chunk.rs`). The other modes' updates and deletes add theirs.
-const ROUND_TRIPS_PER_CHUNK: u32 = 3;
+/// The round trips a chunk's locks wait on in production, from the locking read's answer to its
+/// commit's (missing-rows mode): the LOAD's file, then the check and commit, which go with the
+/// next chunk's first statements (`data/mysql/chunk.rs`). The other modes' updates and deletes
+/// add theirs.
+const ROUND_TRIPS_PER_CHUNK: u32 = 2;
 
 /// `--parallel auto`: how many writers for a link whose slower round trip is `rtt`. On a fast
 /// link (under 2 ms: the same host, the same VPC) two, which scripts/bench found best on two
