@@ -540,9 +540,8 @@ impl Session for MysqlSession {
         // a sum does not depend on row order and, unlike XOR, two equal rows (possible in a
         // table without a key) do not cancel out. The count is compared as well.
         let sql = format!(
-            "SELECT {CHECKSUM_COLUMNS} FROM (SELECT MD5({}) AS h FROM {}{filter}) AS canonical",
-            canonical_row_sql(schema),
-            qualified(table)
+            "SELECT {CHECKSUM_COLUMNS} FROM {}",
+            hashed_rows(schema, &format!("{}{filter}", qualified(table)), range.upto.is_some())
         );
         let got: Option<(u64, String, String, u64)> = self
             .conn

@@ -203,6 +203,25 @@ pub(super) const CHECKSUM_COLUMNS: &str = "COUNT(*) AS n, \
      CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 16, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) AS b, \
      COUNT(*) - COUNT(h) AS u";
 
+/// The derived table of row hashes `h` that [`CHECKSUM_COLUMNS`] reads: each row's MD5 of its
+/// canonical form, for the rows of `from_where` (a table and its `WHERE`).
+///
+/// A server merges a plain derived table into the query around it, and then computes `MD5(...)`
+/// once for each use of `h`: three times a row under [`CHECKSUM_COLUMNS`], most of a checksum's
+/// cost (0.69 s against 0.32 s for 100,000 `billing` rows, MariaDB 10.11). A `LIMIT` keeps the
+/// derived table apart (MariaDB and MySQL 8 never merge one with a `LIMIT`), so each row is
+/// hashed once, at the price of the hashes held in a temporary table: 33 bytes a row, in memory
+/// for a key range (a chunk, a verification part). `bounded` is false for a range with no upper
+/// key (a whole keyless table, the rows past the last key), where that table could be the size
+/// of the table itself: those keep the merged form.
+pub(super) fn hashed_rows(schema: &TableSchema, from_where: &str, bounded: bool) -> String {
+    let limit = if bounded { " LIMIT 18446744073709551615" } else { "" };
+    format!(
+        "(SELECT MD5({}) AS h FROM {from_where}{limit}) AS canonical",
+        canonical_row_sql(schema)
+    )
+}
+
 /// What [`CHECKSUM_COLUMNS`] gives for these hexadecimal MD5 hashes, as `rows:a:b`.
 pub(super) fn checksum_of<'h>(hashes: impl IntoIterator<Item = &'h str>) -> String {
     let (mut rows, mut a, mut b) = (0u64, 0u128, 0u128);
