@@ -11,7 +11,13 @@ impl Machine<'_> {
     /// Opens both sessions and checks the restored table matches production's.
     pub(super) async fn connect_pair(&mut self, source: &Source, endpoint: &Endpoint) -> Result<()> {
         let plan = &self.tplan();
-        let mut restored = self.deps.db.connect(self.restored_side(), endpoint).await?;
+        // Both sessions open at once: over a VPN or a tunnel each takes several round trips
+        // (TCP, TLS, the handshake, and with `--compress auto` a first session that measures
+        // the link), and one after the other they kept the copy from starting for a second.
+        let (mut restored, production) = tokio::try_join!(
+            self.deps.db.connect(self.restored_side(), endpoint),
+            production_for_writes(self.deps.db, &source.production, self.checks_off())
+        )?;
         let restored_schema = restored
             .table_schema(plan.restored_table())
             .await?
@@ -24,7 +30,6 @@ impl Machine<'_> {
             let n = check_where(restored.as_mut(), plan.restored_table(), p, "the restored copy").await?;
             self.deps.ui.note(&format!("--where matches {n} restored rows"));
         }
-        let production = production_for_writes(self.deps.db, &source.production, self.checks_off()).await?;
         self.restored_session = Some(restored);
         self.production_session = Some(production);
         Ok(())

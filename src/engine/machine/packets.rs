@@ -36,15 +36,17 @@ impl Machine<'_> {
         schema: &TableSchema,
     ) -> Result<usize> {
         let plan = self.tplan();
-        let mut restored = self.deps.db.connect(self.restored_side(), endpoint).await?;
-        let production_limit = match self.lock_session.as_mut() {
-            Some(s) => s.max_allowed_packet().await?,
-            None => {
-                let mut s = self.deps.db.connect(Side::Production, &source.production).await?;
-                s.max_allowed_packet().await?
-            }
+        // The copy's own pair of sessions, opened here if they are not yet: over a slow link
+        // each session opened costs several round trips.
+        if self.restored_session.is_none() || self.production_session.is_none() {
+            self.connect_pair(source, endpoint).await?;
+        }
+        let (Some(restored), Some(production)) = (self.restored_session.as_mut(), self.production_session.as_mut())
+        else {
+            return Err(Error::Interrupted);
         };
-        let restored_limit = restored.max_allowed_packet().await?;
+        let (restored_limit, production_limit) =
+            tokio::try_join!(restored.max_allowed_packet(), production.max_allowed_packet())?;
         let (limit, side) = match restored_limit < production_limit {
             true => (restored_limit, Side::Restored),
             false => (production_limit, Side::Production),
