@@ -152,3 +152,48 @@ async fn a_chunk_holds_no_lock_while_the_restored_server_is_slow() {
     let per_chunk = production_turns_per_chunk(&sb, std::time::Duration::from_millis(25)).await;
     assert!((2.8..=3.2).contains(&per_chunk), "{per_chunk:.2} round trips per chunk");
 }
+
+/// Verification takes the copy's writers' sessions for its parts instead of opening new ones
+/// (over a slow link each costs several round trips): a run of three writers opens two pairs of
+/// sessions more than a run of one, counted at a proxy in front of production. Each run walks
+/// the same table, so whatever else a run opens (validation, locks) cancels out.
+#[tokio::test]
+async fn verification_reuses_the_writers_sessions() {
+    use std::sync::atomic::Ordering;
+    let sb = Sandbox::connect().await;
+    let mut opened = Vec::new();
+    for writers in ["1", "3"] {
+        let proxy = CuttingProxy::start(port_of("RDS_TABLE_RESTORE_PRODUCTION_ENDPOINT"), u64::MAX, 0).await;
+        let (table, time) = deleted_table(&sb, 3000).await;
+        let state = tempfile::tempdir().unwrap();
+        let out = command(state.path())
+            .args(restore_args(&table, &time))
+            .args(["--yes", "--parallel", writers, "--chunk-size", "500"])
+            .env(
+                "RDS_TABLE_RESTORE_PRODUCTION_ENDPOINT",
+                format!("127.0.0.1:{}", proxy.port),
+            )
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        assert_eq!(
+            Sandbox::rows(&sb.production, &table).await,
+            Sandbox::rows(&sb.restored, &table).await,
+            "production holds exactly the restored rows"
+        );
+        let run = common::state_files(state.path())[0].clone();
+        let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&run).unwrap()).unwrap();
+        let verification = &saved["verification"];
+        assert_eq!(verification["passed"], true, "{verification}");
+        assert_eq!(verification["restored_rows"], 3000, "{verification}");
+        opened.push(proxy.connections.load(Ordering::SeqCst));
+        sb.drop_table(&table).await;
+    }
+    assert_eq!(
+        opened[1],
+        opened[0] + 2,
+        "sessions to production with one writer, then three: {opened:?} (the verification's parts \
+         open their own when it is 4 more)"
+    );
+}

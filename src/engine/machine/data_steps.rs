@@ -60,6 +60,7 @@ impl Machine<'_> {
                 Err(e @ (Error::DbConnectionLost { .. } | Error::DbConnect { .. })) => {
                     self.restored_session = None;
                     self.production_session = None;
+                    self.spare_pairs.clear();
                     let Some(delay) = delays.next() else { return Err(e) };
                     self.deps
                         .ui
@@ -159,8 +160,8 @@ impl Machine<'_> {
                     return Err(Error::Interrupted);
                 };
                 // The link, measured once per connection: what each statement waits on it.
-                let to_restored = restored.link_round_trip().await?;
-                let to_production = production.link_round_trip().await?;
+                let (to_restored, to_production) =
+                    tokio::try_join!(restored.link_round_trip(), production.link_round_trip())?;
                 let job = CopyJob {
                     chunk_bytes,
                     lock_floor: to_production * ROUND_TRIPS_PER_CHUNK,
@@ -214,16 +215,24 @@ impl Machine<'_> {
                     (false, n) => n,
                 };
                 if writers > 1 || !m.state.progress(pass).workers.is_empty() {
-                    if m.state.progress(pass).workers.is_empty() {
-                        let ranges = split(restored.as_mut(), &job, writers).await?;
+                    // The first writer uses the run's sessions; each other one opens its own,
+                    // while the restored server finds the writers' bounds (over a slow link
+                    // each takes about as long). A small table may split into fewer ranges:
+                    // the pairs it does not need are closed.
+                    let mut extra = if m.state.progress(pass).workers.is_empty() {
+                        let (ranges, extra) = tokio::try_join!(
+                            split(restored.as_mut(), &job, writers),
+                            open_pairs(m.deps.db, writers - 1, restored_side, &restored_at, &production_at, checks_off)
+                        )?;
                         m.state.progress_mut(pass).workers = ranges;
                         m.state.updated_at = Utc::now();
                         m.store.save(&m.state)?;
-                    }
-                    // The first writer uses the run's sessions; each other one opens its own.
-                    let others = m.state.progress(pass).workers.len() - 1;
-                    let mut extra =
-                        open_pairs(m.deps.db, others, restored_side, &restored_at, &production_at, checks_off).await?;
+                        extra
+                    } else {
+                        let others = m.state.progress(pass).workers.len() - 1;
+                        open_pairs(m.deps.db, others, restored_side, &restored_at, &production_at, checks_off).await?
+                    };
+                    extra.truncate(m.state.progress(pass).workers.len() - 1);
                     let mut pairs: Vec<(&mut dyn Session, &mut dyn Session)> = vec![(restored.as_mut(), production.as_mut())];
                     pairs.extend(extra.iter_mut().map(|(r, p)| (r.as_mut(), p.as_mut())));
                     let (ui, cancel) = (m.deps.ui, &m.cancel);
@@ -246,6 +255,7 @@ impl Machine<'_> {
                     for result in futures_util::future::join_all(runs).await {
                         result?;
                     }
+                    m.spare_pairs = extra;
                     return Ok(());
                 }
                 let start = m.state.progress(pass).clone();
@@ -395,19 +405,23 @@ impl Machine<'_> {
                 // The copy's writers' key ranges, verified side by side as they were copied:
                 // over a slow link each range's checksums wait on round trips, and the writers'
                 // count was chosen for that link. The first part uses the run's sessions; the
-                // others open theirs all at once.
+                // others take the copy's other writers' sessions when this run copied the
+                // table, and open theirs all at once otherwise (a resumed run).
                 let progress = m.state.progress(m.pass);
                 let bounds = verify_bounds(&progress.workers)?;
                 let (restored_at, production_at) = &endpoints;
-                let mut extra = open_pairs(
+                let mut extra = std::mem::take(&mut m.spare_pairs);
+                extra.truncate(bounds.len() - 1);
+                let more = open_pairs(
                     m.deps.db,
-                    bounds.len() - 1,
+                    bounds.len() - 1 - extra.len(),
                     restored_side,
                     restored_at,
                     production_at,
                     false,
                 )
                 .await?;
+                extra.extend(more);
                 let sessions = std::iter::once((restored.as_mut(), production.as_mut()))
                     .chain(extra.iter_mut().map(|(r, p)| (r.as_mut(), p.as_mut())));
                 let parts = sessions

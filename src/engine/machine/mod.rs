@@ -141,6 +141,9 @@ pub struct Machine<'a> {
     current: Option<(Step, Instant)>,
     restored_session: Option<Box<dyn Session>>,
     production_session: Option<Box<dyn Session>>,
+    /// The copy's other writers' sessions, kept for the verification's parts of the same table
+    /// (over a slow link opening them again took half a second). Cleared with the pair above.
+    spare_pairs: Vec<(Box<dyn Session>, Box<dyn Session>)>,
     /// Holds `GET_LOCK` on production for the whole run.
     lock_session: Option<Box<dyn Session>>,
     /// Holds the state directory's lock on the table for the whole run.
@@ -233,6 +236,7 @@ impl<'a> Machine<'a> {
             current: None,
             restored_session: None,
             production_session: None,
+            spare_pairs: Vec::new(),
             lock_session: None,
             rewind_checked: None,
             pass: None,

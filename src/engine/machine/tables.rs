@@ -297,6 +297,7 @@ impl Machine<'_> {
         self.pass = pass;
         self.restored_session = None;
         self.production_session = None;
+        self.spare_pairs.clear();
     }
 
     /// Sets back, chunk by chunk, the references a SET NULL cleared in the current table,
