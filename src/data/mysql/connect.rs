@@ -134,7 +134,10 @@ impl MysqlConnector {
         if side == Side::Production && self.disable_foreign_key_checks {
             setup.push("SET SESSION foreign_key_checks = 0".to_string());
         }
-        setup
+        // One statement text, one round trip: the driver sends each of its init statements on
+        // its own and waits for each, and over a 40 ms link four of them added 120 ms to every
+        // session opened.
+        vec![setup.join("; ")]
     }
     fn ssl_opts(&self, rds_host: &str, dial_host: &str) -> Option<SslOpts> {
         let mut ssl = SslOpts::default();
