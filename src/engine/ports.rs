@@ -414,6 +414,45 @@ pub struct HeldChunk {
     pub locked_at: Option<std::time::Instant>,
 }
 
+impl HeldChunk {
+    /// A chunk its session has already committed: nothing left to send for it.
+    pub fn committed(outcome: ChunkOutcome) -> HeldChunk {
+        HeldChunk {
+            outcome,
+            pending: None,
+            locked_at: None,
+        }
+    }
+}
+
+/// [`Session::open_chunk`] for a chunk that is not held: `close` checked and committed first,
+/// then `rows` merged and committed whole in their own transaction. The default of every
+/// session, and a session's own way for the merges it cannot hold open.
+#[allow(clippy::too_many_arguments)]
+pub async fn open_unheld<S: Session + ?Sized>(
+    session: &mut S,
+    table: &TableRef,
+    schema: &TableSchema,
+    rows: &[Row],
+    range: KeyRange<'_>,
+    merge: Merge,
+    proof: &ChunkProof,
+    close: Option<HeldChunk>,
+) -> Result<Opened> {
+    let closed = match close {
+        Some(held) => {
+            session.close_chunk(table, schema, held).await?;
+            Some(std::time::Instant::now())
+        }
+        None => None,
+    };
+    let chunk = session
+        .merge_chunk(table, schema, rows, range, merge, false, proof)
+        .await
+        .map(HeldChunk::committed);
+    Ok(Opened { closed, chunk })
+}
+
 /// What a held chunk's check needs, and what names the wrong row when it fails.
 #[derive(Debug, Clone)]
 pub struct PendingCheck {
@@ -551,22 +590,7 @@ pub trait Session: Send {
         hold: bool,
     ) -> Result<Opened> {
         let _ = hold;
-        let closed = match close {
-            Some(held) => {
-                self.close_chunk(table, schema, held).await?;
-                Some(std::time::Instant::now())
-            }
-            None => None,
-        };
-        let chunk = self
-            .merge_chunk(table, schema, rows, range, merge, false, proof)
-            .await
-            .map(|outcome| HeldChunk {
-                outcome,
-                pending: None,
-                locked_at: None,
-            });
-        Ok(Opened { closed, chunk })
+        open_unheld(self, table, schema, rows, range, merge, proof, close).await
     }
     /// Checks and commits a chunk [`Session::open_chunk`] held open (rolled back, with
     /// `VerificationFailed` naming the row, when its check fails).

@@ -94,11 +94,7 @@ pub(super) async fn write_chunk(
                 .await;
             Ok(Opened {
                 closed: None,
-                chunk: found.map(|outcome| HeldChunk {
-                    outcome,
-                    pending: None,
-                    locked_at: None,
-                }),
+                chunk: found.map(HeldChunk::committed),
             })
         } else {
             production

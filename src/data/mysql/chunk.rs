@@ -186,22 +186,7 @@ impl MysqlSession {
         if merge == Merge::MissingRows && !schema.key.is_empty() && self.loads(schema) && proof.len() == rows.len() {
             return self.open_loaded(table, schema, rows, range, proof, close, hold).await;
         }
-        let closed = match close {
-            Some(held) => {
-                self.close(table, schema, held).await?;
-                Some(std::time::Instant::now())
-            }
-            None => None,
-        };
-        let chunk = self
-            .merge(table, schema, rows, range, merge, false, proof)
-            .await
-            .map(|outcome| HeldChunk {
-                outcome,
-                pending: None,
-                locked_at: None,
-            });
-        Ok(Opened { closed, chunk })
+        crate::ports::open_unheld(self, table, schema, rows, range, merge, proof, close).await
     }
 
     /// `Session::close_chunk`: a held chunk's check and commit, or its rollback.
