@@ -33,12 +33,18 @@ fn port_of(var: &str) -> u16 {
         .unwrap_or_else(|| panic!("{var} is HOST:PORT"))
 }
 
-/// Restores the table with `env` set, checks it ends exact, and returns the tool's stderr.
-async fn restore(sb: &Sandbox, table: &str, time: &str, env: &[(&str, String)]) -> String {
+/// Restores the table with `args` and `env` set, checks it ends exact, and returns the tool's
+/// stderr and the run's saved state.
+async fn restore(
+    sb: &Sandbox,
+    table: &str,
+    time: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> (String, serde_json::Value) {
     let state = tempfile::tempdir().unwrap();
     let mut cmd = command(state.path());
-    cmd.args(restore_args(table, time))
-        .args(["--yes", "--chunk-size", "500"]);
+    cmd.args(restore_args(table, time)).arg("--yes").args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -49,14 +55,16 @@ async fn restore(sb: &Sandbox, table: &str, time: &str, env: &[(&str, String)]) 
         Sandbox::rows(&sb.restored, table).await,
         "production holds exactly the restored rows"
     );
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let run = common::state_files(state.path())[0].clone();
+    let saved = serde_json::from_str(&std::fs::read_to_string(&run).unwrap()).unwrap();
+    (String::from_utf8_lossy(&out.stderr).into_owned(), saved)
 }
 
 #[tokio::test]
 async fn parallel_auto_runs_two_writers_on_loopback_and_more_over_a_slow_link() {
     let sb = Sandbox::connect().await;
     let (table, time) = deleted_table(&sb, 6000).await;
-    let err = restore(&sb, &table, &time, &[]).await;
+    let (err, _) = restore(&sb, &table, &time, &["--chunk-size", "500"], &[]).await;
     assert!(err.contains("--parallel auto: 2 writers"), "{err}");
     sb.drop_table(&table).await;
 
@@ -75,7 +83,7 @@ async fn parallel_auto_runs_two_writers_on_loopback_and_more_over_a_slow_link() 
             format!("127.0.0.1:{}", restored.port),
         ),
     ];
-    let err = restore(&sb, &table, &time, &env).await;
+    let (err, _) = restore(&sb, &table, &time, &["--chunk-size", "500"], &env).await;
     assert!(err.contains("--parallel auto: 4 writers"), "{err}");
     sb.drop_table(&table).await;
 }
@@ -92,29 +100,17 @@ async fn production_turns_per_chunk(sb: &Sandbox, restored_delay: std::time::Dur
         let proxy = CuttingProxy::start(port_of("RDS_TABLE_RESTORE_PRODUCTION_ENDPOINT"), u64::MAX, 0).await;
         let restored = CuttingProxy::delayed(port_of("RDS_TABLE_RESTORE_RESTORED_ENDPOINT"), restored_delay).await;
         let (table, time) = deleted_table(sb, 3000).await;
-        let state = tempfile::tempdir().unwrap();
-        let out = command(state.path())
-            .args(restore_args(&table, &time))
-            .args(["--yes", "--parallel", "1", "--chunk-size", size])
-            .env(
+        let env = [
+            (
                 "RDS_TABLE_RESTORE_PRODUCTION_ENDPOINT",
                 format!("127.0.0.1:{}", proxy.port),
-            )
-            .env(
+            ),
+            (
                 "RDS_TABLE_RESTORE_RESTORED_ENDPOINT",
                 format!("127.0.0.1:{}", restored.port),
-            )
-            .output()
-            .await
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-        assert_eq!(
-            Sandbox::rows(&sb.production, &table).await,
-            Sandbox::rows(&sb.restored, &table).await,
-            "production holds exactly the restored rows"
-        );
-        let run = common::state_files(state.path())[0].clone();
-        let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&run).unwrap()).unwrap();
+            ),
+        ];
+        let (_, saved) = restore(sb, &table, &time, &["--parallel", "1", "--chunk-size", size], &env).await;
         let chunks = saved["copy"]["chunks"]
             .as_u64()
             .expect("the copy's chunks in the state file");
@@ -165,25 +161,18 @@ async fn verification_reuses_the_writers_sessions() {
     for writers in ["1", "3"] {
         let proxy = CuttingProxy::start(port_of("RDS_TABLE_RESTORE_PRODUCTION_ENDPOINT"), u64::MAX, 0).await;
         let (table, time) = deleted_table(&sb, 3000).await;
-        let state = tempfile::tempdir().unwrap();
-        let out = command(state.path())
-            .args(restore_args(&table, &time))
-            .args(["--yes", "--parallel", writers, "--chunk-size", "500"])
-            .env(
-                "RDS_TABLE_RESTORE_PRODUCTION_ENDPOINT",
-                format!("127.0.0.1:{}", proxy.port),
-            )
-            .output()
-            .await
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-        assert_eq!(
-            Sandbox::rows(&sb.production, &table).await,
-            Sandbox::rows(&sb.restored, &table).await,
-            "production holds exactly the restored rows"
-        );
-        let run = common::state_files(state.path())[0].clone();
-        let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&run).unwrap()).unwrap();
+        let env = [(
+            "RDS_TABLE_RESTORE_PRODUCTION_ENDPOINT",
+            format!("127.0.0.1:{}", proxy.port),
+        )];
+        let (_, saved) = restore(
+            &sb,
+            &table,
+            &time,
+            &["--parallel", writers, "--chunk-size", "500"],
+            &env,
+        )
+        .await;
         let verification = &saved["verification"];
         assert_eq!(verification["passed"], true, "{verification}");
         assert_eq!(verification["restored_rows"], 3000, "{verification}");
