@@ -89,6 +89,14 @@ impl MysqlSession {
             }
             return Ok(found.outcome);
         }
+        if merge == Merge::MissingRows && self.loads(schema) {
+            // The transaction `open_chunk` writes, committed at once.
+            return self
+                .open_loaded(table, schema, rows, range, proof, None, false)
+                .await?
+                .chunk
+                .map(|chunk| chunk.outcome);
+        }
         let done = self.merge_locked(table, schema, rows, range, merge, proof).await;
         if done.is_err() {
             // Whatever the chunk wrote goes (a lost connection was rolled back by the server;
@@ -120,7 +128,8 @@ impl MysqlSession {
         self.end(done, true).await
     }
 
-    /// The chunk's transaction, from its first statement to its commit; on an error the caller
+    /// The chunk's transaction, from its first statement to its commit, where its rows are not
+    /// loaded in the locking read's batch (the other modes, and INSERT); on an error the caller
     /// rolls back.
     async fn merge_locked(
         &mut self,
@@ -132,26 +141,20 @@ impl MysqlSession {
         proof: &ChunkProof,
     ) -> Result<ChunkOutcome> {
         let started = std::time::Instant::now();
-        let batch_load = merge == Merge::MissingRows && self.loads(schema);
         let (_, locked) = self
-            .lock_and_load(table, schema, rows, range, proof, merge, None, batch_load)
+            .lock_and_load(table, schema, rows, range, proof, merge, None, false)
             .await?;
-        let (mut found, loaded, _) = locked?;
+        let (mut found, _, _) = locked?;
         let missing: Vec<&Row> = found.outcome.missing.iter().map(|&i| &rows[i]).collect();
-        match loaded {
-            Some(loaded) => self.after_load(table, schema, &missing, loaded).await?,
-            None => {
-                if merge == Merge::ReplaceAll {
-                    found.outcome.extra = self.extra_keys(table, schema, range, &found, true).await?;
-                    found.outcome.deleted = found.outcome.extra.len() as u64;
-                }
-                if merge != Merge::MissingRows {
-                    self.overwrite(table, schema, rows, &found.outcome.differing).await?;
-                    found.outcome.updated = found.outcome.differing.len() as u64;
-                }
-                self.insert_rows(table, schema, &missing).await?;
-            }
+        if merge == Merge::ReplaceAll {
+            found.outcome.extra = self.extra_keys(table, schema, range, &found, true).await?;
+            found.outcome.deleted = found.outcome.extra.len() as u64;
         }
+        if merge != Merge::MissingRows {
+            self.overwrite(table, schema, rows, &found.outcome.differing).await?;
+            found.outcome.updated = found.outcome.differing.len() as u64;
+        }
+        self.insert_rows(table, schema, &missing).await?;
         let written = started.elapsed();
         let (outcome, pending) = finish(table, schema, rows, range, merge, proof, found);
         crate::crash_point!("copy-chunk-before-commit");
