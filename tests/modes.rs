@@ -21,6 +21,19 @@ fn writer(state_dir: &std::path::Path) -> Command {
     cmd
 }
 
+/// Runs the tool as the writer user, checks that it succeeded, and returns what it printed (the
+/// JSON summary on stdout with `--output json`).
+fn succeed(state: &std::path::Path, args: &[&str], extra: &[&str]) -> std::process::Output {
+    let out = writer(state).args(args).args(extra).output().unwrap();
+    assert!(out.status.success(), "{}", common::describe(&out));
+    out
+}
+
+/// The same, for a run that prints its JSON summary: returns the summary.
+fn succeed_json(state: &std::path::Path, args: &[&str], extra: &[&str]) -> serde_json::Value {
+    common::summary(&succeed(state, args, extra).stdout)
+}
+
 fn args<'a>(table: &'a str, time: &'a str, mode: &'a str) -> Vec<&'a str> {
     let mut args = common::restore_args(table, time);
     args.extend(["--mode", mode, "--chunk-size", "700"]);
@@ -54,12 +67,11 @@ fn crash(
 
 /// Resumes the run of a state file to its end and returns its JSON summary.
 fn resume(state: &std::path::Path, run: &std::path::Path) -> serde_json::Value {
-    let out = writer(state)
-        .args(["resume", &common::run_id_of(run), "--yes", "--output", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::describe(&out));
-    common::summary(&out.stdout)
+    succeed_json(
+        state,
+        &["resume", &common::run_id_of(run), "--yes", "--output", "json"],
+        &[],
+    )
 }
 
 /// Runs the tool with a crash point armed, checks it crashed there, resumes the run and
@@ -92,13 +104,11 @@ async fn overwrite_sets_changed_rows_back_and_keeps_rows_written_since() {
     let restored = Sandbox::rows(&sb.restored, &table).await;
     let before = Sandbox::rows(&sb.production, &table).await;
     let state = tempfile::tempdir().unwrap();
-    let out = writer(state.path())
-        .args(args(&table, &time, "overwrite"))
-        .args(["--yes", "--output", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::describe(&out));
-    let summary = common::summary(&out.stdout);
+    let summary = succeed_json(
+        state.path(),
+        &args(&table, &time, "overwrite"),
+        &["--yes", "--output", "json"],
+    );
 
     let after = Sandbox::rows(&sb.production, &table).await;
     let written_since: Vec<&Vec<Value>> = before.iter().filter(|r| id_of(r) > 5_000).collect();
@@ -156,14 +166,12 @@ async fn overwrite_sets_back_a_float_changed_past_its_sixth_digit() {
         "the change is real"
     );
     let state = tempfile::tempdir().unwrap();
-    let out = writer(state.path())
-        .args(args(&table, &time, "overwrite"))
-        .args(["--yes", "--output", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::describe(&out));
+    let summary = succeed_json(
+        state.path(),
+        &args(&table, &time, "overwrite"),
+        &["--yes", "--output", "json"],
+    );
     assert_eq!(Sandbox::rows(&sb.production, &table).await, restored);
-    let summary = common::summary(&out.stdout);
     assert_eq!(summary["rows_updated"], 1, "{summary}");
     assert_eq!(summary["verification"]["passed"], true);
     assert_nothing_left_in_aws(&sb, &table).await;
@@ -199,13 +207,11 @@ async fn replace_all_needs_the_table_named_then_makes_production_equal_to_the_re
         );
     }
 
-    let out = writer(state.path())
-        .args(args(&table, &time, "replace-all"))
-        .args(["--yes", "--confirm-table", &table, "--output", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::describe(&out));
-    let summary = common::summary(&out.stdout);
+    let summary = succeed_json(
+        state.path(),
+        &args(&table, &time, "replace-all"),
+        &["--yes", "--confirm-table", &table, "--output", "json"],
+    );
     assert_eq!(
         Sandbox::rows(&sb.production, &table).await,
         restored,
@@ -227,13 +233,17 @@ async fn replace_all_dump_only_writes_the_deletes_updates_and_inserts_it_would_r
     let before = Sandbox::rows(&sb.production, &table).await;
     let state = tempfile::tempdir().unwrap();
     let dump = state.path().join("replace.sql");
-    let out = writer(state.path())
-        .args(args(&table, &time, "replace-all"))
-        .args(["--yes", "--confirm-table", &table, "--dump-only"])
-        .arg(&dump)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::describe(&out));
+    succeed(
+        state.path(),
+        &args(&table, &time, "replace-all"),
+        &[
+            "--yes",
+            "--confirm-table",
+            &table,
+            "--dump-only",
+            dump.to_str().unwrap(),
+        ],
+    );
     assert_eq!(
         Sandbox::rows(&sb.production, &table).await,
         before,
@@ -290,12 +300,7 @@ async fn a_dropped_table_is_recreated_from_the_restored_definition_only_when_ask
     assert!(String::from_utf8_lossy(&out.stderr).contains("--recreate-table"));
     assert_nothing_left_in_aws(&sb, &table).await;
 
-    let out = writer(state.path())
-        .args(&base)
-        .args(["--yes", "--recreate-table", "--output", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::describe(&out));
+    succeed(state.path(), &base, &["--yes", "--recreate-table", "--output", "json"]);
     assert_eq!(Sandbox::rows(&sb.production, &table).await, restored);
     let definition = |pool: mysql_async::Pool| {
         let table = table.clone();
@@ -485,8 +490,7 @@ async fn parallel_writers_share_the_chunk_byte_budget() {
         "4",
         "--yes",
     ]);
-    let out = writer(state.path()).args(&args).output().unwrap();
-    assert!(out.status.success(), "{}", common::describe(&out));
+    succeed(state.path(), &args, &[]);
     common::compare_rows(
         &Sandbox::rows(&sb.production, &table).await,
         &common::expected_after(&before, &restored),
@@ -575,16 +579,13 @@ async fn a_table_altered_since_is_refused_by_the_merge_modes_and_taken_by_side_t
     assert!(stderr.contains("region"), "the difference is named: {stderr}");
     let run = common::state_files(state.path())[0].clone();
     let run_id = common::run_id_of(&run);
-    let aborted = writer(state.path()).args(["abort", &run_id, "--yes"]).output().unwrap();
-    assert!(aborted.status.success(), "{}", common::describe(&aborted));
+    succeed(state.path(), &["abort", &run_id, "--yes"], &[]);
 
-    let out = writer(state.path())
-        .args(args(&table, &time, "side-table"))
-        .args(["--yes", "--output", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::describe(&out));
-    let summary = common::summary(&out.stdout);
+    let summary = succeed_json(
+        state.path(),
+        &args(&table, &time, "side-table"),
+        &["--yes", "--output", "json"],
+    );
     let side = summary["target_table"]
         .as_str()
         .unwrap()
