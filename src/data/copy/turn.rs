@@ -124,6 +124,10 @@ pub(super) async fn write_chunk(
             }
             Err(e) => Err(e),
         };
+        // A chunk's lock time runs from its locking read's answer, where the session can tell.
+        if let Ok(opened) = &chunk {
+            meta.opened = opened.locked_at.unwrap_or(meta.opened);
+        }
         match chunk {
             Err(Error::DbConflict { side, detail }) => {
                 conflicts += 1;
@@ -143,19 +147,16 @@ pub(super) async fn write_chunk(
                 return step;
             }
             Ok(chunk) if chunk.pending.is_none() => {
-                meta.opened = chunk.locked_at.unwrap_or(meta.opened);
                 meta.outcome = chunk.outcome;
                 step.this = Some(This::Committed(meta, std::time::Instant::now()));
                 return step;
             }
             Ok(chunk) if read_done.load(Ordering::SeqCst) => {
-                meta.opened = chunk.locked_at.unwrap_or(meta.opened);
                 meta.outcome = chunk.outcome.clone();
                 step.this = Some(This::Held(Box::new(InFlight { chunk, meta })));
                 return step;
             }
             Ok(chunk) => {
-                meta.opened = chunk.locked_at.unwrap_or(meta.opened);
                 // The next chunk is not read yet: this one is closed now rather than hold its
                 // locks while the restored server answers.
                 let outcome = chunk.outcome.clone();

@@ -58,9 +58,7 @@ impl Machine<'_> {
             };
             match result {
                 Err(e @ (Error::DbConnectionLost { .. } | Error::DbConnect { .. })) => {
-                    self.restored_session = None;
-                    self.production_session = None;
-                    self.spare_pairs.clear();
+                    self.drop_sessions();
                     let Some(delay) = delays.next() else { return Err(e) };
                     self.deps
                         .ui

@@ -350,6 +350,14 @@ impl<'a> Machine<'a> {
     /// The rule is in place: recorded, and the step that adds it finished since.
     /// How the side read as "restored" is reached: the restored copy, or, for a binlog
     /// rewind, production itself (where the as-of table is).
+    /// Lets go of the run's sessions and the copy's other writers' kept for verification: after
+    /// a lost link, or for another table, none of them is to be used again.
+    fn drop_sessions(&mut self) {
+        self.restored_session = None;
+        self.production_session = None;
+        self.spare_pairs.clear();
+    }
+
     fn restored_side(&self) -> Side {
         if self.state.plan.is_binlog() {
             Side::Production

@@ -295,9 +295,7 @@ impl Machine<'_> {
     /// (their schemas were compared for it, their checks set for it).
     fn enter_pass(&mut self, pass: Option<usize>) {
         self.pass = pass;
-        self.restored_session = None;
-        self.production_session = None;
-        self.spare_pairs.clear();
+        self.drop_sessions();
     }
 
     /// Sets back, chunk by chunk, the references a SET NULL cleared in the current table,
